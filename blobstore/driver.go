@@ -1,0 +1,87 @@
+package blobstore
+
+import (
+	"context"
+	"io"
+)
+
+// Driver holds raw blobs on one volume: a local directory, later an S3
+// bucket. Raw means raw: a driver stores and returns exactly the bytes it is
+// given, with no crypto and no verification; integrity is checked above it.
+//
+// Not found is always reported with an error that satisfies
+// errors.Is(err, fs.ErrNotExist). Every method may be called from many
+// goroutines at once.
+type Driver interface {
+	// RawStore stores the bytes read from content under ref, replacing any
+	// blob stored under ref before.
+	//
+	// Atomic: a reader sees the old blob or the whole new one, never a
+	// partial one. If content returns an error, or ctx is cancelled, before
+	// io.EOF, nothing is stored, the old blob (if any) is left as it was, and
+	// the error is returned. When RawStore returns nil the blob is durable:
+	// it survives a crash or power loss from then on.
+	//
+	// Idempotent: storing the same bytes twice leaves one copy.
+	RawStore(ctx context.Context, ref Ref, content io.Reader) error
+
+	// RawFetch opens the blob stored under ref for reading from its start.
+	// It returns an fs.ErrNotExist error if there is none. The caller must
+	// close the reader. The bytes returned are those given to RawStore,
+	// unverified: bit rot is the caller's to detect.
+	RawFetch(ctx context.Context, ref Ref) (io.ReadCloser, error)
+
+	// Stat returns the stored size of the blob under ref in bytes, or an
+	// fs.ErrNotExist error. It reads no blob content.
+	Stat(ctx context.Context, ref Ref) (int64, error)
+
+	// List calls fn once for every stored blob, in ascending ref order, with
+	// its stored size. Blobs stored or removed while List runs may or may
+	// not be seen. Returning an error from fn stops the listing and List
+	// returns that error. Listing an empty volume is not an error.
+	List(ctx context.Context, fn func(ref Ref, size int64) error) error
+
+	// Remove deletes the blob under ref. It returns an fs.ErrNotExist error
+	// if there is none, so a second Remove of the same ref reports that;
+	// callers that only want the blob gone may ignore it. Atomic: readers
+	// that opened the blob before keep reading the whole old blob.
+	Remove(ctx context.Context, ref Ref) error
+
+	// RoutingCost says how expensive reads from this volume are, relative to
+	// other drivers: a local disk is cheap (10), a network store is not
+	// (100 or more). Of the volumes that hold a blob, reads go to the
+	// cheapest.
+	RoutingCost() int
+}
+
+// RandomAccessDriver is a Driver that can read part of a blob without
+// reading what comes before it. diskaccess uses it for random-access reads;
+// a Driver without it is read from the start and skipped forward.
+type RandomAccessDriver interface {
+	Driver
+
+	// RawOpen opens the blob under ref for reads at any offset. It returns
+	// an fs.ErrNotExist error if there is none. The returned reader keeps
+	// reading the blob that was stored when RawOpen ran, even if the blob is
+	// replaced or removed afterwards. The caller must close it.
+	RawOpen(ctx context.Context, ref Ref) (RawReaderAt, error)
+}
+
+// RawReaderAt reads a stored blob at any offset. ReadAt follows io.ReaderAt
+// and may be called from many goroutines at once.
+type RawReaderAt interface {
+	io.ReaderAt
+	io.Closer
+	// Size is the stored size of the blob in bytes.
+	Size() int64
+}
+
+// Sweeper is a Driver that can clean up after a crash: writes that never
+// finished leave temporary files behind. diskaccess calls Sweep when it
+// mounts a volume.
+type Sweeper interface {
+	// Sweep removes what interrupted writes left behind and returns how many
+	// leftovers it removed. It never removes a stored blob, nor the temporary
+	// file of a write still in progress (in this or another process).
+	Sweep(ctx context.Context) (removed int, err error)
+}

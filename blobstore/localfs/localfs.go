@@ -1,0 +1,201 @@
+// Package localfs stores blobs as files in a local directory.
+//
+// Layout: a blob with ref abcdef... lives at DIR/abc/abcdef... (the first
+// three hex characters name its shard). 4096 shards keep every directory
+// at a few thousand entries at 10 million blobs. Shards are made on first
+// use.
+//
+// Writes are durable and atomic: temp file in the shard directory, write,
+// length check, fsync, rename, fsync of the directory. A temp file is locked
+// (flock) while it is written, so Sweep can tell an abandoned one from one
+// being written by a live process.
+package localfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+const (
+	shardLen   = 3
+	tempPrefix = ".tmp-"
+	// RoutingCost of a local disk: the cheapest kind of volume.
+	RoutingCost = 10
+)
+
+// Store is a blobstore.Driver over a local directory.
+type Store struct {
+	dir string
+}
+
+var (
+	_ blobstore.Driver             = (*Store)(nil)
+	_ blobstore.RandomAccessDriver = (*Store)(nil)
+	_ blobstore.Sweeper            = (*Store)(nil)
+)
+
+// Open returns a Store over dir, which must exist and be a directory: a
+// volume whose disk is not attached must not silently become an empty
+// directory on another disk.
+func Open(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	info, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("localfs: volume directory: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("localfs: volume directory %s is not a directory", abs)
+	}
+	return &Store{dir: abs}, nil
+}
+
+// Dir returns the absolute path of the volume directory.
+func (s *Store) Dir() string { return s.dir }
+
+// RoutingCost implements blobstore.Driver.
+func (s *Store) RoutingCost() int { return RoutingCost }
+
+func (s *Store) shardDir(ref blobstore.Ref) string {
+	return filepath.Join(s.dir, ref.String()[:shardLen])
+}
+
+func (s *Store) path(ref blobstore.Ref) string {
+	return filepath.Join(s.shardDir(ref), ref.String())
+}
+
+// RawFetch implements blobstore.Driver.
+func (s *Store) RawFetch(ctx context.Context, ref blobstore.Ref) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return os.Open(s.path(ref))
+}
+
+// RawOpen implements blobstore.RandomAccessDriver. An open file keeps its
+// contents even when the blob is replaced (rename) or removed (unlink).
+func (s *Store) RawOpen(ctx context.Context, ref blobstore.Ref) (blobstore.RawReaderAt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.path(ref))
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &rawFile{File: f, size: info.Size()}, nil
+}
+
+type rawFile struct {
+	*os.File
+	size int64
+}
+
+func (f *rawFile) Size() int64 { return f.size }
+
+// Stat implements blobstore.Driver.
+func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	info, err := os.Stat(s.path(ref))
+	if err != nil {
+		return 0, err
+	}
+	return info.Size(), nil
+}
+
+// Remove implements blobstore.Driver. The removal is made durable by an
+// fsync of the shard directory.
+func (s *Store) Remove(ctx context.Context, ref blobstore.Ref) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.Remove(s.path(ref)); err != nil {
+		return err
+	}
+	return syncDir(s.shardDir(ref))
+}
+
+// List implements blobstore.Driver. Shards and the names in them are read in
+// sorted order, which is ascending ref order. Names that are not refs
+// (temp files, strays) are not listed.
+func (s *Store) List(ctx context.Context, fn func(ref blobstore.Ref, size int64) error) error {
+	shards, err := readShardNames(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, shard := range shards {
+		if err := s.listShard(ctx, shard, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) listShard(ctx context.Context, shard string, fn func(blobstore.Ref, int64) error) error {
+	entries, err := os.ReadDir(filepath.Join(s.dir, shard))
+	if err != nil {
+		return err
+	}
+	for _, entry := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ref, err := blobstore.ParseRef(entry.Name())
+		if err != nil || ref.String()[:shardLen] != shard || !entry.Type().IsRegular() {
+			continue
+		}
+		info, err := entry.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed while we listed
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(ref, info.Size()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readShardNames returns the shard directories of dir in sorted order.
+func readShardNames(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var shards []string
+	for _, entry := range entries {
+		if entry.IsDir() && isShardName(entry.Name()) {
+			shards = append(shards, entry.Name())
+		}
+	}
+	return shards, nil
+}
+
+func isShardName(name string) bool {
+	if len(name) != shardLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
