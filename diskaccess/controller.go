@@ -1,0 +1,234 @@
+package diskaccess
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// Controller reads and writes blobs on mounted volumes and keeps the
+// metadata store in step. All methods are safe for concurrent use.
+type Controller struct {
+	metadataStore MetadataStore
+	frameShift    uint8
+	now           func() time.Time
+
+	mu      sync.RWMutex // guards mounted
+	mounted map[int]blobstore.Driver
+
+	refLocks refLocks // serializes writers (and replicators) of one ref
+}
+
+// Option changes a Controller's defaults.
+type Option func(*Controller)
+
+// WithFrameShift sets the frame size of new blobs to 1<<shift bytes
+// (16..20). Blobs already stored keep theirs: it is in their header.
+func WithFrameShift(shift uint8) Option {
+	if shift < minFrameShift || shift > maxFrameShift {
+		panic(fmt.Sprintf("diskaccess: frame shift %d out of range %d..%d", shift, minFrameShift, maxFrameShift))
+	}
+	return func(c *Controller) { c.frameShift = shift }
+}
+
+// WithClock sets where creation times come from (tests pin it).
+func WithClock(now func() time.Time) Option {
+	return func(c *Controller) { c.now = now }
+}
+
+// New returns a Controller with no volume mounted.
+func New(metadataStore MetadataStore, opts ...Option) *Controller {
+	c := &Controller{
+		metadataStore: metadataStore,
+		frameShift:    DefaultFrameShift,
+		now:           time.Now,
+		mounted:       make(map[int]blobstore.Driver),
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c
+}
+
+// MetadataStore returns the store the Controller was made with.
+func (c *Controller) MetadataStore() MetadataStore { return c.metadataStore }
+
+// IsMounted reports whether volumeId is mounted.
+func (c *Controller) IsMounted(volumeId int) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.mounted[volumeId]
+	return ok
+}
+
+// BestVolumeId returns the mounted volume of volumeIds that is cheapest to
+// read from (lowest RoutingCost; the first listed wins a tie), or an
+// ErrNotMounted error if none is mounted.
+func (c *Controller) BestVolumeId(volumeIds []int) (int, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	best, bestCost := 0, 0
+	found := false
+	for _, id := range volumeIds {
+		driver, ok := c.mounted[id]
+		if ok && (!found || driver.RoutingCost() < bestCost) {
+			best, bestCost, found = id, driver.RoutingCost(), true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("none of volumes %v is mounted: %w", volumeIds, ErrNotMounted)
+	}
+	return best, nil
+}
+
+func (c *Controller) driver(volumeId int) (blobstore.Driver, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	driver, ok := c.mounted[volumeId]
+	if !ok {
+		return nil, fmt.Errorf("volume %d: %w", volumeId, ErrNotMounted)
+	}
+	return driver, nil
+}
+
+// blobOnVolume returns the blob's metadata and the driver of volumeId,
+// after checking that the metadata lists the blob there.
+func (c *Controller) blobOnVolume(ctx context.Context, ref blobstore.Ref, keys KeyRing, volumeId int) (*BlobMeta, blobstore.Driver, error) {
+	meta, err := c.metadataStore.QueryBlobMetadata(ctx, ref, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !slices.Contains(meta.Volumes, volumeId) {
+		return nil, nil, &NotOnVolumeError{Ref: ref, Volume: volumeId, Volumes: meta.Volumes}
+	}
+	driver, err := c.driver(volumeId)
+	if err != nil {
+		return nil, nil, err
+	}
+	return meta, driver, nil
+}
+
+// rawOpen opens a stored blob for random access. A metadata entry without
+// a stored blob is corruption (the blob was lost), not "not found".
+func rawOpen(ctx context.Context, driver blobstore.Driver, ref blobstore.Ref, volumeId int) (blobstore.RawReaderAt, error) {
+	var src blobstore.RawReaderAt
+	var err error
+	if ra, ok := driver.(blobstore.RandomAccessDriver); ok {
+		src, err = ra.RawOpen(ctx, ref)
+	} else {
+		src, err = openSequential(ctx, driver, ref)
+	}
+	if isNotExist(err) {
+		return nil, missingError(ref, volumeId)
+	}
+	return src, err
+}
+
+// refLocks hands out one mutex per ref, kept only while in use.
+type refLocks struct {
+	mu    sync.Mutex // guards locks
+	locks map[blobstore.Ref]*refLock
+}
+
+type refLock struct {
+	mu    sync.Mutex
+	users int // guarded by refLocks.mu
+}
+
+// lock locks ref and returns its unlock function.
+func (l *refLocks) lock(ref blobstore.Ref) func() {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = make(map[blobstore.Ref]*refLock)
+	}
+	rl := l.locks[ref]
+	if rl == nil {
+		rl = &refLock{}
+		l.locks[ref] = rl
+	}
+	rl.users++
+	l.mu.Unlock()
+
+	rl.mu.Lock()
+	return func() {
+		rl.mu.Unlock()
+		l.mu.Lock()
+		rl.users--
+		if rl.users == 0 {
+			delete(l.locks, ref)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// sequentialReaderAt serves ReadAt from a driver that can only read from
+// the start: forward reads skip ahead, backward reads reopen the blob.
+type sequentialReaderAt struct {
+	ctx    context.Context
+	driver blobstore.Driver
+	ref    blobstore.Ref
+	size   int64
+
+	mu  sync.Mutex // guards rc and pos
+	rc  io.ReadCloser
+	pos int64
+}
+
+func openSequential(ctx context.Context, driver blobstore.Driver, ref blobstore.Ref) (*sequentialReaderAt, error) {
+	size, err := driver.Stat(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return &sequentialReaderAt{ctx: ctx, driver: driver, ref: ref, size: size}, nil
+}
+
+func (s *sequentialReaderAt) Size() int64 { return s.size }
+
+func (s *sequentialReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rc == nil || off < s.pos {
+		if err := s.reopen(); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := io.CopyN(io.Discard, s.rc, off-s.pos); err != nil {
+		s.pos = -1 // unknown: reopen next time
+		return 0, err
+	}
+	n, err := io.ReadFull(s.rc, p)
+	s.pos = off + int64(n)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (s *sequentialReaderAt) reopen() error {
+	if s.rc != nil {
+		s.rc.Close()
+	}
+	rc, err := s.driver.RawFetch(s.ctx, s.ref)
+	if err != nil {
+		s.rc = nil
+		return err
+	}
+	s.rc, s.pos = rc, 0
+	return nil
+}
+
+func (s *sequentialReaderAt) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rc == nil {
+		return nil
+	}
+	err := s.rc.Close()
+	s.rc = nil
+	return err
+}

@@ -1,0 +1,93 @@
+package diskaccess
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+var (
+	// ErrVolumeDescriptorNotFound: the volume holds no descriptor, so it was
+	// never initialized, or it is not the disk it is supposed to be.
+	ErrVolumeDescriptorNotFound = errors.New("volume descriptor not found")
+	// ErrVolumeAlreadyInitialized: Initialize found a descriptor.
+	ErrVolumeAlreadyInitialized = errors.New("volume already initialized")
+	// ErrWrongVolume: the descriptor names another volume UUID.
+	ErrWrongVolume = errors.New("volume descriptor names a different volume")
+	// ErrAlreadyMounted: Mount of a volume id that is mounted.
+	ErrAlreadyMounted = errors.New("volume already mounted")
+	// ErrNotMounted: an operation needs a volume that is not mounted.
+	ErrNotMounted = errors.New("volume not mounted")
+	// ErrRefMismatch: content given to WriteBlob does not hash to its ref.
+	ErrRefMismatch = errors.New("content does not match its ref")
+	// ErrKeyNotAvailable: the blob's data key is not in the caller's ring.
+	ErrKeyNotAvailable = errors.New("encryption key not available")
+	// ErrCorrupt is matched (errors.Is) by every *CorruptBlobError.
+	ErrCorrupt = errors.New("blob is corrupt")
+)
+
+// Region names the part of a stored blob where damage was found.
+type Region string
+
+const (
+	RegionHeader  Region = "header"
+	RegionFrame   Region = "frame"
+	RegionIndex   Region = "index"
+	RegionFooter  Region = "footer"
+	RegionContent Region = "content" // frames authentic, but the plaintext does not hash to the ref
+	RegionWhole   Region = "stored bytes"
+)
+
+// CorruptBlobError reports a blob whose stored bytes are damaged, forged,
+// or sealed with another key: authentication or a checksum failed. Frame is
+// the damaged frame's number (from 0), or -1 when the damage is not in one
+// frame. errors.Is(err, ErrCorrupt) holds for it.
+type CorruptBlobError struct {
+	Ref    blobstore.Ref
+	Volume int
+	Region Region
+	Frame  int
+	Err    error
+}
+
+func (e *CorruptBlobError) Error() string {
+	where := string(e.Region)
+	if e.Frame >= 0 {
+		where = fmt.Sprintf("frame %d", e.Frame)
+	}
+	return fmt.Sprintf("blob %s on volume %d is corrupt (%s): %v", e.Ref, e.Volume, where, e.Err)
+}
+
+func (e *CorruptBlobError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrCorrupt) true for every CorruptBlobError.
+func (e *CorruptBlobError) Is(target error) bool { return target == ErrCorrupt }
+
+// NotOnVolumeError: the metadata does not list the blob on the volume asked
+// for. It satisfies errors.Is(err, fs.ErrNotExist).
+type NotOnVolumeError struct {
+	Ref     blobstore.Ref
+	Volume  int
+	Volumes []int // where the blob is
+}
+
+func (e *NotOnVolumeError) Error() string {
+	return fmt.Sprintf("blob %s is not on volume %d (it is on %v)", e.Ref, e.Volume, e.Volumes)
+}
+
+func (e *NotOnVolumeError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// missingError: the metadata lists the blob on a volume that has lost it.
+// That is damage, not "not found".
+func missingError(ref blobstore.Ref, volume int) error {
+	return &CorruptBlobError{Ref: ref, Volume: volume, Region: RegionWhole, Frame: -1,
+		Err: ErrMissing}
+}
+
+// ErrMissing: the volume should hold the blob (its metadata says so) but
+// does not. It comes wrapped in a *CorruptBlobError.
+var ErrMissing = errors.New("missing: the metadata lists it but the volume does not hold it")
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

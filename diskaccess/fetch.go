@@ -1,0 +1,55 @@
+package diskaccess
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// Fetch returns the plaintext of blob ref as stored on volumeId, verified
+// frame by frame: decrypt(optional_decompress(stored)). A frame that fails
+// authentication makes Read return a *CorruptBlobError before any of its
+// bytes. A blob that is unknown, or not on volumeId, is an fs.ErrNotExist
+// error; a data key missing from keys is ErrKeyNotAvailable.
+func (c *Controller) Fetch(ctx context.Context, ref blobstore.Ref, keys KeyRing, volumeId int) (io.ReadCloser, error) {
+	blob, err := c.OpenBlob(ctx, ref, keys, volumeId)
+	if err != nil {
+		return nil, err
+	}
+	return newFetchReader(blob), nil
+}
+
+// OpenBlob opens blob ref on volumeId for reads at any offset (see
+// BlobReader). It reads the blob's header, index and footer, and checks
+// them against the metadata; frames are read when they are asked for.
+func (c *Controller) OpenBlob(ctx context.Context, ref blobstore.Ref, keys KeyRing, volumeId int) (*BlobReader, error) {
+	meta, driver, err := c.blobOnVolume(ctx, ref, keys, volumeId)
+	if err != nil {
+		return nil, err
+	}
+	if meta.EncryptionKey == nil {
+		return nil, fmt.Errorf("blob %s needs key %s: %w", ref, meta.EncryptionKeyId, ErrKeyNotAvailable)
+	}
+	src, err := rawOpen(ctx, driver, ref, volumeId)
+	if err != nil {
+		return nil, err
+	}
+	if src.Size() != meta.SizeOnDisk {
+		src.Close()
+		return nil, &CorruptBlobError{Ref: ref, Volume: volumeId, Region: RegionWhole, Frame: -1,
+			Err: fmt.Errorf("stored size is %d bytes, the metadata says %d", src.Size(), meta.SizeOnDisk)}
+	}
+	blob, err := openBlobReader(ref, volumeId, src, meta.EncryptionKey)
+	if err != nil {
+		src.Close()
+		return nil, err
+	}
+	if blob.Size() != meta.RealSize {
+		blob.Close()
+		return nil, &CorruptBlobError{Ref: ref, Volume: volumeId, Region: RegionFooter, Frame: -1,
+			Err: fmt.Errorf("footer gives %d plaintext bytes, the metadata says %d", blob.Size(), meta.RealSize)}
+	}
+	return blob, nil
+}

@@ -1,0 +1,171 @@
+package diskaccess
+
+import (
+	"crypto/cipher"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+
+	"github.com/pierrec/lz4/v4"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// BlobReader reads a blob's plaintext at any offset. A read opens only the
+// frames it touches, and returns no byte of a frame that fails to
+// authenticate: it returns the bytes of the good frames before it and a
+// *CorruptBlobError naming the bad one. ReadAt may be called from many
+// goroutines at once; they share no lock.
+type BlobReader struct {
+	ref    blobstore.Ref
+	volume int
+	src    blobstore.RawReaderAt
+	layout *layout
+	aead   cipher.AEAD
+}
+
+var _ io.ReaderAt = (*BlobReader)(nil)
+
+func openBlobReader(ref blobstore.Ref, volume int, src blobstore.RawReaderAt, dataKey []byte) (*BlobReader, error) {
+	l, err := parseLayout(src, src.Size())
+	if err != nil {
+		return nil, asCorrupt(err, ref, volume)
+	}
+	aead, err := newFrameAEAD(dataKey, l.header)
+	if err != nil {
+		return nil, err
+	}
+	return &BlobReader{ref: ref, volume: volume, src: src, layout: l, aead: aead}, nil
+}
+
+// Size returns the plaintext size.
+func (b *BlobReader) Size() int64 { return b.layout.plainSize }
+
+// Ref returns the blob's ref.
+func (b *BlobReader) Ref() blobstore.Ref { return b.ref }
+
+// Close releases the stored blob.
+func (b *BlobReader) Close() error { return b.src.Close() }
+
+// ReadAt implements io.ReaderAt over the plaintext.
+func (b *BlobReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("diskaccess: negative offset %d", off)
+	}
+	bufs := getFrameBuffers(b.layout.frameShift)
+	defer putFrameBuffers(b.layout.frameShift, bufs)
+	n := 0
+	for n < len(p) && off < b.layout.plainSize {
+		frame := int(off >> b.layout.frameShift)
+		plain, err := b.openFrame(frame, bufs)
+		if err != nil {
+			return n, err
+		}
+		copied := copy(p[n:], plain[off-int64(frame)<<b.layout.frameShift:])
+		n += copied
+		off += int64(copied)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// openFrame reads, authenticates and (if compressed) decompresses frame i,
+// and returns its plaintext, which lives in bufs.
+func (b *BlobReader) openFrame(i int, bufs *frameBuffers) ([]byte, error) {
+	entry := b.layout.frames[i]
+	sealed := bufs.sealed[:entry.storedLen]
+	if err := readFull(b.src, sealed, entry.offset); err != nil {
+		return nil, fmt.Errorf("diskaccess: reading frame %d of %s: %w", i, b.ref, err)
+	}
+	last := i == len(b.layout.frames)-1
+	nonce := frameNonce(int64(i), last)
+	aad := frameAAD(b.ref, entry.flags)
+	payload, err := b.aead.Open(sealed[:0], nonce[:], sealed, aad[:])
+	if err != nil {
+		return nil, b.frameError(i, entry, sealed)
+	}
+	if entry.flags&flagLZ4 == 0 {
+		return payload, nil
+	}
+	want := b.layout.framePlainSize(i)
+	plain := bufs.plain[:want]
+	n, err := lz4.UncompressBlock(payload, plain)
+	if err != nil || int64(n) != want {
+		// Authentic but undecodable: only a key holder could have written it.
+		return nil, &CorruptBlobError{Ref: b.ref, Volume: b.volume, Region: RegionFrame, Frame: i,
+			Err: fmt.Errorf("authentic frame does not decompress to %d bytes (got %d, %v)", want, n, err)}
+	}
+	return plain, nil
+}
+
+// frameError explains why frame i failed to open. The sealed bytes were
+// overwritten by the failed Open, so they are read again for the checksum.
+func (b *BlobReader) frameError(i int, entry frameEntry, buf []byte) error {
+	cause := errors.New("fails authentication: sealed with another key, or forged")
+	if err := readFull(b.src, buf, entry.offset); err == nil && crc32.Checksum(buf, castagnoli) != entry.crc {
+		cause = errors.New("fails authentication: stored bytes do not match their checksum (damaged on disk)")
+	}
+	return &CorruptBlobError{Ref: b.ref, Volume: b.volume, Region: RegionFrame, Frame: i, Err: cause}
+}
+
+// frameBuffers are the scratch space to open one frame.
+type frameBuffers struct {
+	sealed []byte // frameSize + tagSize
+	plain  []byte // frameSize
+}
+
+var frameBufferPools [maxFrameShift + 1]sync.Pool
+
+func getFrameBuffers(shift uint8) *frameBuffers {
+	if bufs, ok := frameBufferPools[shift].Get().(*frameBuffers); ok {
+		return bufs
+	}
+	size := 1 << shift
+	return &frameBuffers{sealed: make([]byte, size+tagSize), plain: make([]byte, size)}
+}
+
+func putFrameBuffers(shift uint8, bufs *frameBuffers) {
+	frameBufferPools[shift].Put(bufs)
+}
+
+// fetchReader reads a blob from start to end, one frame at a time.
+type fetchReader struct {
+	blob    *BlobReader
+	bufs    *frameBuffers
+	next    int    // next frame to open
+	current []byte // rest of the current frame's plaintext
+	err     error
+}
+
+func newFetchReader(blob *BlobReader) *fetchReader {
+	return &fetchReader{blob: blob, bufs: getFrameBuffers(blob.layout.frameShift)}
+}
+
+func (r *fetchReader) Read(p []byte) (int, error) {
+	for len(r.current) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.next == len(r.blob.layout.frames) {
+			return 0, io.EOF
+		}
+		r.current, r.err = r.blob.openFrame(r.next, r.bufs)
+		r.next++
+	}
+	n := copy(p, r.current)
+	r.current = r.current[n:]
+	return n, nil
+}
+
+func (r *fetchReader) Close() error {
+	if r.bufs != nil {
+		putFrameBuffers(r.blob.layout.frameShift, r.bufs)
+		r.bufs, r.current = nil, nil
+		r.err = errors.New("diskaccess: read after Close")
+	}
+	return r.blob.Close()
+}
