@@ -132,17 +132,33 @@ func putFrameBuffers(shift uint8, bufs *frameBuffers) {
 	frameBufferPools[shift].Put(bufs)
 }
 
-// fetchReader reads a blob from start to end, one frame at a time.
+// readAhead is how many frames a sequential Fetch opens ahead of its
+// reader, on other cores: with 256 KiB frames, 4 frames hold 2 MiB of
+// buffers per open Fetch.
+const readAhead = 4
+
+// fetchReader reads a blob from start to end. It opens up to readAhead
+// frames ahead, each in its own goroutine, and hands them out in order, so
+// that reading from disk and opening frames overlap with the caller's work.
 type fetchReader struct {
-	blob    *BlobReader
-	bufs    *frameBuffers
-	next    int    // next frame to open
-	current []byte // rest of the current frame's plaintext
-	err     error
+	blob      *BlobReader
+	scheduled int            // frames started so far
+	queue     []*openedFrame // started frames, in order
+	current   []byte         // rest of the head frame's plaintext
+	err       error
+}
+
+// openedFrame is one frame being opened in the background; plain and err
+// are set before done is closed.
+type openedFrame struct {
+	bufs  *frameBuffers
+	plain []byte
+	err   error
+	done  chan struct{}
 }
 
 func newFetchReader(blob *BlobReader) *fetchReader {
-	return &fetchReader{blob: blob, bufs: getFrameBuffers(blob.layout.frameShift)}
+	return &fetchReader{blob: blob}
 }
 
 func (r *fetchReader) Read(p []byte) (int, error) {
@@ -150,21 +166,57 @@ func (r *fetchReader) Read(p []byte) (int, error) {
 		if r.err != nil {
 			return 0, r.err
 		}
-		if r.next == len(r.blob.layout.frames) {
-			return 0, io.EOF
+		if err := r.advance(); err != nil {
+			r.err = err
 		}
-		r.current, r.err = r.blob.openFrame(r.next, r.bufs)
-		r.next++
 	}
 	n := copy(p, r.current)
 	r.current = r.current[n:]
 	return n, nil
 }
 
+// advance retires the head frame and makes the next one current, starting
+// frames ahead as it goes. It returns io.EOF after the last frame.
+func (r *fetchReader) advance() error {
+	shift := r.blob.layout.frameShift
+	if len(r.queue) > 0 && r.queue[0].err == nil {
+		putFrameBuffers(shift, r.queue[0].bufs)
+		r.queue = r.queue[1:]
+	}
+	for len(r.queue) < readAhead && r.scheduled < len(r.blob.layout.frames) {
+		r.queue = append(r.queue, r.start(r.scheduled))
+		r.scheduled++
+	}
+	if len(r.queue) == 0 {
+		return io.EOF
+	}
+	head := r.queue[0]
+	<-head.done
+	if head.err != nil {
+		return head.err
+	}
+	r.current = head.plain
+	return nil
+}
+
+func (r *fetchReader) start(frame int) *openedFrame {
+	f := &openedFrame{bufs: getFrameBuffers(r.blob.layout.frameShift), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		f.plain, f.err = r.blob.openFrame(frame, f.bufs)
+	}()
+	return f
+}
+
+// Close waits for the frames still being opened, so that no goroutine
+// reads the blob after it is closed.
 func (r *fetchReader) Close() error {
-	if r.bufs != nil {
-		putFrameBuffers(r.blob.layout.frameShift, r.bufs)
-		r.bufs, r.current = nil, nil
+	for _, f := range r.queue {
+		<-f.done
+		putFrameBuffers(r.blob.layout.frameShift, f.bufs)
+	}
+	r.queue, r.current = nil, nil
+	if r.err == nil {
 		r.err = errors.New("diskaccess: read after Close")
 	}
 	return r.blob.Close()
