@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stofuse/stofuse/blobstore"
@@ -167,30 +168,47 @@ func BenchmarkFetch(b *testing.B) {
 	}
 }
 
-// BenchmarkFrameSize writes and fetches 64 MiB with each allowed frame size;
-// it is how DefaultFrameShift was chosen (docs/format.md).
+// BenchmarkFrameSize writes 64 MiB with each allowed frame size, then
+// reads it sequentially (MB/s) and in random 4 KiB reads (time per read).
+// It is how DefaultFrameShift was chosen (docs/format.md).
 func BenchmarkFrameSize(b *testing.B) {
 	keys := diskaccesstest.KeyRing{"k": benchKey}
+	ctx := context.Background()
 	const size = 64 << 20
 	for _, kind := range []string{"random", "text"} {
 		content := benchContent(kind, size)
 		ref := blobstore.RefOf(content)
 		for shift := uint8(16); shift <= 20; shift++ {
-			b.Run(fmt.Sprintf("%s/%dKiB", kind, 1<<shift>>10), func(b *testing.B) {
-				c := diskaccess.New(diskaccesstest.NewMemoryStore("c", "k", benchKey), diskaccess.WithFrameShift(shift))
-				driver := memory.New(1)
-				c.Initialize(context.Background(), "u", driver)
-				c.Mount(context.Background(), 1, "u", driver)
-				if err := c.WriteBlob(context.Background(), 1, "c", ref, bytes.NewReader(content), true); err != nil {
-					b.Fatal(err)
-				}
-				meta, _ := c.MetadataStore().QueryBlobMetadata(context.Background(), ref, nil)
-				b.ReportMetric(float64(meta.SizeOnDisk)/size, "stored/plain")
+			c := diskaccess.New(diskaccesstest.NewMemoryStore("c", "k", benchKey), diskaccess.WithFrameShift(shift))
+			driver := memory.New(1)
+			c.Initialize(ctx, "u", driver)
+			c.Mount(ctx, 1, "u", driver)
+			if err := c.WriteBlob(ctx, 1, "c", ref, bytes.NewReader(content), true); err != nil {
+				b.Fatal(err)
+			}
+			meta, _ := c.MetadataStore().QueryBlobMetadata(ctx, ref, nil)
+			name := fmt.Sprintf("%s/%dKiB", kind, 1<<shift>>10)
+			b.Run(name+"/sequential", func(b *testing.B) {
 				b.SetBytes(size)
 				for b.Loop() {
-					rc, _ := c.Fetch(context.Background(), ref, keys, 1)
+					rc, _ := c.Fetch(ctx, ref, keys, 1)
 					io.Copy(io.Discard, rc)
 					rc.Close()
+				}
+				b.ReportMetric(float64(meta.SizeOnDisk)/size, "stored/plain")
+			})
+			b.Run(name+"/random4KiB", func(b *testing.B) {
+				blob, err := c.OpenBlob(ctx, ref, keys, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer blob.Close()
+				buf := make([]byte, 4096)
+				rng := rand.New(rand.NewPCG(1, 2))
+				for b.Loop() {
+					if _, err := blob.ReadAt(buf, rng.Int64N(size-4096)); err != nil {
+						b.Fatal(err)
+					}
 				}
 			})
 		}
