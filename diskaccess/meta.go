@@ -45,8 +45,8 @@ type BlobMeta struct {
 // KeyRing holds the data keys a caller has unlocked. It is filled once, at
 // mount time or at the start of a command, and never stored.
 type KeyRing interface {
-	// DataKey returns the data key with the given id. If the ring does not
-	// hold it, the error satisfies errors.Is(err, ErrKeyNotAvailable).
+	// DataKey returns the data key with the given id, or an error if the
+	// ring does not hold it.
 	DataKey(keyId string) ([]byte, error)
 }
 

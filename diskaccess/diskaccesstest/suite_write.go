@@ -249,10 +249,6 @@ func testFetchErrors(t *testing.T, h *harness) {
 	content := TextContent(9, frameSize+10)
 	ref := h.write(t, 1, content)
 	h.addVolume(t, 2, true)
-	wrongKeys := KeyRing{}
-	for keyId := range h.Keys.(KeyRing) {
-		wrongKeys[keyId] = bytes.Repeat([]byte{0x42}, 32)
-	}
 	for _, tc := range []struct {
 		name   string
 		ref    blobstore.Ref
@@ -264,7 +260,7 @@ func testFetchErrors(t *testing.T, h *harness) {
 		{"blob on another volume", ref, h.Keys, 2, fs.ErrNotExist},
 		{"volume not mounted", ref, h.Keys, 9, fs.ErrNotExist},
 		{"no keys", ref, nil, 1, diskaccess.ErrKeyNotAvailable},
-		{"wrong key", ref, wrongKeys, 1, diskaccess.ErrCorrupt},
+		{"wrong key", ref, wrongKeyRing{}, 1, diskaccess.ErrCorrupt},
 	} {
 		got, err := h.fetchWith(t, tc.keys, tc.volume, tc.ref)
 		if !errors.Is(err, tc.want) || len(got) != 0 {
@@ -272,6 +268,11 @@ func testFetchErrors(t *testing.T, h *harness) {
 		}
 	}
 }
+
+// wrongKeyRing answers every key id with the same wrong key.
+type wrongKeyRing struct{}
+
+func (wrongKeyRing) DataKey(string) ([]byte, error) { return bytes.Repeat([]byte{0x42}, 32), nil }
 
 func testWriteKnownBlobToSecondVolume(t *testing.T, h *harness) {
 	h.addVolume(t, 2, true)

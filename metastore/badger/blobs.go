@@ -1,0 +1,194 @@
+package badger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"time"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
+)
+
+var _ diskaccess.MetadataStore = (*Store)(nil)
+
+func getRecord(txn *badgerdb.Txn, ref blobstore.Ref) (*blobRecord, error) {
+	value, err := getCopy(txn, blobKey(ref), "blob "+ref.String())
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecord(ref, value)
+}
+
+// BlobRecord returns the blob's metadata and its modification time (zero if
+// never set), or an fs.ErrNotExist error.
+func (s *Store) BlobRecord(ctx context.Context, ref blobstore.Ref) (meta *diskaccess.BlobMeta, mtime int64, err error) {
+	var r *blobRecord
+	err = s.view(func(txn *badgerdb.Txn) error {
+		r, err = getRecord(txn, ref)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if !r.Mtime.IsZero() {
+		mtime = r.Mtime.UnixNano()
+	}
+	return &r.BlobMeta, mtime, nil
+}
+
+// QueryBlobMetadata implements diskaccess.MetadataStore.
+func (s *Store) QueryBlobMetadata(ctx context.Context, ref blobstore.Ref, keys diskaccess.KeyRing) (*diskaccess.BlobMeta, error) {
+	meta, _, err := s.BlobRecord(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if keys != nil {
+		if key, err := keys.DataKey(meta.EncryptionKeyId); err == nil {
+			meta.EncryptionKey = key
+		}
+	}
+	return meta, nil
+}
+
+// QueryBlobCrc32 implements diskaccess.MetadataStore.
+func (s *Store) QueryBlobCrc32(ctx context.Context, ref blobstore.Ref) ([]byte, error) {
+	meta, _, err := s.BlobRecord(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return meta.ExpectedCrc32, nil
+}
+
+// QueryBlobExists implements diskaccess.MetadataStore.
+func (s *Store) QueryBlobExists(ctx context.Context, ref blobstore.Ref) (bool, error) {
+	var found bool
+	err := s.view(func(txn *badgerdb.Txn) (err error) {
+		found, err = exists(txn, blobKey(ref))
+		return err
+	})
+	return found, err
+}
+
+// WriteBlobCreated implements diskaccess.MetadataStore.
+func (s *Store) WriteBlobCreated(ctx context.Context, meta *diskaccess.BlobMeta, volumeId int) error {
+	record := &blobRecord{BlobMeta: *meta}
+	record.EncryptionKey = nil
+	record.Volumes = []int{volumeId}
+	return s.update(func(txn *badgerdb.Txn) error {
+		if found, err := exists(txn, blobKey(meta.Ref)); err != nil || found {
+			if err == nil {
+				err = fmt.Errorf("blob %s is already recorded", meta.Ref)
+			}
+			return err
+		}
+		if err := txn.Set(blobKey(meta.Ref), encodeRecord(record)); err != nil {
+			return err
+		}
+		return addToVolume(txn, volumeId, meta.Ref, meta.SizeOnDisk)
+	})
+}
+
+// WriteBlobReplicated implements diskaccess.MetadataStore.
+func (s *Store) WriteBlobReplicated(ctx context.Context, ref blobstore.Ref, volumeId int) error {
+	return s.update(func(txn *badgerdb.Txn) error {
+		record, err := getRecord(txn, ref)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(record.Volumes, volumeId) {
+			return nil
+		}
+		record.Volumes = append(record.Volumes, volumeId)
+		if err := txn.Set(blobKey(ref), encodeRecord(record)); err != nil {
+			return err
+		}
+		return addToVolume(txn, volumeId, ref, record.SizeOnDisk)
+	})
+}
+
+// SetBlobMtime records a modification time for the blob (set through the
+// mount with touch or utimens); unixNano 0 clears it.
+func (s *Store) SetBlobMtime(ctx context.Context, ref blobstore.Ref, unixNano int64) error {
+	return s.update(func(txn *badgerdb.Txn) error {
+		record, err := getRecord(txn, ref)
+		if err != nil {
+			return err
+		}
+		record.Mtime = timeFromUnixNano(unixNano)
+		return txn.Set(blobKey(ref), encodeRecord(record))
+	})
+}
+
+// addToVolume indexes ref under the volume and counts it.
+func addToVolume(txn *badgerdb.Txn, volumeID int, ref blobstore.Ref, size int64) error {
+	if err := txn.Set(volumeBlobKey(volumeID, ref), nil); err != nil {
+		return err
+	}
+	count, bytes, err := volumeCounts(txn, volumeID)
+	if err != nil {
+		return err
+	}
+	value := binary.BigEndian.AppendUint64(nil, uint64(count+1))
+	value = binary.BigEndian.AppendUint64(value, uint64(bytes+size))
+	return txn.Set(volumeIDKey(prefixVolumeCount, volumeID), value)
+}
+
+func volumeCounts(txn *badgerdb.Txn, volumeID int) (count, bytes int64, err error) {
+	value, err := getCopy(txn, volumeIDKey(prefixVolumeCount, volumeID), "volume counts")
+	if isNotExist(err) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(value) != 16 {
+		return 0, 0, fmt.Errorf("volume %d: damaged blob counts", volumeID)
+	}
+	return int64(binary.BigEndian.Uint64(value[0:8])), int64(binary.BigEndian.Uint64(value[8:16])), nil
+}
+
+// ListVolumeBlobs calls fn for every blob the metadata says volumeID holds,
+// in ascending ref order, starting after the ref after (zero: from the
+// start). It reads keys only, so it streams millions of refs in little
+// memory. A listing is one consistent snapshot.
+func (s *Store) ListVolumeBlobs(ctx context.Context, volumeID int, after blobstore.Ref, fn func(blobstore.Ref) error) error {
+	prefix := volumeIDKey(prefixVolumeBlob, volumeID)
+	return s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		start := prefix
+		if !after.IsZero() {
+			start = append(volumeBlobKey(volumeID, after), 0)
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			key := it.Item().Key()
+			if len(key) != len(prefix)+blobstore.RefSize {
+				return fmt.Errorf("volume %d: damaged index key %x", volumeID, key)
+			}
+			if err := fn(blobstore.Ref(key[len(prefix):])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func isNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+func timeFromUnixNano(unixNano int64) time.Time {
+	if unixNano == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, unixNano).UTC()
+}

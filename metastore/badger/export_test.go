@@ -1,0 +1,7 @@
+package badger
+
+// RootKeyForTest lets the plaintext scan look for the root key.
+func RootKeyForTest(s *Store) []byte {
+	rootKey, _ := s.keys()
+	return rootKey
+}

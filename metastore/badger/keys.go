@@ -1,0 +1,42 @@
+package badger
+
+import (
+	"encoding/binary"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// Key space. Every key starts with a one-byte prefix naming its table.
+//
+//	b <ref 32>                 blob record (blobRecord, binary)
+//	v <volume id u32 BE> <ref> a blob the volume holds (empty value)
+//	n <volume id u32 BE>       the volume's blob count and bytes (2 x u64 BE)
+//	V <volume id u32 BE>       volume record (JSON)
+//	c <collection name>        collection record (JSON)
+//	k <key id>                 key envelope (JSON)
+//	m <name>                   store settings (JSON): "kdf", "config", "next-volume-id"
+const (
+	prefixBlob        = 'b'
+	prefixVolumeBlob  = 'v'
+	prefixVolumeCount = 'n'
+	prefixVolume      = 'V'
+	prefixCollection  = 'c'
+	prefixEnvelope    = 'k'
+	prefixSetting     = 'm'
+)
+
+func blobKey(ref blobstore.Ref) []byte {
+	return append([]byte{prefixBlob}, ref[:]...)
+}
+
+func volumeIDKey(prefix byte, volumeID int) []byte {
+	return binary.BigEndian.AppendUint32([]byte{prefix}, uint32(volumeID))
+}
+
+func volumeBlobKey(volumeID int, ref blobstore.Ref) []byte {
+	return append(volumeIDKey(prefixVolumeBlob, volumeID), ref[:]...)
+}
+
+func stringKey(prefix byte, name string) []byte {
+	return append([]byte{prefix}, name...)
+}

@@ -1,0 +1,142 @@
+// Package badger is stofuse's metadata store on dgraph-io/badger/v4: which
+// blobs exist and on which volumes, the volumes and collections of a store,
+// and the collections' data keys, sealed in envelopes.
+//
+// Writes are durable (SyncWrites) and each is one transaction, retried on
+// conflict. Values are copied out of transactions. The value log is
+// garbage-collected in the background until Close.
+//
+// Badger lets one process open a database; a second Open of the same
+// directory fails with ErrStoreBusy.
+package badger
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"time"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/stofuse/stofuse/keyring"
+)
+
+// ErrStoreBusy: another process has the store open.
+var ErrStoreBusy = errors.New("store is in use by another stofuse process")
+
+// Store is the Badger-backed metadata store.
+type Store struct {
+	db  *badgerdb.DB
+	dir string
+
+	keysMu  sync.RWMutex  // guards rootKey and ring
+	rootKey []byte        // the raw root key; nil until Unlock or Initialize
+	ring    *keyring.Ring // unlocked data keys; nil until Unlock or Initialize
+
+	gcStop chan struct{}
+	gcDone chan struct{}
+}
+
+// Options sized for a daemon that must stay small: stofuse's values are a
+// few dozen bytes, so large memtables and caches buy little.
+func badgerOptions(dir string) badgerdb.Options {
+	return badgerdb.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(nil).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false)
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string) (*Store, error) {
+	db, err := badgerdb.Open(badgerOptions(dir))
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("%s: %w (a running mount?)", dir, ErrStoreBusy)
+		}
+		return nil, fmt.Errorf("open metadata store %s: %w", dir, err)
+	}
+	s := &Store{db: db, dir: dir, gcStop: make(chan struct{}), gcDone: make(chan struct{})}
+	go s.collectGarbage(10 * time.Minute)
+	return s, nil
+}
+
+// Close stops the value-log GC and closes the database.
+func (s *Store) Close() error {
+	close(s.gcStop)
+	<-s.gcDone
+	return s.db.Close()
+}
+
+// Dir is the database directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) collectGarbage(every time.Duration) {
+	defer close(s.gcDone)
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.gcStop:
+			return
+		case <-ticker.C:
+			// Each successful run rewrites one value-log file; stop at the
+			// first that finds nothing worth rewriting.
+			for s.db.RunValueLogGC(0.5) == nil {
+				select {
+				case <-s.gcStop:
+					return
+				default:
+				}
+			}
+		}
+	}
+}
+
+// maxRetries bounds how often a transaction that lost a conflict is re-run.
+const maxRetries = 20
+
+// update runs fn in a read-write transaction, re-running it when it
+// conflicts with a concurrent one.
+func (s *Store) update(fn func(txn *badgerdb.Txn) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.db.Update(fn)
+		if !errors.Is(err, badgerdb.ErrConflict) || attempt == maxRetries {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+	}
+}
+
+func (s *Store) view(fn func(txn *badgerdb.Txn) error) error {
+	return s.db.View(fn)
+}
+
+// getCopy returns a copy of the value under key, or an fs.ErrNotExist error.
+func getCopy(txn *badgerdb.Txn, key []byte, what string) ([]byte, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badgerdb.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%s: %w", what, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+func exists(txn *badgerdb.Txn, key []byte) (bool, error) {
+	_, err := txn.Get(key)
+	if errors.Is(err, badgerdb.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
