@@ -119,4 +119,3 @@ func eachJSON[T any](txn *badgerdb.Txn, prefix byte, fn func(*T) error) error {
 	}
 	return nil
 }
-

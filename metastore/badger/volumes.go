@@ -102,4 +102,3 @@ func (s *Store) VolumeByID(ctx context.Context, id int) (*Volume, error) {
 	})
 	return &v, err
 }
-
