@@ -70,20 +70,29 @@ func (c *Controller) IsMounted(volumeId int) bool {
 // read from (lowest RoutingCost; the first listed wins a tie), or an
 // ErrNotMounted error if none is mounted.
 func (c *Controller) BestVolumeId(volumeIds []int) (int, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	best, bestCost := 0, 0
-	found := false
-	for _, id := range volumeIds {
-		driver, ok := c.mounted[id]
-		if ok && (!found || driver.RoutingCost() < bestCost) {
-			best, bestCost, found = id, driver.RoutingCost(), true
-		}
-	}
-	if !found {
+	order := c.ReadOrder(volumeIds)
+	if len(order) == 0 {
 		return 0, fmt.Errorf("none of volumes %v is mounted: %w", volumeIds, ErrNotMounted)
 	}
-	return best, nil
+	return order[0], nil
+}
+
+// ReadOrder returns the mounted volumes of volumeIds, cheapest to read from
+// first (ties keep their order): where to read a blob from, and where to
+// turn if that copy turns out damaged.
+func (c *Controller) ReadOrder(volumeIds []int) []int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var order []int
+	for _, id := range volumeIds {
+		if _, ok := c.mounted[id]; ok {
+			order = append(order, id)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return c.mounted[a].RoutingCost() - c.mounted[b].RoutingCost()
+	})
+	return order
 }
 
 func (c *Controller) driver(volumeId int) (blobstore.Driver, error) {

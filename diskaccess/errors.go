@@ -53,6 +53,9 @@ type CorruptBlobError struct {
 }
 
 func (e *CorruptBlobError) Error() string {
+	if errors.Is(e.Err, ErrMissing) {
+		return fmt.Sprintf("blob %s on volume %d is missing: %v", e.Ref, e.Volume, e.Err)
+	}
 	where := string(e.Region)
 	if e.Frame >= 0 {
 		where = fmt.Sprintf("frame %d", e.Frame)
@@ -88,6 +91,6 @@ func missingError(ref blobstore.Ref, volume int) error {
 
 // ErrMissing: the volume should hold the blob (its metadata says so) but
 // does not. It comes wrapped in a *CorruptBlobError.
-var ErrMissing = errors.New("missing: the metadata lists it but the volume does not hold it")
+var ErrMissing = errors.New("the metadata lists it, but the volume does not hold it")
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

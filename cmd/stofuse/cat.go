@@ -1,0 +1,188 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
+)
+
+// parseRefs parses the command's arguments as refs.
+func parseRefs(c *cli.Context) ([]blobstore.Ref, error) {
+	var refs []blobstore.Ref
+	for _, arg := range c.Args().Slice() {
+		ref, err := blobstore.ParseRef(arg)
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+func catCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "cat",
+		Usage:     "write blobs' contents to standard output, verified",
+		ArgsUsage: "REF...",
+		Description: "Reads each blob from the cheapest volume that holds it. Every frame is\n" +
+			"authenticated before it is written out: a damaged blob stops with an error\n" +
+			"naming the ref and the frame, and exit code 1.",
+		Action: func(c *cli.Context) error {
+			refs, err := parseRefs(c)
+			if err != nil || len(refs) == 0 {
+				if err == nil {
+					err = usageError("cat needs at least one REF")
+				}
+				return err
+			}
+			s, err := openSession(c, needKeys)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			for _, ref := range refs {
+				if err := s.cat(c, ref); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+// cat writes a blob to stdout from the cheapest volume that holds it. If
+// that copy is damaged or lost, it goes on from the same offset with the
+// next volume, so the output is whole and every byte verified.
+func (s *session) cat(c *cli.Context, ref blobstore.Ref) error {
+	meta, err := s.meta.QueryBlobMetadata(c.Context, ref, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no blob %s", ref)
+	}
+	if err != nil {
+		return err
+	}
+	order := s.ctl.ReadOrder(meta.Volumes)
+	if len(order) == 0 {
+		return s.explainUnavailable(meta.Volumes, fmt.Errorf("no volume holding blob %s is available", ref))
+	}
+	var written int64
+	for i, volume := range order {
+		n, err := s.catFrom(c, ref, volume, written)
+		written += n
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, diskaccess.ErrCorrupt) || i == len(order)-1 {
+			return err
+		}
+		s.out.warnf("%v; reading on from volume %s", err, s.volumeName(c, order[i+1]))
+	}
+	return nil
+}
+
+// catFrom writes blob ref from offset on, read from volume.
+func (s *session) catFrom(c *cli.Context, ref blobstore.Ref, volume int, offset int64) (int64, error) {
+	blob, err := s.ctl.OpenBlob(c.Context, ref, s.meta.Ring(), volume)
+	if err != nil {
+		return 0, err
+	}
+	defer blob.Close()
+	return io.Copy(c.App.Writer, io.NewSectionReader(blob, offset, blob.Size()-offset))
+}
+
+// explainUnavailable says why none of the volumes holding a blob is mounted.
+func (s *session) explainUnavailable(volumes []int, err error) error {
+	var reasons []string
+	for _, id := range volumes {
+		if why := s.unavailable[id]; why != nil {
+			reasons = append(reasons, why.Error())
+		}
+	}
+	if len(reasons) == 0 {
+		return err
+	}
+	return errors.New(strings.Join(reasons, "; "))
+}
+
+func statCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "stat",
+		Usage:     "show what is stored about blobs",
+		ArgsUsage: "REF...",
+		Description: "Shows each blob's size, stored size, compression, CRC-32C, the volumes that\n" +
+			"hold it, its key id and when it was created. Needs no key.",
+		Action: func(c *cli.Context) error {
+			refs, err := parseRefs(c)
+			if err != nil || len(refs) == 0 {
+				if err == nil {
+					err = usageError("stat needs at least one REF")
+				}
+				return err
+			}
+			s, err := openSession(c, noKeys)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			for _, ref := range refs {
+				if err := s.stat(c, ref); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+type statResult struct {
+	Ref        blobstore.Ref `json:"ref"`
+	Size       int64         `json:"size"`
+	Stored     int64         `json:"stored_size"`
+	Compressed bool          `json:"compressed"`
+	CRC32C     string        `json:"crc32c"`
+	Volumes    []string      `json:"volumes"`
+	KeyID      string        `json:"key_id"`
+	Created    time.Time     `json:"created"`
+}
+
+func (s *session) stat(c *cli.Context, ref blobstore.Ref) error {
+	meta, err := s.meta.QueryBlobMetadata(c.Context, ref, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no blob %s", ref)
+	}
+	if err != nil {
+		return err
+	}
+	r := statResult{Ref: ref, Size: meta.RealSize, Stored: meta.SizeOnDisk, Compressed: meta.IsCompressed,
+		CRC32C: hex.EncodeToString(meta.ExpectedCrc32), KeyID: meta.EncryptionKeyId, Created: meta.Created}
+	for _, id := range meta.Volumes {
+		r.Volumes = append(r.Volumes, s.volumeName(c, id))
+	}
+	s.out.result(r, "ref:         %s\nsize:        %d bytes\nstored size: %d bytes\ncompressed:  %s\ncrc32c:      %s\nvolumes:     %s\nkey:         %s\ncreated:     %s",
+		ref, r.Size, r.Stored, yesNo(r.Compressed), r.CRC32C, strings.Join(r.Volumes, ", "), r.KeyID, r.Created.Format(time.RFC3339))
+	return nil
+}
+
+func (s *session) volumeName(c *cli.Context, id int) string {
+	if v, err := s.meta.VolumeByID(c.Context, id); err == nil {
+		return v.Label
+	}
+	return fmt.Sprintf("#%d", id)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+

@@ -1,0 +1,110 @@
+// Command stofuse stores files as content-addressed, encrypted,
+// self-verifying blobs, and mounts volumes of them as FUSE filesystems.
+//
+// Exit codes: 0 success; 1 failure (damage or missing blobs found, a file
+// not stored, an I/O error); 2 usage error, or a missing or wrong key;
+// 130 interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// exitError carries the exit code for an error the user should see.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// errFindings: the command ran, and what it found (damage, missing blobs,
+// files not stored) was already reported line by line.
+var errFindings = &exitError{code: exitFailure, err: errors.New("")}
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, flagsFirst(app, args))
+	return report(stderr, err, ctx.Err() != nil)
+}
+
+// report prints err as one line and returns the exit code.
+func report(stderr io.Writer, err error, interrupted bool) int {
+	if err == nil {
+		return exitOK
+	}
+	if interrupted {
+		fmt.Fprintln(stderr, "stofuse: interrupted")
+		return exitInterrupted
+	}
+	var exit *exitError
+	if errors.As(err, &exit) {
+		if msg := exit.Error(); msg != "" {
+			fmt.Fprintf(stderr, "stofuse: %s\n", msg)
+		}
+		return exit.code
+	}
+	fmt.Fprintf(stderr, "stofuse: %v\n", err)
+	return exitFailure
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "stofuse",
+		Usage: "an encrypted, content-addressed, self-verifying blob store you can mount",
+		Description: "Files become blobs named by the SHA-256 of their content, stored once per volume,\n" +
+			"compressed, encrypted and checksummed. The store lives in $STOFUSE_STORE, else\n" +
+			"$XDG_DATA_HOME/stofuse, else ~/.local/share/stofuse; the first command creates it.\n\n" +
+			"Exit codes: 0 success; 1 failure (damage or missing blobs found, a file not stored,\n" +
+			"an I/O error); 2 usage error, or a missing or wrong key; 130 interrupted.",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "store", EnvVars: []string{"STOFUSE_STORE"}, Usage: "store directory", TakesFile: true},
+			&cli.StringFlag{Name: "key-file", EnvVars: []string{"STOFUSE_KEY_FILE"}, Usage: "key file (32 bytes, mode 0600); the passphrase comes from STOFUSE_PASSPHRASE or a prompt", TakesFile: true},
+			&cli.BoolFlag{Name: "json", Usage: "machine-readable output (JSON lines on stdout)"},
+		},
+		Commands: []*cli.Command{
+			initCommand(), keyCommand(), volumeCommand(),
+			putCommand(), catCommand(), statCommand(),
+			scrubCommand(), replicateCommand(),
+		},
+		// Without a command: help; with an unknown one: a usage error.
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError("no command %q (see stofuse --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // run() decides exit codes
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError("%v (see stofuse --help)", err)
+		},
+	}
+}

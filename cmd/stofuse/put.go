@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
+)
+
+func putCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "put",
+		Usage:     "store files as blobs",
+		ArgsUsage: "FILE... (- for standard input)",
+		Description: "Stores each file as one blob, of any size, and prints REF  FILE per file, as\n" +
+			"sha256sum does, so that `sha256sum -c` can check the output against the files.\n" +
+			"A blob the volume has already is not stored again.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "collection", Value: defaultCollection, Usage: "the collection whose key seals the blobs"},
+			&cli.StringFlag{Name: "volume", Value: defaultVolume, Usage: "the volume to store on (name or id)"},
+		},
+		Action: putFiles,
+	}
+}
+
+type putResult struct {
+	Ref  blobstore.Ref `json:"ref"`
+	File string        `json:"file"`
+	Size int64         `json:"size"`
+}
+
+func putFiles(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return usageError("put needs at least one FILE")
+	}
+	s, err := openSession(c, needKeys)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx := c.Context
+	v, err := s.volume(ctx, c.String("volume"))
+	if err != nil {
+		return err
+	}
+	collection := c.String("collection")
+	if _, err := s.meta.Collection(ctx, collection); err != nil {
+		return usageError("no collection %q", collection)
+	}
+	var total int64
+	for _, path := range c.Args().Slice() {
+		if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() {
+			total += info.Size()
+		}
+	}
+	p := s.out.startProgress("put", int64(c.NArg()), total)
+	failed := 0
+	for _, path := range c.Args().Slice() {
+		ref, size, err := putFile(ctx, s.ctl, v.ID, collection, path, p)
+		if ctx.Err() != nil {
+			p.finish()
+			return ctx.Err()
+		}
+		if err != nil {
+			s.out.notef("%s: %v", path, err)
+			failed++
+			continue
+		}
+		p.add(1, 0)
+		s.out.result(putResult{Ref: ref, File: path, Size: size}, "%s  %s", ref, path)
+	}
+	p.finish()
+	if failed > 0 {
+		return &exitError{code: exitFailure, err: fmt.Errorf("%d of %d files not stored", failed, c.NArg())}
+	}
+	return nil
+}
+
+// putFile stores one file: it hashes it, then writes it, checked against
+// that hash (so a file changed in between is refused, not stored wrong).
+func putFile(ctx context.Context, ctl *diskaccess.Controller, volume int, collection, path string, p *progress) (blobstore.Ref, int64, error) {
+	f, cleanup, err := openInput(path)
+	if err != nil {
+		return blobstore.Ref{}, 0, err
+	}
+	defer cleanup()
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	if err != nil {
+		return blobstore.Ref{}, 0, err
+	}
+	ref := blobstore.Ref(h.Sum(nil))
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return ref, 0, err
+	}
+	err = ctl.WriteBlob(ctx, volume, collection, ref, &countingReader{r: f, p: p}, true)
+	if errors.Is(err, diskaccess.ErrRefMismatch) {
+		return ref, 0, errors.New("the file changed while it was being stored; nothing was stored")
+	}
+	return ref, size, err
+}
+
+// openInput opens a regular file, or spools standard input ("-") to an
+// unlinked temp file so that it can be read twice.
+func openInput(path string) (*os.File, func(), error) {
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+			f.Close()
+			if err == nil {
+				err = errors.New("not a regular file")
+			}
+			return nil, nil, err
+		}
+		return f, func() { f.Close() }, nil
+	}
+	spool, err := os.CreateTemp("", "stofuse-stdin-*")
+	if err != nil {
+		return nil, nil, err
+	}
+	os.Remove(spool.Name())
+	if _, err := io.Copy(spool, os.Stdin); err != nil {
+		spool.Close()
+		return nil, nil, err
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		spool.Close()
+		return nil, nil, err
+	}
+	return spool, func() { spool.Close() }, nil
+}
+
+// countingReader counts bytes into a progress report.
+type countingReader struct {
+	r io.Reader
+	p *progress
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.p.add(0, int64(n))
+	return n, err
+}
