@@ -185,4 +185,3 @@ func yesNo(b bool) string {
 	}
 	return "no"
 }
-
