@@ -12,9 +12,13 @@ import (
 )
 
 // GenerateKeyFile writes a new key file (32 random bytes, mode 0600) at
-// path, which must not exist, and returns its KEK. The file and its
-// directory entry are fsynced before it returns.
+// path, which must not exist, and returns its KEK. A missing parent
+// directory is created (mode 0700). The file and its directory entry are
+// fsynced before it returns.
 func GenerateKeyFile(path string) (*KEK, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create key file: %w", err)
+	}
 	var key [KeySize]byte
 	if _, err := rand.Read(key[:]); err != nil {
 		return nil, err

@@ -75,7 +75,7 @@ func report(stderr io.Writer, err error, interrupted bool) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "stofuse",
 		Usage: "an encrypted, content-addressed, self-verifying blob store you can mount",
 		Description: "Files become blobs named by the SHA-256 of their content, stored once per volume,\n" +
@@ -103,8 +103,22 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run() decides exit codes
-		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return usageError("%v (see stofuse --help)", err)
-		},
+		OnUsageError:    onUsageError,
+		HideHelpCommand: true,
+	}
+	setUsageErrors(app.Commands)
+	return app
+}
+
+func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
+	return usageError("%v (see stofuse %s --help)", err, c.Command.FullName())
+}
+
+// setUsageErrors makes every command's flag errors usage errors (exit 2).
+func setUsageErrors(commands []*cli.Command) {
+	for _, c := range commands {
+		c.OnUsageError = onUsageError
+		c.HideHelpCommand = true
+		setUsageErrors(c.Subcommands)
 	}
 }

@@ -110,6 +110,10 @@ func (s *session) scrubVolume(ctx context.Context, v *badger.Volume, refs []blob
 		default:
 			summary.Failures++
 		}
+		if f.Ref.IsZero() {
+			s.out.result(f, "%-8s volume %s: %s", upper(f.Kind), v.Label, f.Error)
+			return
+		}
 		s.out.result(f, "%-8s %s  volume %s: %s", upper(f.Kind), f.Ref, v.Label, f.Error)
 	}
 	if why := s.unavailable[v.ID]; why != nil {
