@@ -102,7 +102,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		ExitErrHandler: func(*cli.Context, error) {}, // run() decides exit codes
+		ExitErrHandler:  func(*cli.Context, error) {}, // run() decides exit codes
 		OnUsageError:    onUsageError,
 		HideHelpCommand: true,
 	}
