@@ -17,6 +17,7 @@ type Controller struct {
 	metadataStore MetadataStore
 	frameShift    uint8
 	now           func() time.Time
+	frameCache    *FrameCache // for OpenBlob readers; nil: none
 
 	mu      sync.RWMutex // guards mounted
 	mounted map[int]blobstore.Driver
@@ -34,6 +35,12 @@ func WithFrameShift(shift uint8) Option {
 		panic(fmt.Sprintf("diskaccess: frame shift %d out of range %d..%d", shift, minFrameShift, maxFrameShift))
 	}
 	return func(c *Controller) { c.frameShift = shift }
+}
+
+// WithFrameCache gives the BlobReaders that OpenBlob returns a shared cache
+// of opened frames. Sequential Fetch does not use it.
+func WithFrameCache(cache *FrameCache) Option {
+	return func(c *Controller) { c.frameCache = cache }
 }
 
 // WithClock sets where creation times come from (tests pin it).

@@ -18,6 +18,7 @@ func (c *Controller) Fetch(ctx context.Context, ref blobstore.Ref, keys KeyRing,
 	if err != nil {
 		return nil, err
 	}
+	blob.cache = nil // a stream reads each frame once: caching would only evict
 	return newFetchReader(blob), nil
 }
 
@@ -46,6 +47,7 @@ func (c *Controller) OpenBlob(ctx context.Context, ref blobstore.Ref, keys KeyRi
 		src.Close()
 		return nil, err
 	}
+	blob.cache = c.frameCache
 	if blob.Size() != meta.RealSize {
 		blob.Close()
 		return nil, &CorruptBlobError{Ref: ref, Volume: volumeId, Region: RegionFooter, Frame: -1,

@@ -24,6 +24,7 @@ type BlobReader struct {
 	src    blobstore.RawReaderAt
 	layout *layout
 	aead   cipher.AEAD
+	cache  *FrameCache // nil: no cache
 }
 
 var _ io.ReaderAt = (*BlobReader)(nil)
@@ -59,7 +60,7 @@ func (b *BlobReader) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
 	for n < len(p) && off < b.layout.plainSize {
 		frame := int(off >> b.layout.frameShift)
-		plain, err := b.openFrame(frame, bufs)
+		plain, err := b.cachedFrame(frame, bufs)
 		if err != nil {
 			return n, err
 		}
@@ -71,6 +72,23 @@ func (b *BlobReader) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// cachedFrame returns frame i's plaintext from the cache, or opens it and
+// caches it.
+func (b *BlobReader) cachedFrame(i int, bufs *frameBuffers) ([]byte, error) {
+	if b.cache == nil {
+		return b.openFrame(i, bufs)
+	}
+	key := frameKey{ref: b.ref, frame: i}
+	if plain, ok := b.cache.get(key); ok {
+		return plain, nil
+	}
+	plain, err := b.openFrame(i, bufs)
+	if err == nil {
+		b.cache.put(key, plain)
+	}
+	return plain, err
 }
 
 // openFrame reads, authenticates and (if compressed) decompresses frame i,

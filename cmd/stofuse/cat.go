@@ -173,10 +173,7 @@ func (s *session) stat(c *cli.Context, ref blobstore.Ref) error {
 }
 
 func (s *session) volumeName(c *cli.Context, id int) string {
-	if v, err := s.meta.VolumeByID(c.Context, id); err == nil {
-		return v.Label
-	}
-	return fmt.Sprintf("#%d", id)
+	return s.meta.VolumeName(c.Context, id)
 }
 
 func yesNo(b bool) string {

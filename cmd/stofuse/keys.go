@@ -36,6 +36,9 @@ func (s *session) findKEK(c *cli.Context) (*keyring.KEK, error) {
 	if os.Getenv(passphraseEnv) != "" {
 		return s.passphraseKEK(c, []byte(os.Getenv(passphraseEnv)))
 	}
+	if passphrase, ok := passphraseFromParent(); ok {
+		return s.passphraseKEK(c, passphrase)
+	}
 	inside := filepath.Join(s.dir, autoKeyFile)
 	if _, err := os.Stat(inside); err == nil {
 		kek, err := keyring.LoadKeyFile(inside)
@@ -49,6 +52,7 @@ func (s *session) findKEK(c *cli.Context) (*keyring.KEK, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.prompted = passphrase
 		return s.passphraseKEK(c, passphrase)
 	}
 	return nil, usageError("no key: give --key-file (or STOFUSE_KEY_FILE) or STOFUSE_PASSPHRASE")

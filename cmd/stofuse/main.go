@@ -51,6 +51,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	app := newApp(stdout, stderr)
 	err := app.RunContext(ctx, flagsFirst(app, args))
+	if err != nil {
+		reportReady(err) // a --background child that failed before mounting
+	}
 	return report(stderr, err, ctx.Err() != nil)
 }
 
@@ -94,6 +97,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			initCommand(), keyCommand(), volumeCommand(),
 			putCommand(), catCommand(), statCommand(),
 			scrubCommand(), replicateCommand(),
+			mountCommand(), unmountCommand(),
 		},
 		// Without a command: help; with an unknown one: a usage error.
 		Action: func(c *cli.Context) error {

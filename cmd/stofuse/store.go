@@ -46,6 +46,9 @@ type session struct {
 	// unavailable explains why a registered volume is not mounted.
 	unavailable map[int]error
 	out         *output
+	// prompted is the passphrase typed at a prompt, if one was, so that a
+	// --background mount can hand it to its child.
+	prompted []byte
 }
 
 // keyNeed says whether a command needs the data keys.
@@ -59,7 +62,7 @@ const (
 // openSession opens the store, creating it on first use. A key given with
 // --key-file or STOFUSE_PASSPHRASE is always checked, before anything else
 // happens; commands that need keys also find one if none was given.
-func openSession(c *cli.Context, keys keyNeed) (*session, error) {
+func openSession(c *cli.Context, keys keyNeed, opts ...diskaccess.Option) (*session, error) {
 	dir, err := storeDir(c)
 	if err != nil {
 		return nil, err
@@ -70,7 +73,7 @@ func openSession(c *cli.Context, keys keyNeed) (*session, error) {
 		return nil, err
 	}
 	s := &session{dir: dir, meta: meta, out: out, unavailable: map[int]error{}}
-	if err := s.prepare(c, keys); err != nil {
+	if err := s.prepare(c, keys, opts); err != nil {
 		meta.Close()
 		return nil, err
 	}
@@ -88,7 +91,7 @@ func openMeta(dir string) (*badger.Store, error) {
 	return meta, err
 }
 
-func (s *session) prepare(c *cli.Context, keys keyNeed) error {
+func (s *session) prepare(c *cli.Context, keys keyNeed, opts []diskaccess.Option) error {
 	ctx := c.Context
 	initialized, err := s.meta.IsInitialized(ctx)
 	if err != nil {
@@ -107,9 +110,8 @@ func (s *session) prepare(c *cli.Context, keys keyNeed) error {
 			return keyError(err)
 		}
 	}
-	s.ctl = diskaccess.New(s.meta)
-	s.mountVolumes(ctx)
-	return nil
+	s.ctl = diskaccess.New(s.meta, opts...)
+	return s.mountVolumes(ctx)
 }
 
 func keyError(err error) error {

@@ -35,6 +35,7 @@ func RunControllerTests(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"RoundTripSizes", testRoundTripSizes},
 		{"Metadata", testMetadata},
 		{"RandomAccess", testRandomAccess},
+		{"FrameCache", testFrameCache},
 		{"MismatchStoresNothing", testMismatchStoresNothing},
 		{"WriteTwiceStoresOnce", testWriteTwiceStoresOnce},
 		{"ConcurrentWritersStoreOnce", testConcurrentWritersStoreOnce},

@@ -288,3 +288,30 @@ func testWriteKnownBlobToSecondVolume(t *testing.T, h *harness) {
 		t.Fatalf("Volumes = %v, want [1 2]", meta.Volumes)
 	}
 }
+
+func testFrameCache(t *testing.T, h *harness) {
+	cache := diskaccess.NewFrameCache(4 * frameSize)
+	c := diskaccess.New(h.Store, diskaccess.WithFrameShift(frameShift), diskaccess.WithFrameCache(cache))
+	if err := c.Mount(h.ctx, 1, h.uuids[1], h.volumes[1]); err != nil {
+		t.Fatal(err)
+	}
+	content := RandomContent(40, 3*frameSize)
+	ref := h.write(t, 1, content)
+	blob, err := c.OpenBlob(h.ctx, ref, h.Keys, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blob.Close()
+	// Reads of half a frame each, across frame boundaries: every frame is
+	// opened once.
+	half := frameSize / 2
+	for off := 0; off < len(content); off += half {
+		buf := make([]byte, half)
+		if _, err := blob.ReadAt(buf, int64(off)); err != nil || !bytes.Equal(buf, content[off:off+half]) {
+			t.Fatalf("ReadAt at %d: %v", off, err)
+		}
+	}
+	if stats := cache.Stats(); stats.Misses != 3 || stats.Hits != 3 {
+		t.Fatalf("cache stats %+v, want 3 misses (one per frame) and 3 hits", stats)
+	}
+}

@@ -102,3 +102,11 @@ func (s *Store) VolumeByID(ctx context.Context, id int) (*Volume, error) {
 	})
 	return &v, err
 }
+
+// VolumeName returns a volume's label, or "#ID" if it is not registered.
+func (s *Store) VolumeName(ctx context.Context, id int) string {
+	if v, err := s.VolumeByID(ctx, id); err == nil {
+		return v.Label
+	}
+	return fmt.Sprintf("#%d", id)
+}

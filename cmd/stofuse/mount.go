@@ -1,0 +1,240 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/stofuse/stofuse/diskaccess"
+	"github.com/stofuse/stofuse/fusefs"
+)
+
+// frameCacheBytes bounds the mount's cache of opened frames.
+const frameCacheBytes = 32 << 20
+
+func mountCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "show a volume's blobs as files under MOUNTPOINT/ref/",
+		ArgsUsage: "MOUNTPOINT",
+		Description: "Mounts the volume as a FUSE filesystem: MOUNTPOINT/ref/<ref> is one file per\n" +
+			"blob, read through the verified path (a damaged blob reads as EIO, never as wrong\n" +
+			"bytes). Unless --read-only, files copied into ref/ are stored as blobs when they\n" +
+			"are closed: under a hex name the content must hash to it (else close fails with\n" +
+			"EIO); under any other name the blob appears under its hash, and the name stays\n" +
+			"until it is renamed or removed, or the volume is unmounted. Committed blobs cannot\n" +
+			"be removed or changed (EPERM).\n\n" +
+			"Keys are loaded once, now; a wrong key fails before anything is mounted. Runs in\n" +
+			"the foreground until unmounted (SIGINT, SIGTERM or `stofuse unmount MOUNTPOINT`);\n" +
+			"--background returns once the mount is ready and logs to STORE/mount.log.\n" +
+			"As root it mounts directly; otherwise it needs fusermount3 (Debian: fuse3).",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "read-only", Usage: "mount read-only: every write is EROFS"},
+			&cli.StringFlag{Name: "volume", Value: defaultVolume, Usage: "the volume to mount (name or id)"},
+			&cli.StringFlag{Name: "collection", Value: defaultCollection, Usage: "the collection whose key seals files written into the mount"},
+			&cli.BoolFlag{Name: "background", Usage: "return once mounted; the mount keeps running"},
+		},
+		Action: mount,
+	}
+}
+
+// readyFdEnv names the pipe a --background child reports readiness on.
+const readyFdEnv = "STOFUSE_READY_FD"
+
+func mount(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError("usage: stofuse mount [--read-only] [--volume V] [--collection C] [--background] MOUNTPOINT")
+	}
+	mountpoint, err := checkMountpoint(c.Args().First())
+	if err != nil {
+		return err
+	}
+	if err := checkFuse(); err != nil {
+		return err
+	}
+	if c.Bool("background") && os.Getenv(readyFdEnv) == "" {
+		return mountInBackground(c)
+	}
+	cache := diskaccess.NewFrameCache(frameCacheBytes)
+	s, err := openSession(c, needKeys, diskaccess.WithFrameCache(cache))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return serve(c, s, mountpoint)
+}
+
+func serve(c *cli.Context, s *session, mountpoint string) error {
+	ctx := c.Context
+	v, err := s.volume(ctx, c.String("volume"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.meta.Collection(ctx, c.String("collection")); err != nil {
+		return usageError("no collection %q", c.String("collection"))
+	}
+	spoolDir := filepath.Join(s.dir, "spool")
+	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
+		return err
+	}
+	root := fusefs.New(fusefs.Config{
+		Controller: s.ctl, Catalog: s.meta, Keys: s.meta.Ring(),
+		Volume: v.ID, Collection: c.String("collection"), ReadOnly: c.Bool("read-only"),
+		SpoolDir: spoolDir, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+		FsName: "stofuse:" + s.dir,
+		Logger: log.New(c.App.ErrWriter, "stofuse: ", log.LstdFlags),
+	})
+	opts := root.Options()
+	opts.MountOptions.DirectMount = os.Geteuid() == 0
+	server, err := fs.Mount(mountpoint, root, opts)
+	if err != nil {
+		return fmt.Errorf("mounting %s: %w", mountpoint, err)
+	}
+	s.out.notef("mounted volume %q at %s%s", v.Label, mountpoint, map[bool]string{true: " (read-only)"}[c.Bool("read-only")])
+	reportReady(nil)
+	go unmountOnSignal(c, s, server, mountpoint)
+	server.Wait()
+	s.out.notef("unmounted %s", mountpoint)
+	return nil
+}
+
+// unmountOnSignal unmounts when SIGINT or SIGTERM arrives; if the mount is
+// busy it says so and tries again at the next signal, detaching it at the
+// third.
+func unmountOnSignal(c *cli.Context, s *session, server interface{ Unmount() error }, mountpoint string) {
+	signals := make(chan os.Signal, 3)
+	signalNotify(signals)
+	<-c.Context.Done()
+	for attempt := 1; ; attempt++ {
+		err := server.Unmount()
+		if err == nil {
+			return
+		}
+		if attempt >= 3 {
+			s.out.warnf("detaching %s while busy: %v", mountpoint, err)
+			unix.Unmount(mountpoint, unix.MNT_DETACH)
+			return
+		}
+		s.out.warnf("cannot unmount %s: %v (close what uses it; signal again to retry, a third time to detach)", mountpoint, err)
+		<-signals
+	}
+}
+
+// checkMountpoint returns the absolute mountpoint, or why it cannot be used.
+func checkMountpoint(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	info, err := os.Stat(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", usageError("mountpoint %s does not exist: create it first", abs)
+	}
+	if err != nil {
+		return "", fmt.Errorf("mountpoint %s: %w", abs, err)
+	}
+	if !info.IsDir() {
+		return "", usageError("mountpoint %s is not a directory", abs)
+	}
+	if _, mounted := mountSource(abs); mounted {
+		return "", usageError("mountpoint %s is busy: something is mounted there already", abs)
+	}
+	return abs, nil
+}
+
+// mountSource reads /proc/self/mountinfo: whether dir is a mount point, and
+// the mount's source (for stofuse: "stofuse:STORE").
+func mountSource(dir string) (string, bool) {
+	body, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false
+	}
+	mounted, source := false, ""
+	for _, line := range strings.Split(string(body), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 || unescapeMountPath(fields[4]) != dir {
+			continue
+		}
+		mounted = true // the last mount on dir is the visible one
+		for i, field := range fields {
+			if field == "-" && i+2 < len(fields) {
+				source = unescapeMountPath(fields[i+2])
+			}
+		}
+	}
+	return source, mounted
+}
+
+func unescapeMountPath(s string) string {
+	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
+}
+
+// checkFuse says, in one line, what is missing for a FUSE mount.
+func checkFuse() error {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("no /dev/fuse: this system cannot mount FUSE filesystems (load the fuse module with modprobe fuse; in a container, pass /dev/fuse through)")
+	}
+	if os.Geteuid() != 0 {
+		if _, err := exec.LookPath("fusermount3"); err != nil {
+			return fmt.Errorf("mounting as a normal user needs fusermount3, which is not installed (Debian: apt-get install fuse3)")
+		}
+	}
+	return nil
+}
+
+func unmountCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "unmount",
+		Aliases:   []string{"umount"},
+		Usage:     "unmount a stofuse mount; its daemon then exits",
+		ArgsUsage: "MOUNTPOINT",
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageError("usage: stofuse unmount MOUNTPOINT")
+			}
+			mountpoint, err := filepath.Abs(c.Args().First())
+			if err != nil {
+				return err
+			}
+			if _, mounted := mountSource(mountpoint); !mounted {
+				return usageError("%s is not mounted", mountpoint)
+			}
+			return unmount(mountpoint)
+		},
+	}
+}
+
+func unmount(mountpoint string) error {
+	source, _ := mountSource(mountpoint)
+	var err error
+	if os.Geteuid() == 0 {
+		err = unix.Unmount(mountpoint, 0)
+	} else {
+		out, runErr := exec.Command("fusermount3", "-u", mountpoint).CombinedOutput()
+		if runErr != nil {
+			err = fmt.Errorf("%v: %s", runErr, strings.TrimSpace(string(out)))
+		}
+	}
+	if errors.Is(err, syscall.EBUSY) {
+		return fmt.Errorf("%s is busy: close the files and shells that use it, then try again", mountpoint)
+	}
+	if err != nil {
+		return fmt.Errorf("unmounting %s: %w", mountpoint, err)
+	}
+	// The daemon notices and closes its store; wait for that, so that the
+	// next command can open it.
+	if store, ok := strings.CutPrefix(source, "stofuse:"); ok && !waitForStore(store, 10*time.Second) {
+		return fmt.Errorf("unmounted %s, but its daemon still holds store %s", mountpoint, store)
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package fusefs
+
+import (
+	"context"
+	"encoding/hex"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
+)
+
+// blobNode is a committed blob: ref/<hex>.
+type blobNode struct {
+	fs.Inode
+	fsys *FS
+	ref  blobstore.Ref
+
+	mu       sync.Mutex     // guards rewrites
+	rewrites []*pendingNode // rewrites open on this blob
+}
+
+var (
+	_ fs.NodeGetattrer   = (*blobNode)(nil)
+	_ fs.NodeSetattrer   = (*blobNode)(nil)
+	_ fs.NodeOpener      = (*blobNode)(nil)
+	_ fs.NodeGetxattrer  = (*blobNode)(nil)
+	_ fs.NodeListxattrer = (*blobNode)(nil)
+)
+
+func (n *blobNode) record(ctx context.Context) (*diskaccess.BlobMeta, int64, syscall.Errno) {
+	meta, mtime, err := n.fsys.cfg.Catalog.BlobRecord(ctx, n.ref)
+	if err != nil {
+		return nil, 0, n.fsys.errno(describe("stat", n.ref.String()), err)
+	}
+	return meta, mtime, 0
+}
+
+// Getattr implements fs.NodeGetattrer.
+func (n *blobNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	meta, mtime, errno := n.record(ctx)
+	if errno != 0 {
+		return errno
+	}
+	n.fsys.blobAttr(meta, mtime, &out.Attr)
+	out.SetTimeout(blobTimeout)
+	return 0
+}
+
+// Setattr implements fs.NodeSetattrer. The modification time is the one
+// attribute of a blob that can be set; mode and owner are accepted and
+// ignored (so that rsync -a and cp -p do not fail); the size cannot change.
+// A size change while the blob is open for rewriting applies to the
+// rewrite: for open(O_TRUNC) the kernel opens first and then truncates
+// (go-fuse does not take atomic O_TRUNC), sometimes without the handle.
+func (n *blobNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	if wh, ok := fh.(*writeHandle); ok {
+		return wh.node.Setattr(ctx, fh, in, out) // a committed blob opened for rewriting
+	}
+	if size, ok := in.GetSize(); ok {
+		if rewrite := n.openRewrite(); rewrite != nil {
+			return rewrite.Setattr(ctx, nil, in, out)
+		}
+		meta, _, errno := n.record(ctx)
+		if errno != 0 {
+			return errno
+		}
+		if size != uint64(meta.RealSize) {
+			n.fsys.logf("truncate ref/%s: a blob never changes (EPERM)", n.ref)
+			return syscall.EPERM
+		}
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		if err := n.fsys.cfg.Catalog.SetBlobMtime(ctx, n.ref, mtime.UnixNano()); err != nil {
+			return n.fsys.errno(describe("utimens", n.ref.String()), err)
+		}
+	}
+	return n.Getattr(ctx, nil, out)
+}
+
+// Open implements fs.NodeOpener. Reads get a verified random-access reader
+// and keep the kernel's page cache (the content never changes). Opening
+// for writing starts a rewrite that must produce the same content.
+func (n *blobNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+		return n.openForRewrite(ctx, flags)
+	}
+	blob, err := n.fsys.cfg.Controller.OpenBlob(ctx, n.ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
+	if err != nil {
+		return nil, 0, n.fsys.errno(describe("open", n.ref.String()), err)
+	}
+	return &readHandle{fsys: n.fsys, blob: blob}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *blobNode) openForRewrite(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.fsys.cfg.ReadOnly {
+		return nil, 0, syscall.EROFS
+	}
+	if flags&syscall.O_APPEND != 0 {
+		n.fsys.logf("open ref/%s for appending: a blob never changes (EPERM)", n.ref)
+		return nil, 0, syscall.EPERM
+	}
+	p, err := newPendingNode(n.fsys.ref, n.ref.String(), 0o644)
+	if err != nil {
+		return nil, 0, n.fsys.errno(describe("open", n.ref.String()), err)
+	}
+	p.rewrite = true
+	p.dirty = false // nothing to check unless something is written or truncated
+	p.onRelease = func() { n.endRewrite(p) }
+	n.mu.Lock()
+	n.rewrites = append(n.rewrites, p)
+	n.mu.Unlock()
+	return p.newHandle(), fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (n *blobNode) openRewrite() *pendingNode {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.rewrites) == 0 {
+		return nil
+	}
+	return n.rewrites[len(n.rewrites)-1]
+}
+
+func (n *blobNode) endRewrite(p *pendingNode) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.rewrites = slices.DeleteFunc(n.rewrites, func(q *pendingNode) bool { return q == p })
+}
+
+// readHandle reads an open blob. Reads run in parallel, sharing no lock.
+type readHandle struct {
+	fsys *FS
+	blob *diskaccess.BlobReader
+}
+
+var (
+	_ fs.FileReader   = (*readHandle)(nil)
+	_ fs.FileReleaser = (*readHandle)(nil)
+)
+
+// Read implements fs.FileReader. No byte of a frame that fails to
+// authenticate is returned: the whole read is EIO.
+func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := h.blob.ReadAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, h.fsys.errno(describe("read", h.blob.Ref().String()), err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// Release implements fs.FileReleaser.
+func (h *readHandle) Release(ctx context.Context) syscall.Errno {
+	h.blob.Close()
+	return 0
+}
+
+// The extended attributes of a blob, all read-only.
+const xattrPrefix = "user.stofuse."
+
+var xattrNames = []string{"sha256", "crc32c", "size_on_disk", "compressed", "volumes"}
+
+func (n *blobNode) xattr(ctx context.Context, name string) (string, syscall.Errno) {
+	meta, _, errno := n.record(ctx)
+	if errno != 0 {
+		return "", errno
+	}
+	switch strings.TrimPrefix(name, xattrPrefix) {
+	case "sha256":
+		return n.ref.String(), 0
+	case "crc32c":
+		return hex.EncodeToString(meta.ExpectedCrc32), 0
+	case "size_on_disk":
+		return strconv.FormatInt(meta.SizeOnDisk, 10), 0
+	case "compressed":
+		return strconv.FormatBool(meta.IsCompressed), 0
+	case "volumes":
+		var names []string
+		for _, id := range meta.Volumes {
+			names = append(names, n.fsys.cfg.Catalog.VolumeName(ctx, id))
+		}
+		return strings.Join(names, ","), 0
+	}
+	return "", syscall.ENODATA
+}
+
+// Getxattr implements fs.NodeGetxattrer.
+func (n *blobNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(attr, xattrPrefix) {
+		return 0, syscall.ENODATA // security.*, system.*, other user.*: none, at once
+	}
+	value, errno := n.xattr(ctx, attr)
+	if errno != 0 {
+		return 0, errno
+	}
+	return copyXattr(dest, value)
+}
+
+// Listxattr implements fs.NodeListxattrer.
+func (n *blobNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	var list []byte
+	for _, name := range xattrNames {
+		list = append(append(list, xattrPrefix+name...), 0)
+	}
+	return copyXattr(dest, string(list))
+}
+
+// copyXattr follows getxattr(2): an empty dest asks for the size.
+func copyXattr(dest []byte, value string) (uint32, syscall.Errno) {
+	if len(dest) == 0 {
+		return uint32(len(value)), 0
+	}
+	if len(dest) < len(value) {
+		return uint32(len(value)), syscall.ERANGE
+	}
+	return uint32(copy(dest, value)), 0
+}

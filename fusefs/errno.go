@@ -1,0 +1,44 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"syscall"
+
+	"github.com/stofuse/stofuse/diskaccess"
+)
+
+// errRefMismatchName: content written under a hex name hashes to another
+// ref.
+var errNotThisRef = errors.New("content does not hash to its name")
+
+// toErrno maps an error from the layers below to the errno a FUSE reply
+// carries. It is the one place where that happens: go-fuse's own mapping
+// does not unwrap errors.
+func toErrno(err error) syscall.Errno {
+	var errno syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, diskaccess.ErrCorrupt): // before ErrNotExist: a lost blob is damage
+		return syscall.EIO
+	case errors.Is(err, diskaccess.ErrRefMismatch), errors.Is(err, errNotThisRef):
+		return syscall.EIO
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	case errors.Is(err, context.DeadlineExceeded):
+		return syscall.ETIMEDOUT
+	case errors.Is(err, diskaccess.ErrKeyNotAvailable):
+		return syscall.EACCES
+	case errors.As(err, &errno): // ENOSPC, EROFS, EDQUOT... from the disk
+		return errno
+	case errors.Is(err, fs.ErrNotExist):
+		return syscall.ENOENT
+	case errors.Is(err, fs.ErrPermission):
+		return syscall.EACCES
+	case errors.Is(err, fs.ErrExist):
+		return syscall.EEXIST
+	}
+	return syscall.EIO
+}

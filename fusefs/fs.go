@@ -1,0 +1,234 @@
+// Package fusefs presents a stofuse volume as a FUSE filesystem (go-fuse's
+// fs API):
+//
+//	MOUNTPOINT/ref/<64 hex>   one file per blob on the mounted volume
+//
+// Reads go through diskaccess's verified, random-access path with the keys
+// loaded at mount time: a damaged blob reads as EIO, never as wrong bytes.
+// Blobs are immutable, so the kernel may cache their entries, attributes
+// and pages for long. Unless the mount is read-only, files written into
+// ref/ are spooled to disk and stored as blobs when they are closed; see
+// refdir.go for the rules.
+package fusefs
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
+)
+
+// Catalog is what the mount needs from the metadata store beyond
+// diskaccess.MetadataStore. metastore/badger implements it.
+type Catalog interface {
+	// BlobRecord returns a blob's metadata and the modification time set
+	// through the mount (Unix nanoseconds, 0 if never set), or an
+	// fs.ErrNotExist error.
+	BlobRecord(ctx context.Context, ref blobstore.Ref) (*diskaccess.BlobMeta, int64, error)
+	// SetBlobMtime records a blob's modification time; it may be called
+	// any number of times.
+	SetBlobMtime(ctx context.Context, ref blobstore.Ref, unixNano int64) error
+	// ListVolumeBlobs calls fn for each blob on the volume in ref order,
+	// starting after the given ref (zero: from the start).
+	ListVolumeBlobs(ctx context.Context, volumeID int, after blobstore.Ref, fn func(blobstore.Ref) error) error
+	// VolumeName returns a volume's name, for xattrs.
+	VolumeName(ctx context.Context, volumeID int) string
+}
+
+// Config says what to mount and how.
+type Config struct {
+	Controller *diskaccess.Controller
+	Catalog    Catalog
+	Keys       diskaccess.KeyRing
+	Volume     int    // the volume whose blobs ref/ shows
+	Collection string // whose key seals blobs written through the mount
+	ReadOnly   bool
+	SpoolDir   string // where files being written are spooled
+	FsName     string // the mount's source, as mount(8) and df show it
+	UID, GID   uint32
+	Logger     *log.Logger // where damage and failures are reported
+}
+
+// Kernel cache timeouts. Blobs never change (their mtime only through
+// the mount, which updates the kernel), so their entries and attributes
+// are cached for long; files being written change and may vanish (a
+// failed close), so theirs are not cached at all.
+const (
+	blobTimeout    = time.Hour
+	pendingTimeout = 0
+)
+
+// Inode numbers: the root and ref/ are fixed; a blob's is derived from its
+// ref (the first 8 bytes, top bit clear), so it is the same at every mount;
+// files being written get go-fuse's automatic numbers, from 2^63 up.
+const (
+	rootIno = 1
+	refIno  = 2
+)
+
+func inoOf(ref blobstore.Ref) uint64 {
+	ino := binary.BigEndian.Uint64(ref[:8]) &^ (1 << 63)
+	if ino < 16 {
+		ino += 16
+	}
+	return ino
+}
+
+// FS is the mounted filesystem's shared state.
+type FS struct {
+	cfg       Config
+	mountTime time.Time
+	ref       *refDir
+}
+
+// New returns the root node of a mount.
+func New(cfg Config) *Root {
+	f := &FS{cfg: cfg, mountTime: time.Now()}
+	f.ref = newRefDir(f)
+	return &Root{fsys: f}
+}
+
+// Options returns the go-fuse options for mounting root: no default cache
+// timeouts (every reply sets its own: go-fuse would replace a zero with the
+// default), no negative caching (new blobs appear at once), plain READDIR
+// (a listing creates no inodes), and handler panics turned into EIO.
+func (r *Root) Options() *fs.Options {
+	zero := time.Duration(0)
+	opts := &fs.Options{
+		NegativeTimeout: &zero,
+		UID:             r.fsys.cfg.UID,
+		GID:             r.fsys.cfg.GID,
+		MountOptions: fuse.MountOptions{
+			FsName:               r.fsys.cfg.FsName,
+			Name:                 "stofuse",
+			DisableReadDirPlus:   true,
+			IgnoreSecurityLabels: true,
+			MaxWrite:             1 << 20,
+			MaxBackground:        64,
+			PanicHandler: func(p any) fuse.Status {
+				r.fsys.logf("a filesystem handler panicked (answered with EIO, the mount stays up): %v", p)
+				return fuse.EIO
+			},
+		},
+	}
+	if r.fsys.cfg.ReadOnly {
+		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
+		opts.MountOptions.DirectMountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RDONLY
+	}
+	return opts
+}
+
+func (f *FS) logf(format string, args ...any) {
+	if f.cfg.Logger != nil {
+		f.cfg.Logger.Printf(format, args...)
+	}
+}
+
+// errno maps err for a reply about what, and logs what the user cannot
+// see in an errno: damage, and failures that are not "not found".
+func (f *FS) errno(what string, err error) syscall.Errno {
+	errno := toErrno(err)
+	if errno != 0 && errno != syscall.ENOENT {
+		f.logf("%s: %v (answered with %v)", what, err, errno)
+	}
+	return errno
+}
+
+// fileMode is the permission of files: writable unless read-only.
+func (f *FS) fileMode() uint32 {
+	if f.cfg.ReadOnly {
+		return 0o444
+	}
+	return 0o644
+}
+
+func (f *FS) dirMode() uint32 {
+	if f.cfg.ReadOnly {
+		return 0o555
+	}
+	return 0o755
+}
+
+// blobAttr fills the attributes of a committed blob.
+func (f *FS) blobAttr(meta *diskaccess.BlobMeta, mtimeNano int64, out *fuse.Attr) {
+	out.Ino = inoOf(meta.Ref)
+	out.Mode = syscall.S_IFREG | f.fileMode()
+	out.Nlink = 1
+	out.Size = uint64(meta.RealSize)
+	out.Blocks = uint64(meta.SizeOnDisk+511) / 512 // du shows what the volume holds
+	out.Blksize = 1 << diskaccess.DefaultFrameShift
+	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+	mtime := meta.Created
+	if mtimeNano != 0 {
+		mtime = time.Unix(0, mtimeNano)
+	}
+	out.SetTimes(&mtime, &mtime, &mtime)
+}
+
+func (f *FS) dirAttr(ino uint64, out *fuse.Attr) {
+	out.Ino = ino
+	out.Mode = syscall.S_IFDIR | f.dirMode()
+	out.Nlink = 2
+	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+	out.SetTimes(&f.mountTime, &f.mountTime, &f.mountTime)
+}
+
+// Root is the mount's root directory: it holds ref/.
+type Root struct {
+	fs.Inode
+	fsys *FS
+}
+
+var (
+	_ fs.NodeOnAdder   = (*Root)(nil)
+	_ fs.NodeLookuper  = (*Root)(nil)
+	_ fs.NodeGetattrer = (*Root)(nil)
+	_ fs.NodeStatfser  = (*Root)(nil)
+)
+
+// OnAdd implements fs.NodeOnAdder.
+func (r *Root) OnAdd(ctx context.Context) {
+	child := r.NewPersistentInode(ctx, r.fsys.ref, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: refIno})
+	r.AddChild("ref", child, false)
+}
+
+// Lookup implements fs.NodeLookuper, so that the entry for ref/ is cached
+// for long.
+func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	child := r.GetChild(name)
+	if child == nil {
+		return nil, syscall.ENOENT
+	}
+	r.fsys.dirAttr(child.StableAttr().Ino, &out.Attr)
+	out.SetEntryTimeout(blobTimeout)
+	out.SetAttrTimeout(blobTimeout)
+	return child, 0
+}
+
+// Getattr implements fs.NodeGetattrer.
+func (r *Root) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	r.fsys.dirAttr(rootIno, &out.Attr)
+	out.SetTimeout(blobTimeout)
+	return 0
+}
+
+// Statfs implements fs.NodeStatfser: the spool directory's filesystem,
+// which is where written files go first.
+func (r *Root) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(r.fsys.cfg.SpoolDir, &st); err != nil {
+		return r.fsys.errno("statfs", err)
+	}
+	out.FromStatfsT(&st)
+	return 0
+}
+
+func describe(op string, name string) string { return fmt.Sprintf("%s ref/%s", op, name) }

@@ -1,0 +1,245 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// refDir is ref/: one file per blob on the volume, listed from the
+// metadata store, plus the files being written through the mount.
+//
+// Writing rules:
+//   - A file created under a hex name is stored when it is closed (Flush)
+//     or fsynced, if its content hashes to the name; otherwise close fails
+//     with EIO and nothing is stored. A blob that exists already is not
+//     stored again.
+//   - A file created under any other name is stored under its content's
+//     hash when it is closed; the blob then shows under its hex name, and
+//     the written name stays visible (as the same content) until it is
+//     renamed, removed, or the volume is unmounted. Renaming it to a hex
+//     name (as rsync does) checks the content: the wrong name is EIO.
+//   - Committed blobs cannot be removed, renamed or changed (EPERM).
+//     Opening one for writing starts a rewrite that must reproduce its
+//     content exactly: writing the same content again (cp onto it)
+//     succeeds and stores nothing; anything else fails with EPERM at
+//     close, and O_APPEND at open. Their modification time can be set
+//     (touch, rsync -t); chmod and chown are accepted and change nothing.
+type refDir struct {
+	fs.Inode
+	fsys *FS
+
+	mu      sync.Mutex              // guards pending
+	pending map[string]*pendingNode // files written under this name, by name
+}
+
+var (
+	_ fs.NodeLookuper  = (*refDir)(nil)
+	_ fs.NodeReaddirer = (*refDir)(nil)
+	_ fs.NodeGetattrer = (*refDir)(nil)
+	_ fs.NodeSetattrer = (*refDir)(nil)
+	_ fs.NodeCreater   = (*refDir)(nil)
+	_ fs.NodeUnlinker  = (*refDir)(nil)
+	_ fs.NodeRenamer   = (*refDir)(nil)
+)
+
+func newRefDir(f *FS) *refDir {
+	return &refDir{fsys: f, pending: make(map[string]*pendingNode)}
+}
+
+// Getattr implements fs.NodeGetattrer.
+func (d *refDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	d.fsys.dirAttr(refIno, &out.Attr)
+	out.SetTimeout(blobTimeout)
+	return 0
+}
+
+// Setattr implements fs.NodeSetattrer. ref/ has no attributes to keep:
+// times and mode set on it (rsync -a does) are accepted and change nothing.
+func (d *refDir) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if d.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	return d.Getattr(ctx, fh, out)
+}
+
+func (d *refDir) pendingNamed(name string) *pendingNode {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pending[name]
+}
+
+// Lookup implements fs.NodeLookuper.
+func (d *refDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if p := d.pendingNamed(name); p != nil {
+		p.fillAttr(ctx, &out.Attr)
+		out.SetEntryTimeout(pendingTimeout)
+		out.SetAttrTimeout(pendingTimeout)
+		return p.EmbeddedInode(), 0
+	}
+	ref, err := blobstore.ParseRef(name)
+	if err != nil {
+		return nil, syscall.ENOENT
+	}
+	node, errno := d.lookupBlob(ctx, ref, &out.Attr)
+	if errno != 0 {
+		return nil, errno
+	}
+	setBlobTimeouts(out)
+	return node, 0
+}
+
+// lookupBlob returns the inode of a committed blob on the mounted volume.
+func (d *refDir) lookupBlob(ctx context.Context, ref blobstore.Ref, attr *fuse.Attr) (*fs.Inode, syscall.Errno) {
+	meta, mtime, err := d.fsys.cfg.Catalog.BlobRecord(ctx, ref)
+	if err != nil {
+		return nil, d.fsys.errno(describe("lookup", ref.String()), err)
+	}
+	if !slices.Contains(meta.Volumes, d.fsys.cfg.Volume) {
+		return nil, syscall.ENOENT
+	}
+	d.fsys.blobAttr(meta, mtime, attr)
+	node := &blobNode{fsys: d.fsys, ref: ref}
+	return d.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFREG, Ino: inoOf(ref)}), 0
+}
+
+func setBlobTimeouts(out *fuse.EntryOut) {
+	out.SetEntryTimeout(blobTimeout)
+	out.SetAttrTimeout(blobTimeout)
+}
+
+// Readdir implements fs.NodeReaddirer: the files being written, then the
+// blobs, streamed from the metadata store a page at a time.
+func (d *refDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	d.mu.Lock()
+	names := make([]string, 0, len(d.pending))
+	for name := range d.pending {
+		names = append(names, name)
+	}
+	d.mu.Unlock()
+	slices.Sort(names)
+	return newRefStream(d.fsys, names), 0
+}
+
+// Create implements fs.NodeCreater.
+func (d *refDir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if d.fsys.cfg.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	if ref, err := blobstore.ParseRef(name); err == nil && d.isCommitted(ctx, ref) {
+		return nil, nil, 0, syscall.EEXIST // the kernel looks up first: only O_EXCL gets here
+	}
+	p, err := newPendingNode(d, name, mode)
+	if err != nil {
+		return nil, nil, 0, d.fsys.errno(describe("create", name), err)
+	}
+	d.mu.Lock()
+	old := d.pending[name]
+	d.pending[name] = p
+	d.mu.Unlock()
+	if old != nil {
+		old.discard()
+	}
+	inode := d.NewInode(ctx, p, fs.StableAttr{Mode: syscall.S_IFREG})
+	p.fillAttr(ctx, &out.Attr)
+	out.SetEntryTimeout(pendingTimeout)
+	out.SetAttrTimeout(pendingTimeout)
+	return inode, p.newHandle(), fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (d *refDir) isCommitted(ctx context.Context, ref blobstore.Ref) bool {
+	meta, _, err := d.fsys.cfg.Catalog.BlobRecord(ctx, ref)
+	return err == nil && slices.Contains(meta.Volumes, d.fsys.cfg.Volume)
+}
+
+// Unlink implements fs.NodeUnlinker: a written name can be removed (its
+// blob, if stored, stays); a committed blob cannot.
+func (d *refDir) Unlink(ctx context.Context, name string) syscall.Errno {
+	if d.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	d.mu.Lock()
+	p := d.pending[name]
+	delete(d.pending, name)
+	d.mu.Unlock()
+	if p != nil {
+		p.discard()
+		return 0
+	}
+	if ref, err := blobstore.ParseRef(name); err == nil && d.isCommitted(ctx, ref) {
+		d.fsys.logf("unlink ref/%s: blobs are never removed through the mount (EPERM)", name)
+		return syscall.EPERM
+	}
+	return syscall.ENOENT
+}
+
+// Rename implements fs.NodeRenamer. Only a written file can be renamed,
+// within ref/. To a hex name, it is where its content is checked.
+func (d *refDir) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if d.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	if newParent.EmbeddedInode() != d.EmbeddedInode() {
+		return syscall.EXDEV
+	}
+	if flags != 0 { // RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT
+		return syscall.EINVAL
+	}
+	p := d.pendingNamed(name)
+	if p == nil {
+		if ref, err := blobstore.ParseRef(name); err == nil && d.isCommitted(ctx, ref) {
+			return syscall.EPERM
+		}
+		return syscall.ENOENT
+	}
+	if err := p.commit(ctx); err != nil {
+		return d.fsys.errno(describe("rename", name), err)
+	}
+	if newRef, err := blobstore.ParseRef(newName); err == nil {
+		if got, _ := p.committedRef(); got != newRef {
+			d.fsys.logf("rename ref/%s to ref/%s: its content is blob %s (EIO)", name, newName, got)
+			return syscall.EIO
+		}
+		d.dropPending(name, p)
+		d.forget(newName)
+		return 0
+	}
+	d.mu.Lock()
+	delete(d.pending, name)
+	old := d.pending[newName]
+	d.pending[newName] = p
+	p.name = newName
+	d.mu.Unlock()
+	if old != nil {
+		old.discard()
+	}
+	return 0
+}
+
+// dropPending removes a written name once its blob is committed under its
+// hex name; the blob is then listed from the metadata store.
+func (d *refDir) dropPending(name string, p *pendingNode) {
+	d.mu.Lock()
+	if d.pending[name] == p {
+		delete(d.pending, name)
+	}
+	d.mu.Unlock()
+}
+
+// forget asks the kernel to drop its entry for name, so that the next
+// lookup finds the committed blob. It runs in its own goroutine: the kernel
+// may hold the directory lock while it waits for the current request.
+func (d *refDir) forget(name string) {
+	go func() {
+		if errno := d.NotifyEntry(name); errno != 0 && !errors.Is(errno, syscall.ENOENT) {
+			d.fsys.logf("invalidating ref/%s: %v", name, errno)
+		}
+	}()
+}
