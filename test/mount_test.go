@@ -348,3 +348,22 @@ func TestMountErrors(t *testing.T) {
 		t.Fatalf("SIGTERM did not unmount cleanly:\n%s", stderr.String())
 	}
 }
+
+// TestMountLargeFile copies a 3 GiB file in and reads it back; the daemon's
+// peak memory stays under 200 MiB (the file is spooled to disk and stored
+// frame by frame).
+func TestMountLargeFile(t *testing.T) {
+	const size = 3 << 30
+	const rssLimit = 200 << 20
+	s := newStore(t)
+	m := s.mount()
+	src := filepath.Join(t.TempDir(), "large")
+	ref := writeRandomFile(t, src, 5, size)
+	sh(t, "cp "+src+" "+m.ref("large.bin"))
+	sh(t, "cmp "+src+" "+m.ref(ref))
+	rss := m.peakRSS()
+	t.Logf("daemon peak RSS after writing and reading 3 GiB: %.1f MiB", float64(rss)/(1<<20))
+	if rss > rssLimit {
+		t.Fatalf("daemon peak RSS %d bytes, limit %d", rss, rssLimit)
+	}
+}
