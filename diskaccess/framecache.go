@@ -16,10 +16,11 @@ import (
 type FrameCache struct {
 	maxBytes int64
 
-	mu      sync.Mutex // guards bytes, order and entries
+	mu      sync.Mutex // guards bytes, order, entries and loading
 	bytes   int64
 	order   *list.List // of *cachedFrame, most recent first
 	entries map[frameKey]*list.Element
+	loading map[frameKey]*frameLoad // frames being opened right now
 
 	hits, misses atomic.Int64
 }
@@ -34,34 +35,68 @@ type cachedFrame struct {
 	plain []byte // immutable once cached
 }
 
+// frameLoad is one frame being opened; plain and err are set before done
+// is closed.
+type frameLoad struct {
+	done  chan struct{}
+	plain []byte
+	err   error
+}
+
 // NewFrameCache returns a cache holding at most maxBytes of plaintext.
 func NewFrameCache(maxBytes int64) *FrameCache {
-	return &FrameCache{maxBytes: maxBytes, order: list.New(), entries: make(map[frameKey]*list.Element)}
+	return &FrameCache{maxBytes: maxBytes, order: list.New(),
+		entries: make(map[frameKey]*list.Element), loading: make(map[frameKey]*frameLoad)}
 }
 
-// get returns the cached plaintext of a frame; the slice must not be
-// modified.
-func (c *FrameCache) get(key frameKey) ([]byte, bool) {
+// getOrLoad returns a frame's plaintext from the cache, or waits for the
+// caller already opening it, or opens it with load (which must return a
+// slice of its own) and caches it. No frame is opened twice at once. The
+// returned slice must not be modified.
+func (c *FrameCache) getOrLoad(key frameKey, load func() ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	if elem, ok := c.entries[key]; ok {
+		c.order.MoveToFront(elem)
+		c.mu.Unlock()
+		c.hits.Add(1)
+		return elem.Value.(*cachedFrame).plain, nil
+	}
+	if inFlight, ok := c.loading[key]; ok {
+		c.mu.Unlock()
+		c.hits.Add(1)
+		<-inFlight.done
+		return inFlight.plain, inFlight.err
+	}
+	call := &frameLoad{done: make(chan struct{})}
+	c.loading[key] = call
+	c.mu.Unlock()
+	c.misses.Add(1)
+
+	call.plain, call.err = load()
+	c.mu.Lock()
+	delete(c.loading, key)
+	if call.err == nil {
+		c.insert(key, call.plain)
+	}
+	c.mu.Unlock()
+	close(call.done)
+	return call.plain, call.err
+}
+
+// has reports whether a frame is cached or being opened.
+func (c *FrameCache) has(key frameKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	elem, ok := c.entries[key]
-	if !ok {
-		c.misses.Add(1)
-		return nil, false
-	}
-	c.hits.Add(1)
-	c.order.MoveToFront(elem)
-	return elem.Value.(*cachedFrame).plain, true
+	_, cached := c.entries[key]
+	_, loading := c.loading[key]
+	return cached || loading
 }
 
-// put caches a copy of a frame's plaintext.
-func (c *FrameCache) put(key frameKey, plain []byte) {
-	if int64(len(plain)) > c.maxBytes {
+// insert caches plain, which the cache then owns; the caller holds mu.
+func (c *FrameCache) insert(key frameKey, owned []byte) {
+	if int64(len(owned)) > c.maxBytes {
 		return
 	}
-	owned := append([]byte(nil), plain...)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if _, ok := c.entries[key]; ok {
 		return
 	}

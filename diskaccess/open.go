@@ -25,6 +25,8 @@ type BlobReader struct {
 	layout *layout
 	aead   cipher.AEAD
 	cache  *FrameCache // nil: no cache
+
+	prefetching sync.WaitGroup // Prefetch goroutines, waited for by Close
 }
 
 var _ io.ReaderAt = (*BlobReader)(nil)
@@ -47,8 +49,11 @@ func (b *BlobReader) Size() int64 { return b.layout.plainSize }
 // Ref returns the blob's ref.
 func (b *BlobReader) Ref() blobstore.Ref { return b.ref }
 
-// Close releases the stored blob.
-func (b *BlobReader) Close() error { return b.src.Close() }
+// Close waits for prefetches and releases the stored blob.
+func (b *BlobReader) Close() error {
+	b.prefetching.Wait()
+	return b.src.Close()
+}
 
 // ReadAt implements io.ReaderAt over the plaintext.
 func (b *BlobReader) ReadAt(p []byte, off int64) (int, error) {
@@ -75,20 +80,49 @@ func (b *BlobReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // cachedFrame returns frame i's plaintext from the cache, or opens it and
-// caches it.
+// caches it. bufs are used only without a cache.
 func (b *BlobReader) cachedFrame(i int, bufs *frameBuffers) ([]byte, error) {
 	if b.cache == nil {
 		return b.openFrame(i, bufs)
 	}
-	key := frameKey{ref: b.ref, frame: i}
-	if plain, ok := b.cache.get(key); ok {
-		return plain, nil
+	return b.cache.getOrLoad(frameKey{ref: b.ref, frame: i}, func() ([]byte, error) {
+		// Opened into buffers of its own, which the cache then keeps: no
+		// copy.
+		return b.openFrame(i, b.ownedBuffers(i))
+	})
+}
+
+// ownedBuffers are buffers for opening frame i once and keeping its
+// plaintext: the sealed bytes are opened in place.
+func (b *BlobReader) ownedBuffers(i int) *frameBuffers {
+	entry := b.layout.frames[i]
+	bufs := &frameBuffers{sealed: make([]byte, entry.storedLen)}
+	if entry.flags&flagLZ4 != 0 {
+		bufs.plain = make([]byte, b.layout.framePlainSize(i))
 	}
-	plain, err := b.openFrame(i, bufs)
-	if err == nil {
-		b.cache.put(key, plain)
+	return bufs
+}
+
+// Prefetch starts opening, in the background, the frames that hold
+// plaintext bytes [off, off+length) and are neither cached nor being
+// opened, so that the reads that come next find them in the frame cache.
+// It returns at once; without a frame cache it does nothing.
+func (b *BlobReader) Prefetch(off, length int64) {
+	if b.cache == nil || off >= b.layout.plainSize || length <= 0 {
+		return
 	}
-	return plain, err
+	first := int(off >> b.layout.frameShift)
+	last := int(min(off+length, b.layout.plainSize)-1) >> b.layout.frameShift
+	for i := first; i <= last; i++ {
+		if b.cache.has(frameKey{ref: b.ref, frame: i}) {
+			continue
+		}
+		b.prefetching.Add(1)
+		go func() {
+			defer b.prefetching.Done()
+			b.cachedFrame(i, nil) // an error is met again by the read that needs it
+		}()
+	}
 }
 
 // openFrame reads, authenticates and (if compressed) decompresses frame i,

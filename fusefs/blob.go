@@ -99,7 +99,7 @@ func (n *blobNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if err != nil {
 		return nil, 0, n.fsys.errno(describe("open", n.ref.String()), err)
 	}
-	return &readHandle{fsys: n.fsys, blob: blob}, fuse.FOPEN_KEEP_CACHE, 0
+	return &readHandle{fsys: n.fsys, blob: blob, next: -1}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *blobNode) openForRewrite(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
@@ -138,10 +138,28 @@ func (n *blobNode) endRewrite(p *pendingNode) {
 	n.rewrites = slices.DeleteFunc(n.rewrites, func(q *pendingNode) bool { return q == p })
 }
 
-// readHandle reads an open blob. Reads run in parallel, sharing no lock.
+// readHandle reads an open blob. Reads run in parallel; the lock guards
+// only the position bookkeeping, never a read.
 type readHandle struct {
 	fsys *FS
 	blob *diskaccess.BlobReader
+
+	mu   sync.Mutex // guards next
+	next int64      // where the previous read ended
+}
+
+// prefetchAhead is how far ahead of a sequential reader frames are opened
+// in the background.
+const prefetchAhead = 1 << 20
+
+// sequential tells whether a read continues the previous one (the kernel's
+// readahead may send neighbouring reads a little out of order).
+func (h *readHandle) sequential(off int64, size int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	near := off == 0 || (h.next >= 0 && off >= h.next-prefetchAhead && off <= h.next+prefetchAhead)
+	h.next = max(h.next, off+int64(size))
+	return near
 }
 
 var (
@@ -152,6 +170,10 @@ var (
 // Read implements fs.FileReader. No byte of a frame that fails to
 // authenticate is returned: the whole read is EIO.
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if h.sequential(off, len(dest)) {
+		// This read's own frames too, so that they open on every core.
+		h.blob.Prefetch(off, int64(len(dest))+prefetchAhead)
+	}
 	n, err := h.blob.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
 		return nil, h.fsys.errno(describe("read", h.blob.Ref().String()), err)

@@ -9,8 +9,7 @@ import (
 	"github.com/stofuse/stofuse/diskaccess"
 )
 
-// errRefMismatchName: content written under a hex name hashes to another
-// ref.
+// errNotThisRef: content written under a hex name hashes to another ref.
 var errNotThisRef = errors.New("content does not hash to its name")
 
 // toErrno maps an error from the layers below to the errno a FUSE reply

@@ -15,6 +15,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
 )
 
 // pendingNode is a file written through the mount: spooled until it is
@@ -28,6 +29,8 @@ type pendingNode struct {
 	mu       sync.Mutex // guards the fields below, and the spool
 	name     string
 	spool    *spool
+	stream   *blobStream   // writes streamed into WriteBlob (hex names), not spooled
+	failed   error         // the stream failed: the file cannot be stored
 	dirty    bool          // written since the last commit
 	hash     hash.Hash     // SHA-256 of spool[:hashed], while writes come in order
 	hashed   int64         // -1 once a write came out of order
@@ -79,7 +82,7 @@ func (p *pendingNode) fillAttr(ctx context.Context, out *fuse.Attr) {
 	f := p.dir.fsys
 	out.Mode = syscall.S_IFREG | p.mode
 	out.Nlink = 1
-	out.Size = uint64(p.spool.size)
+	out.Size = uint64(p.size())
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 17
 	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
@@ -88,6 +91,14 @@ func (p *pendingNode) fillAttr(ctx context.Context, out *fuse.Attr) {
 		mtime = p.mtime
 	}
 	out.SetTimes(&mtime, &mtime, &mtime)
+}
+
+// size is the file's size; the caller holds mu.
+func (p *pendingNode) size() int64 {
+	if p.stream != nil {
+		return p.stream.size
+	}
+	return p.spool.size
 }
 
 // Getattr implements fs.NodeGetattrer.
@@ -111,6 +122,10 @@ func (p *pendingNode) setattr(ctx context.Context, in *fuse.SetAttrIn) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if size, ok := in.GetSize(); ok {
+		p.dirty = true
+		if p.stream != nil {
+			return p.streamFailed(p.stream.truncate(int64(size)))
+		}
 		if int64(size) != p.spool.size {
 			if err := p.spool.Truncate(int64(size)); err != nil {
 				return err
@@ -119,7 +134,7 @@ func (p *pendingNode) setattr(ctx context.Context, in *fuse.SetAttrIn) error {
 				p.hashed = -1
 			}
 		}
-		p.dirty = true // even "truncated to what it was" must be stored, or checked
+		// even "truncated to what it was" must be stored, or checked
 	}
 	if mode, ok := in.GetMode(); ok {
 		p.mode = mode & 0o7777
@@ -154,6 +169,20 @@ func (p *pendingNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, ui
 func (p *pendingNode) write(data []byte, off int64) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.failed != nil {
+		return 0, p.failed
+	}
+	p.dirty = true
+	if p.stream == nil && p.streamable(off) {
+		ref, _ := blobstore.ParseRef(p.name)
+		p.stream = startStream(p.dir.fsys, ref)
+	}
+	if p.stream != nil {
+		if err := p.streamFailed(p.stream.writeAt(data, off)); err != nil {
+			return 0, err
+		}
+		return len(data), nil
+	}
 	n, err := p.spool.WriteAt(data, off)
 	if p.hashed >= 0 && off == p.hashed {
 		p.hash.Write(data[:n])
@@ -161,13 +190,40 @@ func (p *pendingNode) write(data []byte, off int64) (int, error) {
 	} else {
 		p.hashed = -1 // out of order: hash everything at commit
 	}
-	p.dirty = true
 	return n, err
+}
+
+// streamable: a file whose ref is known, written from its start, is
+// streamed into the store instead of spooled.
+func (p *pendingNode) streamable(off int64) bool {
+	_, err := blobstore.ParseRef(p.name)
+	return err == nil && off == 0 && p.spool.size == 0 && !p.stored
+}
+
+// streamFailed abandons the stream after err: the file cannot be stored,
+// and every later write and the commit say so.
+func (p *pendingNode) streamFailed(err error) error {
+	if err == nil {
+		return nil
+	}
+	p.abandonStream()
+	p.failed = err
+	return err
+}
+
+func (p *pendingNode) abandonStream() {
+	if p.stream != nil {
+		p.stream.abandon()
+		p.stream = nil
+	}
 }
 
 func (p *pendingNode) read(dest []byte, off int64) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stream != nil || p.failed != nil {
+		return 0, fmt.Errorf("%s is being stored as it is written and cannot be read back before it is closed: %w", p.name, syscall.EIO)
+	}
 	n, err := p.spool.ReadAt(dest, off)
 	if err == io.EOF {
 		err = nil
@@ -181,31 +237,63 @@ func (p *pendingNode) read(dest []byte, off int64) (int, error) {
 func (p *pendingNode) commit(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.failed != nil {
+		return p.failed
+	}
 	if !p.dirty {
 		return nil
 	}
-	ref, err := p.contentRef()
-	if err != nil {
-		return err
+	var ref blobstore.Ref
+	var err error
+	if p.stream != nil {
+		ref, err = p.finishStream()
+	} else {
+		ref, err = p.storeSpool(ctx)
 	}
-	if want, err := blobstore.ParseRef(p.name); err == nil && want != ref {
-		if p.rewrite {
-			return fmt.Errorf("a blob never changes: content hashes to %s: %w", ref, syscall.EPERM)
-		}
-		return fmt.Errorf("content hashes to %s: %w", ref, errNotThisRef)
-	}
-	cfg := p.dir.fsys.cfg
-	err = cfg.Controller.WriteBlobNoVerify(ctx, cfg.Volume, cfg.Collection, ref, p.spool.Reader(), true)
 	if err != nil {
 		return err
 	}
 	if !p.mtime.IsZero() {
-		if err := cfg.Catalog.SetBlobMtime(ctx, ref, p.mtime.UnixNano()); err != nil {
+		if err := p.dir.fsys.cfg.Catalog.SetBlobMtime(ctx, ref, p.mtime.UnixNano()); err != nil {
 			return err
 		}
 	}
 	p.ref, p.stored, p.dirty = ref, true, false
 	return nil
+}
+
+// finishStream ends a stream that carried the whole file; WriteBlob has
+// checked the content against the name.
+func (p *pendingNode) finishStream() (blobstore.Ref, error) {
+	stream := p.stream
+	p.stream = nil
+	ref, _ := blobstore.ParseRef(p.name) // streams start only under hex names
+	err := stream.finish()
+	if errors.Is(err, diskaccess.ErrRefMismatch) {
+		return ref, p.mismatch(err)
+	}
+	return ref, err
+}
+
+// storeSpool stores the spooled content.
+func (p *pendingNode) storeSpool(ctx context.Context) (blobstore.Ref, error) {
+	ref, err := p.contentRef()
+	if err != nil {
+		return ref, err
+	}
+	if want, err := blobstore.ParseRef(p.name); err == nil && want != ref {
+		return ref, p.mismatch(fmt.Errorf("content hashes to %s", ref))
+	}
+	cfg := p.dir.fsys.cfg
+	return ref, cfg.Controller.WriteBlobNoVerify(ctx, cfg.Volume, cfg.Collection, ref, p.spool.Reader(), true)
+}
+
+// mismatch is the error for content that is not what its hex name says.
+func (p *pendingNode) mismatch(cause error) error {
+	if p.rewrite {
+		return fmt.Errorf("a blob never changes (%v): %w", cause, syscall.EPERM)
+	}
+	return fmt.Errorf("%w (%v)", errNotThisRef, cause)
 }
 
 // contentRef hashes the spooled content, or finishes the hash taken while
@@ -225,6 +313,7 @@ func (p *pendingNode) contentRef() (blobstore.Ref, error) {
 func (p *pendingNode) discard() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.abandonStream()
 	p.released = true
 	if p.handles == 0 {
 		p.spool.Close()
@@ -309,7 +398,7 @@ func (h *writeHandle) commit(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	errno := h.node.dir.fsys.errno(describe("store", h.node.name), err)
-	if errors.Is(err, errNotThisRef) && !h.node.rewrite {
+	if (errors.Is(err, errNotThisRef) || errors.Is(err, errOutOfOrder)) && !h.node.rewrite {
 		// Nothing was stored; the wrong name does not stay behind.
 		h.node.dir.dropPending(h.node.name, h.node)
 		h.node.discard()

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -366,4 +367,58 @@ func TestMountLargeFile(t *testing.T) {
 	if rss > rssLimit {
 		t.Fatalf("daemon peak RSS %d bytes, limit %d", rss, rssLimit)
 	}
+}
+
+// TestMountStreamedWrites: a file written under its hex name is stored as
+// it is written. Sparse copies (holes, a final ftruncate) work; writing
+// back over what was stored fails with EIO and stores nothing; the same
+// pattern under another name works.
+func TestMountStreamedWrites(t *testing.T) {
+	s := newStore(t)
+	m := s.mount()
+	dir := t.TempDir()
+	sparse := filepath.Join(dir, "sparse")
+	sh(t, "truncate -s 5M "+sparse+" && printf 'middle' | dd of="+sparse+" bs=1 seek=3000000 conv=notrunc status=none")
+	sparseRef := sha256Hex(must(os.ReadFile(sparse)))
+	sh(t, "cp --sparse=always "+sparse+" "+m.ref(sparseRef))
+	sh(t, "cmp "+sparse+" "+m.ref(sparseRef))
+
+	content := []byte("written twice at the start\n")
+	ref := sha256Hex(content)
+	f, err := os.OpenFile(m.ref(ref), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(content, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt(content[:5], 0)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("writing back over a streamed part: %v, want EIO", err)
+	}
+	if err := f.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("close after a failed stream: %v, want EIO", err)
+	}
+	if _, err := os.Stat(m.ref(ref)); !os.IsNotExist(err) {
+		t.Fatalf("a file that failed to stream is still listed: %v", err)
+	}
+
+	// The same writes under another name are spooled, and fine.
+	f, err = os.OpenFile(m.ref("patched.txt"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(content, 0)
+	f.WriteAt(content[:5], 0)
+	if err := f.Close(); err != nil {
+		t.Fatalf("close of a spooled file written out of order: %v", err)
+	}
+	sh(t, "cmp "+m.ref("patched.txt")+" "+m.ref(ref))
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

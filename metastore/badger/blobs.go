@@ -130,12 +130,17 @@ func addToVolume(txn *badgerdb.Txn, volumeID int, ref blobstore.Ref, size int64)
 	if err := txn.Set(volumeBlobKey(volumeID, ref), nil); err != nil {
 		return err
 	}
-	count, bytes, err := volumeCounts(txn, volumeID)
+	return addCounts(txn, volumeID, 1, size)
+}
+
+// addCounts adds to a volume's blob count and stored bytes.
+func addCounts(txn *badgerdb.Txn, volumeID int, blobs, bytes int64) error {
+	count, total, err := volumeCounts(txn, volumeID)
 	if err != nil {
 		return err
 	}
-	value := binary.BigEndian.AppendUint64(nil, uint64(count+1))
-	value = binary.BigEndian.AppendUint64(value, uint64(bytes+size))
+	value := binary.BigEndian.AppendUint64(nil, uint64(count+blobs))
+	value = binary.BigEndian.AppendUint64(value, uint64(total+bytes))
 	return txn.Set(volumeIDKey(prefixVolumeCount, volumeID), value)
 }
 
@@ -191,4 +196,42 @@ func timeFromUnixNano(unixNano int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, unixNano).UTC()
+}
+
+// WriteBlobsCreated records many new blobs on volumeId, a few thousand per
+// transaction: WriteBlobCreated for bulk imports. Blobs already recorded
+// are an error, as for WriteBlobCreated; the batches before stay recorded.
+func (s *Store) WriteBlobsCreated(ctx context.Context, metas []*diskaccess.BlobMeta, volumeId int) error {
+	const perTxn = 4000
+	for start := 0; start < len(metas); start += perTxn {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch := metas[start:min(start+perTxn, len(metas))]
+		err := s.update(func(txn *badgerdb.Txn) error {
+			var bytes int64
+			for _, meta := range batch {
+				if found, err := exists(txn, blobKey(meta.Ref)); err != nil || found {
+					if err == nil {
+						err = fmt.Errorf("blob %s is already recorded", meta.Ref)
+					}
+					return err
+				}
+				record := &blobRecord{BlobMeta: *meta}
+				record.EncryptionKey, record.Volumes = nil, []int{volumeId}
+				if err := txn.Set(blobKey(meta.Ref), encodeRecord(record)); err != nil {
+					return err
+				}
+				if err := txn.Set(volumeBlobKey(volumeId, meta.Ref), nil); err != nil {
+					return err
+				}
+				bytes += meta.SizeOnDisk
+			}
+			return addCounts(txn, volumeId, int64(len(batch)), bytes)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

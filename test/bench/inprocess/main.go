@@ -1,0 +1,87 @@
+// Command inprocess reads or writes one blob through the Controller in
+// this process, with no mount: the baseline the mount is measured against.
+//
+//	go run ./test/bench/inprocess -store DIR -fetch REF
+//	go run ./test/bench/inprocess -store DIR -write FILE
+//
+// It prints the MB/s (10^6 bytes per second) of plaintext.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/blobstore/localfs"
+	"github.com/stofuse/stofuse/diskaccess"
+	"github.com/stofuse/stofuse/keyring"
+	"github.com/stofuse/stofuse/metastore/badger"
+)
+
+func main() {
+	storeDir := flag.String("store", "", "the store directory (with its key file inside)")
+	fetch := flag.String("fetch", "", "read this blob")
+	write := flag.String("write", "", "store this file (its SHA-256 is taken first, not timed)")
+	flag.Parse()
+	ctx := context.Background()
+	meta, err := badger.Open(filepath.Join(*storeDir, "meta"))
+	check(err)
+	defer meta.Close()
+	kek, err := keyring.LoadKeyFile(filepath.Join(*storeDir, "key"))
+	check(err)
+	check(meta.Unlock(ctx, kek))
+	v, err := meta.Volume(ctx, "default")
+	check(err)
+	driver, err := localfs.Open(v.Settings["path"])
+	check(err)
+	ctl := diskaccess.New(meta)
+	check(ctl.Mount(ctx, v.ID, v.UUID, driver))
+
+	start := time.Now()
+	var n int64
+	switch {
+	case *fetch != "":
+		ref, err := blobstore.ParseRef(*fetch)
+		check(err)
+		rc, err := ctl.Fetch(ctx, ref, meta.Ring(), v.ID)
+		check(err)
+		n, err = io.Copy(io.Discard, rc)
+		check(err)
+		rc.Close()
+	case *write != "":
+		ref := hashFile(*write)
+		f, err := os.Open(*write)
+		check(err)
+		start = time.Now()
+		info, _ := f.Stat()
+		n = info.Size()
+		check(ctl.WriteBlob(ctx, v.ID, "default", ref, f, true))
+		f.Close()
+	default:
+		log.Fatal("give -fetch REF or -write FILE")
+	}
+	fmt.Printf("%.1f\n", float64(n)/time.Since(start).Seconds()/1e6)
+}
+
+func hashFile(path string) blobstore.Ref {
+	f, err := os.Open(path)
+	check(err)
+	defer f.Close()
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	check(err)
+	return blobstore.Ref(h.Sum(nil))
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
