@@ -21,7 +21,8 @@ type refStream struct {
 	fsys    *FS
 	pending []string
 	seen    map[string]bool // pending names, so a blob is not listed twice
-	page    []blobstore.Ref
+	page    []blobstore.Ref // refs read and not yet listed: page[next:]
+	next    int
 	after   blobstore.Ref // the last ref read
 	done    bool          // the metadata store has no more
 	err     error
@@ -39,9 +40,9 @@ func newRefStream(f *FS, pending []string) *refStream {
 
 var errPageFull = errors.New("page full")
 
-// fill reads the next page of refs.
+// fill reads the next page of refs into the same buffer.
 func (s *refStream) fill() {
-	s.page = s.page[:0]
+	s.page, s.next = s.page[:0], 0
 	err := s.fsys.cfg.Catalog.ListVolumeBlobs(context.Background(), s.fsys.cfg.Volume, s.after,
 		func(ref blobstore.Ref) error {
 			s.page = append(s.page, ref)
@@ -69,10 +70,10 @@ func (s *refStream) HasNext() bool {
 		return true
 	}
 	for {
-		for len(s.page) > 0 && s.seen[s.page[0].String()] {
-			s.page = s.page[1:] // listed already, as a written name
+		for len(s.seen) > 0 && s.next < len(s.page) && s.seen[s.page[s.next].String()] {
+			s.next++ // listed already, as a written name
 		}
-		if len(s.page) > 0 {
+		if s.next < len(s.page) {
 			return true
 		}
 		if s.done {
@@ -89,13 +90,13 @@ func (s *refStream) Next() (fuse.DirEntry, syscall.Errno) {
 		s.pending = s.pending[1:]
 		return fuse.DirEntry{Name: name, Mode: syscall.S_IFREG}, 0
 	}
-	if len(s.page) == 0 && s.err != nil {
+	if s.next == len(s.page) && s.err != nil {
 		err := s.err
 		s.err = nil
 		return fuse.DirEntry{}, s.fsys.errno("listing ref/", err)
 	}
-	ref := s.page[0]
-	s.page = s.page[1:]
+	ref := s.page[s.next]
+	s.next++
 	return fuse.DirEntry{Name: ref.String(), Mode: syscall.S_IFREG, Ino: inoOf(ref)}, 0
 }
 

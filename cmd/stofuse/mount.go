@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -80,8 +81,16 @@ func mount(c *cli.Context) error {
 	return serve(c, s, mountpoint)
 }
 
+// daemonMemoryLimit is the Go heap's soft limit in a mount daemon (unless
+// GOMEMLIMIT says otherwise): Badger's compactions allocate in bursts, and
+// without a limit the heap grows to twice their size before the GC runs.
+const daemonMemoryLimit = 160 << 20
+
 func serve(c *cli.Context, s *session, mountpoint string) error {
 	ctx := c.Context
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(daemonMemoryLimit)
+	}
 	v, err := s.volume(ctx, c.String("volume"))
 	if err != nil {
 		return err
@@ -102,6 +111,7 @@ func serve(c *cli.Context, s *session, mountpoint string) error {
 	})
 	opts := root.Options()
 	opts.MountOptions.DirectMount = os.Geteuid() == 0
+	opts.MountOptions.Debug = os.Getenv("STOFUSE_FUSE_DEBUG") != "" // every request, to the log
 	server, err := fs.Mount(mountpoint, root, opts)
 	if err != nil {
 		return fmt.Errorf("mounting %s: %w", mountpoint, err)
@@ -122,6 +132,9 @@ func serve(c *cli.Context, s *session, mountpoint string) error {
 		defer stop()
 	}
 	server.Wait()
+	if path := os.Getenv("STOFUSE_MEMPROFILE"); path != "" {
+		writeHeapProfile(path)
+	}
 	s.out.notef("unmounted %s", mountpoint)
 	return nil
 }
@@ -160,6 +173,15 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeHeapProfile writes the live heap (for benchmarks:
+// STOFUSE_MEMPROFILE=FILE stofuse mount ...).
+func writeHeapProfile(path string) {
+	if f, err := os.Create(path); err == nil {
+		pprof.WriteHeapProfile(f)
+		f.Close()
+	}
 }
 
 // checkMountpoint returns the absolute mountpoint, or why it cannot be used.
