@@ -3,8 +3,10 @@ package badger
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io/fs"
+	"strings"
+	"syscall"
 	"time"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
@@ -13,52 +15,115 @@ import (
 	"github.com/stofuse/stofuse/keyring"
 )
 
-// Collection groups blobs sealed with one data key.
+// Collection groups blobs sealed with one data key. Its folder is the
+// directory files/<name> of a mount (FolderIno 0: the folder was removed;
+// the collection and its key stay, for the blobs sealed with it).
 type Collection struct {
-	Name    string    `json:"name"`
-	KeyID   string    `json:"key_id"`
-	Created time.Time `json:"created"`
+	Name      string    `json:"name"`
+	KeyID     string    `json:"key_id"`
+	Created   time.Time `json:"created"`
+	FolderIno uint64    `json:"folder_ino,omitempty"`
 }
 
-// ErrCollectionExists: CreateCollection of a name in use.
-var ErrCollectionExists = errors.New("collection already exists")
+// ErrCollectionExists: CreateCollection of a name in use. It is an
+// fs.ErrExist.
+var ErrCollectionExists = fmt.Errorf("collection already exists: %w", fs.ErrExist)
 
 // CreateCollection makes a collection with a new data key, sealed under the
-// root key. The store must be unlocked.
+// root key, and its folder. The store must be unlocked.
 func (s *Store) CreateCollection(ctx context.Context, name string) (*Collection, error) {
-	if name == "" {
-		return nil, errors.New("collection name is empty")
+	return s.CreateCollectionFolder(ctx, name, 0o755, 0, 0)
+}
+
+// CreateCollectionFolder makes the folder files/<name>: for a new name a
+// new collection (as CreateCollection), for a collection whose folder was
+// removed a new folder. An existing folder is fs.ErrExist.
+func (s *Store) CreateCollectionFolder(ctx context.Context, name string, mode, uid, gid uint32) (*Collection, error) {
+	if err := validCollectionName(name); err != nil {
+		return nil, err
 	}
-	root, err := s.rootKEK()
+	folderIno, err := s.newIno()
 	if err != nil {
 		return nil, err
+	}
+	now := time.Now()
+	folder := &Inode{Ino: folderIno, Kind: KindDir, Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: now, Ctime: now}
+	var created *Collection
+	err = s.update(func(txn *badgerdb.Txn) error {
+		var c Collection
+		err := getJSON(txn, stringKey(prefixCollection, name), fmt.Sprintf("collection %q", name), &c)
+		switch {
+		case err == nil && c.FolderIno != 0:
+			return fmt.Errorf("%q: %w", name, ErrCollectionExists)
+		case err == nil:
+		case isNotExist(err):
+			if c, err = s.newCollection(txn, name); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		c.FolderIno = folderIno
+		if err := putInode(txn, folder); err != nil {
+			return err
+		}
+		created = &c
+		return putJSON(txn, stringKey(prefixCollection, name), c)
+	})
+	return created, err
+}
+
+// newCollection seals a new data key for a new collection; the caller
+// stores the collection record.
+func (s *Store) newCollection(txn *badgerdb.Txn, name string) (Collection, error) {
+	root, err := s.rootKEK()
+	if err != nil {
+		return Collection{}, err
 	}
 	keyID, dek, err := keyring.NewDataKey()
 	if err != nil {
-		return nil, err
+		return Collection{}, err
 	}
 	env, err := keyring.Seal(keyID, dek, root)
 	if err != nil {
-		return nil, err
+		return Collection{}, err
 	}
-	c := &Collection{Name: name, KeyID: keyID, Created: time.Now().UTC()}
-	err = s.update(func(txn *badgerdb.Txn) error {
-		if found, err := exists(txn, stringKey(prefixCollection, name)); err != nil || found {
-			if err == nil {
-				err = fmt.Errorf("%q: %w", name, ErrCollectionExists)
-			}
+	if err := putJSON(txn, stringKey(prefixEnvelope, keyID), env); err != nil {
+		return Collection{}, err
+	}
+	// The key is usable as soon as the transaction commits; adding it to
+	// the ring early is harmless if it does not (nothing is sealed with it).
+	s.Ring().Add(keyID, dek)
+	return Collection{Name: name, KeyID: keyID, Created: time.Now().UTC()}, nil
+}
+
+// RemoveCollectionFolder removes the empty folder files/<name>; the
+// collection and its key stay. ENOTEMPTY if it holds anything.
+func (s *Store) RemoveCollectionFolder(ctx context.Context, name string) error {
+	return s.update(func(txn *badgerdb.Txn) error {
+		var c Collection
+		if err := getJSON(txn, stringKey(prefixCollection, name), fmt.Sprintf("collection %q", name), &c); err != nil {
 			return err
 		}
-		if err := putJSON(txn, stringKey(prefixEnvelope, keyID), env); err != nil {
+		if c.FolderIno == 0 {
+			return fmt.Errorf("collection %q has no folder: %w", name, fs.ErrNotExist)
+		}
+		if hasEntries(txn, c.FolderIno) {
+			return fmt.Errorf("collection %q: %w", name, syscall.ENOTEMPTY)
+		}
+		if err := txn.Delete(inoKey(prefixInode, c.FolderIno)); err != nil {
 			return err
 		}
+		c.FolderIno = 0
 		return putJSON(txn, stringKey(prefixCollection, name), c)
 	})
-	if err != nil {
-		return nil, err
+}
+
+func validCollectionName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || len(name) > 255 {
+		return fmt.Errorf("%q is not a collection name: %w", name, syscall.EINVAL)
 	}
-	s.Ring().Add(keyID, dek)
-	return c, nil
+	return nil
 }
 
 // Collection returns the named collection, or an fs.ErrNotExist error.

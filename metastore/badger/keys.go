@@ -14,7 +14,11 @@ import (
 //	V <volume id u32 BE>       volume record (JSON)
 //	c <collection name>        collection record (JSON)
 //	k <key id>                 key envelope (JSON)
-//	m <name>                   store settings (JSON): "kdf", "config", "next-volume-id"
+//	m <name>                   store settings (JSON): "kdf"; "next-ino" (u64 BE)
+//	i <ino u64 BE>             inode of the files/ tree (Inode, binary)
+//	e <parent u64 BE> <name>   directory entry: child ino (u64 BE) and kind (1 byte)
+//	u <ino u64 BE>             a file created but never stored: removed at mount
+//	p <ino u64 BE>             a directory's parent inode (u64 BE), to refuse moving a directory into itself
 const (
 	prefixBlob        = 'b'
 	prefixVolumeBlob  = 'v'
@@ -23,6 +27,10 @@ const (
 	prefixCollection  = 'c'
 	prefixEnvelope    = 'k'
 	prefixSetting     = 'm'
+	prefixInode       = 'i'
+	prefixEntry       = 'e'
+	prefixUncommitted = 'u'
+	prefixParent      = 'p'
 )
 
 func blobKey(ref blobstore.Ref) []byte {
@@ -35,6 +43,14 @@ func volumeIDKey(prefix byte, volumeID int) []byte {
 
 func volumeBlobKey(volumeID int, ref blobstore.Ref) []byte {
 	return append(volumeIDKey(prefixVolumeBlob, volumeID), ref[:]...)
+}
+
+func inoKey(prefix byte, ino uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefix}, ino)
+}
+
+func entryKey(parent uint64, name string) []byte {
+	return append(inoKey(prefixEntry, parent), name...)
 }
 
 func stringKey(prefix byte, name string) []byte {

@@ -35,6 +35,10 @@ type Store struct {
 	rootKey []byte        // the raw root key; nil until Unlock or Initialize
 	ring    *keyring.Ring // unlocked data keys; nil until Unlock or Initialize
 
+	inoMu   sync.Mutex // guards inoNext and inoEnd
+	inoNext uint64     // the next tree inode number of the claimed block
+	inoEnd  uint64     // the end of the claimed block
+
 	gcStop chan struct{}
 	gcDone chan struct{}
 }

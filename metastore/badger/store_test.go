@@ -43,6 +43,22 @@ func newStore(t *testing.T) (*badger.Store, *keyring.KEK, string) {
 	return store, kek, keyPath
 }
 
+// initialize seals a fresh store for a new key-file KEK and returns it.
+func initialize(t *testing.T, store *badger.Store) *keyring.KEK {
+	t.Helper()
+	kek, err := keyring.GenerateKeyFile(filepath.Join(t.TempDir(), "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Initialize(context.Background(), kek, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CreateCollection(context.Background(), "default"); err != nil {
+		t.Fatal(err)
+	}
+	return kek
+}
+
 func TestControllerWithBadgerStore(t *testing.T) {
 	diskaccesstest.RunControllerTests(t, func(t *testing.T) diskaccesstest.Env {
 		store, _, _ := newStore(t)

@@ -1,0 +1,94 @@
+package badger
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// Kind is what an inode of the files/ tree is.
+type Kind byte
+
+const (
+	KindFile    Kind = 1
+	KindDir     Kind = 2
+	KindSymlink Kind = 3
+)
+
+// Inode is a file, directory or symlink of the files/ tree. A file's
+// content is a blob: Ref, once committed.
+type Inode struct {
+	Ino        uint64
+	Kind       Kind
+	Mode       uint32 // permission bits (07777)
+	UID, GID   uint32
+	Size       int64
+	Mtime      time.Time
+	Ctime      time.Time
+	Ref        blobstore.Ref // files: the content; zero until committed
+	StoredSize int64         // files: the blob's stored size
+	Target     string        // symlinks
+	Committed  bool          // files: content stored at least once
+}
+
+// An inode record, binary:
+//
+//	version 1 byte (1) | kind 1 | flags 1 (bit 0 committed)
+//	mode, uid, gid, size uvarint | mtime, ctime varint (Unix ns)
+//	ref 32 bytes (files) | stored size uvarint (files) | target (symlinks: uvarint length, bytes)
+const inodeVersion = 1
+
+func encodeInode(n *Inode) []byte {
+	var flags byte
+	if n.Committed {
+		flags |= 1
+	}
+	b := []byte{inodeVersion, byte(n.Kind), flags}
+	b = binary.AppendUvarint(b, uint64(n.Mode))
+	b = binary.AppendUvarint(b, uint64(n.UID))
+	b = binary.AppendUvarint(b, uint64(n.GID))
+	b = binary.AppendUvarint(b, uint64(n.Size))
+	b = binary.AppendVarint(b, n.Mtime.UnixNano())
+	b = binary.AppendVarint(b, n.Ctime.UnixNano())
+	switch n.Kind {
+	case KindFile:
+		b = append(b, n.Ref[:]...)
+		b = binary.AppendUvarint(b, uint64(n.StoredSize))
+	case KindSymlink:
+		b = binary.AppendUvarint(b, uint64(len(n.Target)))
+		b = append(b, n.Target...)
+	}
+	return b
+}
+
+func decodeInode(ino uint64, b []byte) (*Inode, error) {
+	if len(b) < 3 || b[0] != inodeVersion {
+		return nil, fmt.Errorf("inode %d: %w", ino, errBadRecord)
+	}
+	n := &Inode{Ino: ino, Kind: Kind(b[1]), Committed: b[2]&1 != 0}
+	d := &recordDecoder{b: b[3:]}
+	n.Mode = uint32(d.uvarint())
+	n.UID = uint32(d.uvarint())
+	n.GID = uint32(d.uvarint())
+	n.Size = int64(d.uvarint())
+	n.Mtime = time.Unix(0, d.varint())
+	n.Ctime = time.Unix(0, d.varint())
+	switch n.Kind {
+	case KindFile:
+		if ref := d.bytes(blobstore.RefSize); d.err == nil {
+			n.Ref = blobstore.Ref(ref)
+		}
+		n.StoredSize = int64(d.uvarint())
+	case KindSymlink:
+		n.Target = string(d.bytes(d.uvarint()))
+	case KindDir:
+	default:
+		return nil, fmt.Errorf("inode %d has unknown kind %d: %w", ino, n.Kind, errBadRecord)
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, fmt.Errorf("inode %d: %w", ino, errBadRecord)
+	}
+	return n, nil
+}

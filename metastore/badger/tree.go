@@ -1,0 +1,415 @@
+package badger
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"syscall"
+	"time"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// The files/ tree: directories, files and symlinks, each change one
+// transaction, so that a crash never leaves half an operation behind. The
+// roots of the tree are the collections' folders.
+//
+// Errors carry the errno a filesystem answers with: fs.ErrNotExist,
+// fs.ErrExist, syscall.ENOTEMPTY, ENOTDIR, EISDIR, EXDEV.
+
+// TreeInoBase is the first inode number of the tree (the top two bits 01),
+// apart from blobs' (00: from their ref) and the mount's own (10, 11).
+const TreeInoBase = 1 << 62
+
+// inoBlock is how many inode numbers a Store claims at a time, so that
+// creating files does not contend on one counter.
+const inoBlock = 1024
+
+// Entry is a name in a directory.
+type Entry struct {
+	Name string
+	Ino  uint64
+	Kind Kind
+}
+
+func getInode(txn *badgerdb.Txn, ino uint64) (*Inode, error) {
+	body, err := getCopy(txn, inoKey(prefixInode, ino), fmt.Sprintf("inode %d", ino))
+	if err != nil {
+		return nil, err
+	}
+	return decodeInode(ino, body)
+}
+
+func putInode(txn *badgerdb.Txn, n *Inode) error {
+	return txn.Set(inoKey(prefixInode, n.Ino), encodeInode(n))
+}
+
+func getEntry(txn *badgerdb.Txn, parent uint64, name string) (Entry, error) {
+	body, err := getCopy(txn, entryKey(parent, name), fmt.Sprintf("%q in directory %d", name, parent))
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(body) != 9 {
+		return Entry{}, fmt.Errorf("entry %q in directory %d: %w", name, parent, errBadRecord)
+	}
+	return Entry{Name: name, Ino: binary.BigEndian.Uint64(body[:8]), Kind: Kind(body[8])}, nil
+}
+
+func putEntry(txn *badgerdb.Txn, parent uint64, e Entry) error {
+	value := append(binary.BigEndian.AppendUint64(nil, e.Ino), byte(e.Kind))
+	return txn.Set(entryKey(parent, e.Name), value)
+}
+
+// newIno hands out an inode number from the block this Store claimed.
+func (s *Store) newIno() (uint64, error) {
+	s.inoMu.Lock()
+	defer s.inoMu.Unlock()
+	if s.inoNext == s.inoEnd {
+		var start uint64
+		err := s.update(func(txn *badgerdb.Txn) error {
+			start = 1
+			body, err := getCopy(txn, stringKey(prefixSetting, "next-ino"), "next inode")
+			if err == nil && len(body) == 8 {
+				start = binary.BigEndian.Uint64(body)
+			} else if err != nil && !isNotExist(err) {
+				return err
+			}
+			return txn.Set(stringKey(prefixSetting, "next-ino"), binary.BigEndian.AppendUint64(nil, start+inoBlock))
+		})
+		if err != nil {
+			return 0, err
+		}
+		s.inoNext, s.inoEnd = start, start+inoBlock
+	}
+	ino := TreeInoBase | s.inoNext
+	s.inoNext++
+	return ino, nil
+}
+
+// Inode returns an inode, or an fs.ErrNotExist error.
+func (s *Store) Inode(ctx context.Context, ino uint64) (*Inode, error) {
+	var n *Inode
+	err := s.view(func(txn *badgerdb.Txn) (err error) {
+		n, err = getInode(txn, ino)
+		return err
+	})
+	return n, err
+}
+
+// Lookup returns the inode named name in directory parent.
+func (s *Store) Lookup(ctx context.Context, parent uint64, name string) (*Inode, error) {
+	var n *Inode
+	err := s.view(func(txn *badgerdb.Txn) error {
+		e, err := getEntry(txn, parent, name)
+		if err != nil {
+			return err
+		}
+		n, err = getInode(txn, e.Ino)
+		return err
+	})
+	return n, err
+}
+
+// ReadDir calls fn for the entries of directory parent in name order,
+// starting after the name after ("" for the start), reading keys only.
+func (s *Store) ReadDir(ctx context.Context, parent uint64, after string, fn func(Entry) error) error {
+	prefix := inoKey(prefixEntry, parent)
+	return s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+		defer it.Close()
+		start := prefix
+		if after != "" {
+			start = append(entryKey(parent, after), 0)
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			var e Entry
+			err := item.Value(func(v []byte) error {
+				if len(v) != 9 {
+					return errBadRecord
+				}
+				e = Entry{Name: string(item.Key()[len(prefix):]), Ino: binary.BigEndian.Uint64(v[:8]), Kind: Kind(v[8])}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// hasEntries reports whether directory ino has any entry.
+func hasEntries(txn *badgerdb.Txn, ino uint64) bool {
+	prefix := inoKey(prefixEntry, ino)
+	it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	it.Rewind()
+	return it.Valid()
+}
+
+// Create makes a new inode (file, directory or symlink) named name in
+// directory parent. A file is uncommitted until CommitContent: if the
+// store is reopened first, RemoveUncommitted removes it. The name must be
+// free (fs.ErrExist).
+func (s *Store) Create(ctx context.Context, parent uint64, name string, n *Inode) (*Inode, error) {
+	ino, err := s.newIno()
+	if err != nil {
+		return nil, err
+	}
+	created := *n
+	created.Ino = ino
+	err = s.update(func(txn *badgerdb.Txn) error {
+		if err := s.checkDir(txn, parent); err != nil {
+			return err
+		}
+		if found, err := exists(txn, entryKey(parent, name)); err != nil || found {
+			if err == nil {
+				err = fmt.Errorf("%q: %w", name, fs.ErrExist)
+			}
+			return err
+		}
+		if err := putInode(txn, &created); err != nil {
+			return err
+		}
+		if created.Kind == KindFile && !created.Committed {
+			if err := txn.Set(inoKey(prefixUncommitted, ino), nil); err != nil {
+				return err
+			}
+		}
+		if created.Kind == KindDir {
+			if err := txn.Set(inoKey(prefixParent, ino), binary.BigEndian.AppendUint64(nil, parent)); err != nil {
+				return err
+			}
+		}
+		return putEntry(txn, parent, Entry{Name: name, Ino: ino, Kind: created.Kind})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &created, nil
+}
+
+// checkDir checks that ino is a directory of the tree (a collection's
+// folder is one).
+func (s *Store) checkDir(txn *badgerdb.Txn, ino uint64) error {
+	n, err := getInode(txn, ino)
+	if err != nil {
+		return err
+	}
+	if n.Kind != KindDir {
+		return fmt.Errorf("inode %d: %w", ino, syscall.ENOTDIR)
+	}
+	return nil
+}
+
+// Remove removes name from directory parent: a file or symlink (dir
+// false), or an empty directory (dir true: ENOTEMPTY otherwise). The
+// removed inode is returned. A file's blob stays in the store.
+func (s *Store) Remove(ctx context.Context, parent uint64, name string, dir bool) (*Inode, error) {
+	var removed *Inode
+	err := s.update(func(txn *badgerdb.Txn) error {
+		e, err := getEntry(txn, parent, name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case dir && e.Kind != KindDir:
+			return fmt.Errorf("%q: %w", name, syscall.ENOTDIR)
+		case !dir && e.Kind == KindDir:
+			return fmt.Errorf("%q: %w", name, syscall.EISDIR)
+		case dir && hasEntries(txn, e.Ino):
+			return fmt.Errorf("%q: %w", name, syscall.ENOTEMPTY)
+		}
+		if removed, err = getInode(txn, e.Ino); err != nil {
+			return err
+		}
+		return deleteInode(txn, parent, name, e.Ino)
+	})
+	return removed, err
+}
+
+func deleteInode(txn *badgerdb.Txn, parent uint64, name string, ino uint64) error {
+	for _, key := range [][]byte{entryKey(parent, name), inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino)} {
+		if err := txn.Delete(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Rename moves oldName in oldParent to newName in newParent, replacing
+// what newName was, as rename(2) does: a file replaces a file or symlink,
+// a directory replaces an empty directory. With noReplace, an existing
+// newName is fs.ErrExist. The replaced inode, if any, is returned.
+func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, newParent uint64, newName string, noReplace bool) (*Inode, error) {
+	var replaced *Inode
+	err := s.update(func(txn *badgerdb.Txn) error {
+		moving, err := getEntry(txn, oldParent, oldName)
+		if err != nil {
+			return err
+		}
+		if err := s.checkDir(txn, newParent); err != nil {
+			return err
+		}
+		if moving.Kind == KindDir && (moving.Ino == newParent || isAncestor(txn, moving.Ino, newParent)) {
+			return fmt.Errorf("moving %q into itself: %w", oldName, syscall.EINVAL)
+		}
+		target, err := getEntry(txn, newParent, newName)
+		switch {
+		case isNotExist(err):
+		case err != nil:
+			return err
+		case target.Ino == moving.Ino:
+			return nil // the same inode: nothing to do
+		case noReplace:
+			return fmt.Errorf("%q: %w", newName, fs.ErrExist)
+		default:
+			if replaced, err = replaceTarget(txn, moving, newParent, target); err != nil {
+				return err
+			}
+		}
+		if err := txn.Delete(entryKey(oldParent, oldName)); err != nil {
+			return err
+		}
+		moving.Name = newName
+		if err := putEntry(txn, newParent, moving); err != nil {
+			return err
+		}
+		if moving.Kind == KindDir {
+			return txn.Set(inoKey(prefixParent, moving.Ino), binary.BigEndian.AppendUint64(nil, newParent))
+		}
+		return nil
+	})
+	return replaced, err
+}
+
+// replaceTarget removes the target of a rename, after checking that the
+// moving inode may replace it.
+func replaceTarget(txn *badgerdb.Txn, moving Entry, parent uint64, target Entry) (*Inode, error) {
+	switch {
+	case moving.Kind == KindDir && target.Kind != KindDir:
+		return nil, fmt.Errorf("%q: %w", target.Name, syscall.ENOTDIR)
+	case moving.Kind != KindDir && target.Kind == KindDir:
+		return nil, fmt.Errorf("%q: %w", target.Name, syscall.EISDIR)
+	case target.Kind == KindDir && hasEntries(txn, target.Ino):
+		return nil, fmt.Errorf("%q: %w", target.Name, syscall.ENOTEMPTY)
+	}
+	replaced, err := getInode(txn, target.Ino)
+	if err != nil {
+		return nil, err
+	}
+	return replaced, deleteInode(txn, parent, target.Name, target.Ino)
+}
+
+// isAncestor reports whether dir is an ancestor of ino, following the
+// parent pointers kept for directories.
+func isAncestor(txn *badgerdb.Txn, dir, ino uint64) bool {
+	for depth := 0; depth < 4096; depth++ {
+		body, err := getCopy(txn, inoKey(prefixParent, ino), "parent")
+		if err != nil || len(body) != 8 {
+			return false
+		}
+		ino = binary.BigEndian.Uint64(body)
+		if ino == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// SetAttr applies fn to an inode and stores it, in one transaction.
+func (s *Store) SetAttr(ctx context.Context, ino uint64, fn func(*Inode) error) (*Inode, error) {
+	var n *Inode
+	err := s.update(func(txn *badgerdb.Txn) (err error) {
+		if n, err = getInode(txn, ino); err != nil {
+			return err
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
+		n.Ctime = time.Now()
+		return putInode(txn, n)
+	})
+	return n, err
+}
+
+// CommitContent points file ino at a stored blob, atomically, and marks it
+// committed. The blob must be durable before this is called.
+func (s *Store) CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time) (*Inode, error) {
+	var n *Inode
+	err := s.update(func(txn *badgerdb.Txn) (err error) {
+		if n, err = getInode(txn, ino); err != nil {
+			return err
+		}
+		if n.Kind != KindFile {
+			return fmt.Errorf("inode %d: %w", ino, syscall.EISDIR)
+		}
+		n.Ref, n.Size, n.StoredSize, n.Committed = ref, size, storedSize, true
+		n.Mtime, n.Ctime = mtime, time.Now()
+		if err := putInode(txn, n); err != nil {
+			return err
+		}
+		return txn.Delete(inoKey(prefixUncommitted, ino))
+	})
+	return n, err
+}
+
+// RemoveUncommitted removes the files that were created but never stored
+// (the mount that made them stopped first), with their names. It runs
+// when the tree is mounted, and returns how many it removed.
+func (s *Store) RemoveUncommitted(ctx context.Context) (int, error) {
+	var inos []uint64
+	err := s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixUncommitted}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			inos = append(inos, binary.BigEndian.Uint64(it.Item().Key()[1:]))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, ino := range inos {
+		if err := s.removeOrphan(ino); err != nil {
+			return 0, err
+		}
+	}
+	return len(inos), nil
+}
+
+// removeOrphan removes an uncommitted inode and the entry naming it; the
+// entry is found by a scan, which is rare (after a crash) and bounded by
+// the tree's size.
+func (s *Store) removeOrphan(ino uint64) error {
+	return s.update(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixEntry}})
+		var entryKeys [][]byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			_ = item.Value(func(v []byte) error {
+				if len(v) == 9 && binary.BigEndian.Uint64(v[:8]) == ino {
+					entryKeys = append(entryKeys, item.KeyCopy(nil))
+				}
+				return nil
+			})
+		}
+		it.Close()
+		for _, key := range append(entryKeys, inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino)) {
+			if err := txn.Delete(key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

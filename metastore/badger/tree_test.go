@@ -1,0 +1,176 @@
+package badger_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore/badger"
+)
+
+func folder(t *testing.T, store *badger.Store, name string) uint64 {
+	t.Helper()
+	c, err := store.Collection(context.Background(), name)
+	if err != nil || c.FolderIno == 0 {
+		t.Fatalf("collection %q has no folder: %+v, %v", name, c, err)
+	}
+	return c.FolderIno
+}
+
+func create(t *testing.T, store *badger.Store, parent uint64, name string, kind badger.Kind) *badger.Inode {
+	t.Helper()
+	n, err := store.Create(context.Background(), parent, name, &badger.Inode{Kind: kind, Mode: 0o644, Mtime: time.Now()})
+	if err != nil {
+		t.Fatalf("Create(%q): %v", name, err)
+	}
+	return n
+}
+
+func names(t *testing.T, store *badger.Store, dir uint64) []string {
+	t.Helper()
+	var got []string
+	err := store.ReadDir(context.Background(), dir, "", func(e badger.Entry) error {
+		got = append(got, e.Name)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestTreeOperations(t *testing.T) {
+	ctx := context.Background()
+	store, _, _ := newStore(t)
+	root := folder(t, store, "default")
+	dir := create(t, store, root, "dir", badger.KindDir)
+	file := create(t, store, dir.Ino, "a.txt", badger.KindFile)
+	create(t, store, dir.Ino, "b.txt", badger.KindFile)
+	if file.Ino < badger.TreeInoBase {
+		t.Fatalf("tree inode %d below %d", file.Ino, uint64(badger.TreeInoBase))
+	}
+	if _, err := store.Create(ctx, dir.Ino, "a.txt", &badger.Inode{Kind: badger.KindFile}); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Create of an existing name: %v", err)
+	}
+	if _, err := store.Create(ctx, file.Ino, "x", &badger.Inode{Kind: badger.KindFile}); !errors.Is(err, syscall.ENOTDIR) {
+		t.Fatalf("Create in a file: %v", err)
+	}
+	if got := names(t, store, dir.Ino); len(got) != 2 || got[0] != "a.txt" || got[1] != "b.txt" {
+		t.Fatalf("ReadDir = %v", got)
+	}
+
+	ref := blobstore.RefOf([]byte("content"))
+	mtime := time.Unix(1_000_000, 0)
+	if _, err := store.CommitContent(ctx, file.Ino, ref, 7, 96, mtime); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Lookup(ctx, dir.Ino, "a.txt")
+	if err != nil || got.Ref != ref || got.Size != 7 || got.StoredSize != 96 || !got.Committed || !got.Mtime.Equal(mtime) {
+		t.Fatalf("Lookup after CommitContent = %+v, %v", got, err)
+	}
+
+	if _, err := store.Remove(ctx, root, "dir", true); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("rmdir of a non-empty directory: %v", err)
+	}
+	if _, err := store.Remove(ctx, dir.Ino, "a.txt", true); !errors.Is(err, syscall.ENOTDIR) {
+		t.Fatalf("rmdir of a file: %v", err)
+	}
+	if _, err := store.Remove(ctx, root, "dir", false); !errors.Is(err, syscall.EISDIR) {
+		t.Fatalf("unlink of a directory: %v", err)
+	}
+
+	// rename over an existing file replaces it, atomically.
+	replaced, err := store.Rename(ctx, dir.Ino, "b.txt", dir.Ino, "a.txt", false)
+	if err != nil || replaced == nil || replaced.Ino != file.Ino {
+		t.Fatalf("rename over a file: replaced %+v, %v", replaced, err)
+	}
+	if got := names(t, store, dir.Ino); len(got) != 1 || got[0] != "a.txt" {
+		t.Fatalf("after rename: %v", got)
+	}
+	if _, err := store.Inode(ctx, file.Ino); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the replaced inode still exists: %v", err)
+	}
+	// A directory cannot move into itself or below itself.
+	sub := create(t, store, dir.Ino, "sub", badger.KindDir)
+	if _, err := store.Rename(ctx, root, "dir", sub.Ino, "loop", false); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("moving a directory below itself: %v", err)
+	}
+	if _, err := store.Rename(ctx, dir.Ino, "a.txt", root, "dir", false); !errors.Is(err, syscall.EISDIR) {
+		t.Fatalf("renaming a file over a directory: %v", err)
+	}
+	if _, err := store.Rename(ctx, dir.Ino, "sub", root, "moved", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Remove(ctx, root, "moved", true); err != nil {
+		t.Fatalf("rmdir of an empty, moved directory: %v", err)
+	}
+}
+
+// TestUncommittedFilesAreRemovedAtMount: a file created but never stored
+// (the mount died) disappears, name and all; committed files stay.
+func TestUncommittedFilesAreRemovedAtMount(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "meta")
+	store, err := badger.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek := initialize(t, store)
+	root := folder(t, store, "default")
+	half := create(t, store, root, "half-written", badger.KindFile)
+	whole := create(t, store, root, "whole", badger.KindFile)
+	store.CommitContent(ctx, whole.Ino, blobstore.RefOf(nil), 0, 89, time.Now())
+	store.Close()
+
+	store, err = badger.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Unlock(ctx, kek); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := store.RemoveUncommitted(ctx)
+	if err != nil || removed != 1 {
+		t.Fatalf("RemoveUncommitted = %d, %v; want 1", removed, err)
+	}
+	if got := names(t, store, root); len(got) != 1 || got[0] != "whole" {
+		t.Fatalf("after the sweep: %v", got)
+	}
+	if _, err := store.Inode(ctx, half.Ino); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the uncommitted inode survived: %v", err)
+	}
+}
+
+func TestCollectionFolders(t *testing.T) {
+	ctx := context.Background()
+	store, _, _ := newStore(t)
+	photos, err := store.CreateCollectionFolder(ctx, "photos", 0o700, 1, 2)
+	if err != nil || photos.FolderIno == 0 {
+		t.Fatalf("CreateCollectionFolder = %+v, %v", photos, err)
+	}
+	if _, err := store.CreateCollectionFolder(ctx, "photos", 0o700, 1, 2); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second folder photos: %v", err)
+	}
+	if _, err := store.CreateCollectionFolder(ctx, "a/b", 0o700, 1, 2); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("a folder name with a slash: %v", err)
+	}
+	create(t, store, photos.FolderIno, "img.jpg", badger.KindFile)
+	if err := store.RemoveCollectionFolder(ctx, "photos"); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("removing a non-empty folder: %v", err)
+	}
+	store.Remove(ctx, photos.FolderIno, "img.jpg", false)
+	if err := store.RemoveCollectionFolder(ctx, "photos"); err != nil {
+		t.Fatal(err)
+	}
+	// The collection and its key stay; a new folder brings it back.
+	again, err := store.CreateCollectionFolder(ctx, "photos", 0o755, 0, 0)
+	if err != nil || again.KeyID != photos.KeyID || again.FolderIno == photos.FolderIno {
+		t.Fatalf("folder made again: %+v, %v (key %s before)", again, err, photos.KeyID)
+	}
+}
