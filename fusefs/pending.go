@@ -2,10 +2,8 @@ package fusefs
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sync"
 	"syscall"
@@ -28,13 +26,11 @@ type pendingNode struct {
 
 	mu       sync.Mutex // guards the fields below, and the spool
 	name     string
-	spool    *spool
-	stream   *blobStream   // writes streamed into WriteBlob (hex names), not spooled
-	failed   error         // the stream failed: the file cannot be stored
-	dirty    bool          // written since the last commit
-	hash     hash.Hash     // SHA-256 of spool[:hashed], while writes come in order
-	hashed   int64         // -1 once a write came out of order
-	ref      blobstore.Ref // the committed blob, once committed
+	content  *contentBuffer // what was written, unless streamed
+	stream   *blobStream    // writes streamed into WriteBlob (hex names), not spooled
+	failed   error          // the stream failed: the file cannot be stored
+	dirty    bool           // written since the last commit
+	ref      blobstore.Ref  // the committed blob, once committed
 	stored   bool
 	mode     uint32
 	mtime    time.Time // set by utimens; zero: none
@@ -53,9 +49,8 @@ func newPendingNode(d *refDir, name string, mode uint32) (*pendingNode, error) {
 	return &pendingNode{
 		dir:     d,
 		name:    name,
-		spool:   &spool{dir: d.fsys.cfg.SpoolDir},
+		content: newContentBuffer(d.fsys.cfg.SpoolDir),
 		dirty:   true,
-		hash:    sha256.New(),
 		mode:    mode & 0o7777,
 		created: time.Now(),
 	}, nil
@@ -98,7 +93,7 @@ func (p *pendingNode) size() int64 {
 	if p.stream != nil {
 		return p.stream.size
 	}
-	return p.spool.size
+	return p.content.Size()
 }
 
 // Getattr implements fs.NodeGetattrer.
@@ -126,15 +121,10 @@ func (p *pendingNode) setattr(ctx context.Context, in *fuse.SetAttrIn) error {
 		if p.stream != nil {
 			return p.streamFailed(p.stream.truncate(int64(size)))
 		}
-		if int64(size) != p.spool.size {
-			if err := p.spool.Truncate(int64(size)); err != nil {
-				return err
-			}
-			if int64(size) < p.hashed {
-				p.hashed = -1
-			}
-		}
 		// even "truncated to what it was" must be stored, or checked
+		if err := p.content.Truncate(int64(size)); err != nil {
+			return err
+		}
 	}
 	if mode, ok := in.GetMode(); ok {
 		p.mode = mode & 0o7777
@@ -183,21 +173,14 @@ func (p *pendingNode) write(data []byte, off int64) (int, error) {
 		}
 		return len(data), nil
 	}
-	n, err := p.spool.WriteAt(data, off)
-	if p.hashed >= 0 && off == p.hashed {
-		p.hash.Write(data[:n])
-		p.hashed += int64(n)
-	} else {
-		p.hashed = -1 // out of order: hash everything at commit
-	}
-	return n, err
+	return p.content.WriteAt(data, off)
 }
 
 // streamable: a file whose ref is known, written from its start, is
 // streamed into the store instead of spooled.
 func (p *pendingNode) streamable(off int64) bool {
 	_, err := blobstore.ParseRef(p.name)
-	return err == nil && off == 0 && p.spool.size == 0 && !p.stored
+	return err == nil && off == 0 && p.content.Size() == 0 && !p.stored
 }
 
 // streamFailed abandons the stream after err: the file cannot be stored,
@@ -224,7 +207,7 @@ func (p *pendingNode) read(dest []byte, off int64) (int, error) {
 	if p.stream != nil || p.failed != nil {
 		return 0, fmt.Errorf("%s is being stored as it is written and cannot be read back before it is closed: %w", p.name, syscall.EIO)
 	}
-	n, err := p.spool.ReadAt(dest, off)
+	n, err := p.content.ReadAt(dest, off)
 	if err == io.EOF {
 		err = nil
 	}
@@ -277,7 +260,7 @@ func (p *pendingNode) finishStream() (blobstore.Ref, error) {
 
 // storeSpool stores the spooled content.
 func (p *pendingNode) storeSpool(ctx context.Context) (blobstore.Ref, error) {
-	ref, err := p.contentRef()
+	ref, err := p.content.Ref()
 	if err != nil {
 		return ref, err
 	}
@@ -285,7 +268,7 @@ func (p *pendingNode) storeSpool(ctx context.Context) (blobstore.Ref, error) {
 		return ref, p.mismatch(fmt.Errorf("content hashes to %s", ref))
 	}
 	cfg := p.dir.fsys.cfg
-	return ref, cfg.Controller.WriteBlobNoVerify(ctx, cfg.Volume, cfg.Collection, ref, p.spool.Reader(), true)
+	return ref, cfg.Controller.WriteBlobNoVerify(ctx, cfg.Volume, cfg.Collection, ref, p.content.Reader(), true)
 }
 
 // mismatch is the error for content that is not what its hex name says.
@@ -296,19 +279,6 @@ func (p *pendingNode) mismatch(cause error) error {
 	return fmt.Errorf("%w (%v)", errNotThisRef, cause)
 }
 
-// contentRef hashes the spooled content, or finishes the hash taken while
-// the writes came in order.
-func (p *pendingNode) contentRef() (blobstore.Ref, error) {
-	if p.hashed != p.spool.size {
-		h := sha256.New()
-		if _, err := io.Copy(h, p.spool.Reader()); err != nil {
-			return blobstore.Ref{}, err
-		}
-		p.hash, p.hashed = h, p.spool.size
-	}
-	return blobstore.Ref(p.hash.Sum(nil)), nil
-}
-
 // discard drops the written data once no handle is open.
 func (p *pendingNode) discard() {
 	p.mu.Lock()
@@ -316,7 +286,7 @@ func (p *pendingNode) discard() {
 	p.abandonStream()
 	p.released = true
 	if p.handles == 0 {
-		p.spool.Close()
+		p.content.Close()
 	}
 }
 
@@ -329,13 +299,13 @@ func (p *pendingNode) release() {
 	name, stored, rewrite := p.name, p.stored && !p.dirty, p.rewrite
 	p.mu.Unlock()
 	if closeSpool {
-		p.spool.Close()
+		p.content.Close()
 	}
 	if last && p.onRelease != nil {
 		p.onRelease()
 	}
 	if last && rewrite {
-		p.spool.Close()
+		p.content.Close()
 		return
 	}
 	if !last || !stored || rewrite {

@@ -120,13 +120,14 @@ func signalNotify(ch chan os.Signal) {
 }
 
 // waitForStore waits until no process holds the store's lock (the daemon
-// of an unmounted mount closes its store), up to timeout.
+// of an unmounted mount closes its store), up to timeout. Badger locks its
+// directory with flock.
 func waitForStore(storeDir string, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
-		f, err := os.Open(filepath.Join(storeDir, "meta", "LOCK"))
+		f, err := os.Open(filepath.Join(storeDir, "meta"))
 		if err != nil {
-			return true // no lock file: nobody has it open
+			return true // no database: nobody has it open
 		}
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		f.Close()

@@ -32,13 +32,17 @@ var ErrCollectionExists = fmt.Errorf("collection already exists: %w", fs.ErrExis
 // CreateCollection makes a collection with a new data key, sealed under the
 // root key, and its folder. The store must be unlocked.
 func (s *Store) CreateCollection(ctx context.Context, name string) (*Collection, error) {
-	return s.CreateCollectionFolder(ctx, name, 0o755, 0, 0)
+	if _, err := s.CreateCollectionFolder(ctx, name, 0o755, 0, 0); err != nil {
+		return nil, err
+	}
+	return s.Collection(ctx, name)
 }
 
-// CreateCollectionFolder makes the folder files/<name>: for a new name a
-// new collection (as CreateCollection), for a collection whose folder was
-// removed a new folder. An existing folder is fs.ErrExist.
-func (s *Store) CreateCollectionFolder(ctx context.Context, name string, mode, uid, gid uint32) (*Collection, error) {
+// CreateCollectionFolder makes the folder files/<name> and returns its
+// inode: for a new name with a new collection (as CreateCollection), for a
+// collection whose folder was removed with a new folder. An existing
+// folder is fs.ErrExist.
+func (s *Store) CreateCollectionFolder(ctx context.Context, name string, mode, uid, gid uint32) (*Inode, error) {
 	if err := validCollectionName(name); err != nil {
 		return nil, err
 	}
@@ -48,7 +52,6 @@ func (s *Store) CreateCollectionFolder(ctx context.Context, name string, mode, u
 	}
 	now := time.Now()
 	folder := &Inode{Ino: folderIno, Kind: KindDir, Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: now, Ctime: now}
-	var created *Collection
 	err = s.update(func(txn *badgerdb.Txn) error {
 		var c Collection
 		err := getJSON(txn, stringKey(prefixCollection, name), fmt.Sprintf("collection %q", name), &c)
@@ -67,10 +70,27 @@ func (s *Store) CreateCollectionFolder(ctx context.Context, name string, mode, u
 		if err := putInode(txn, folder); err != nil {
 			return err
 		}
-		created = &c
 		return putJSON(txn, stringKey(prefixCollection, name), c)
 	})
-	return created, err
+	if err != nil {
+		return nil, err
+	}
+	return folder, nil
+}
+
+// CollectionFolders lists the collections' folders (files/<name>) by name.
+func (s *Store) CollectionFolders(ctx context.Context) ([]Entry, error) {
+	all, err := s.Collections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var folders []Entry
+	for _, c := range all {
+		if c.FolderIno != 0 {
+			folders = append(folders, Entry{Name: c.Name, Ino: c.FolderIno, Kind: KindDir})
+		}
+	}
+	return folders, nil
 }
 
 // newCollection seals a new data key for a new collection; the caller

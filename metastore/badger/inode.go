@@ -6,32 +6,21 @@ import (
 	"time"
 
 	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore"
 )
 
-// Kind is what an inode of the files/ tree is.
-type Kind byte
+// The tree's types live in package metastore.
+type (
+	Kind  = metastore.Kind
+	Inode = metastore.Inode
+	Entry = metastore.Entry
+)
 
 const (
-	KindFile    Kind = 1
-	KindDir     Kind = 2
-	KindSymlink Kind = 3
+	KindFile    = metastore.KindFile
+	KindDir     = metastore.KindDir
+	KindSymlink = metastore.KindSymlink
 )
-
-// Inode is a file, directory or symlink of the files/ tree. A file's
-// content is a blob: Ref, once committed.
-type Inode struct {
-	Ino        uint64
-	Kind       Kind
-	Mode       uint32 // permission bits (07777)
-	UID, GID   uint32
-	Size       int64
-	Mtime      time.Time
-	Ctime      time.Time
-	Ref        blobstore.Ref // files: the content; zero until committed
-	StoredSize int64         // files: the blob's stored size
-	Target     string        // symlinks
-	Committed  bool          // files: content stored at least once
-}
 
 // An inode record, binary:
 //

@@ -11,6 +11,7 @@ import (
 	badgerdb "github.com/dgraph-io/badger/v4"
 
 	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore"
 )
 
 // The files/ tree: directories, files and symlinks, each change one
@@ -20,20 +21,12 @@ import (
 // Errors carry the errno a filesystem answers with: fs.ErrNotExist,
 // fs.ErrExist, syscall.ENOTEMPTY, ENOTDIR, EISDIR, EXDEV.
 
-// TreeInoBase is the first inode number of the tree (the top two bits 01),
-// apart from blobs' (00: from their ref) and the mount's own (10, 11).
-const TreeInoBase = 1 << 62
+// TreeInoBase is metastore.TreeInoBase.
+const TreeInoBase = metastore.TreeInoBase
 
 // inoBlock is how many inode numbers a Store claims at a time, so that
 // creating files does not contend on one counter.
 const inoBlock = 1024
-
-// Entry is a name in a directory.
-type Entry struct {
-	Name string
-	Ino  uint64
-	Kind Kind
-}
 
 func getInode(txn *badgerdb.Txn, ino uint64) (*Inode, error) {
 	body, err := getCopy(txn, inoKey(prefixInode, ino), fmt.Sprintf("inode %d", ino))

@@ -1,0 +1,48 @@
+// Package metastore holds the types of the files/ tree that a metadata
+// store keeps and the mount shows: inodes and directory entries. The
+// store (metastore/badger) implements the operations; the mount (fusefs)
+// defines the interface it needs.
+package metastore
+
+import (
+	"time"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// Kind is what an inode of the files/ tree is.
+type Kind byte
+
+const (
+	KindFile    Kind = 1
+	KindDir     Kind = 2
+	KindSymlink Kind = 3
+)
+
+// TreeInoBase is the first inode number of the tree: the top two bits are
+// 01. Blobs' inode numbers in ref/ come from their ref with the top two
+// bits 00; the mount's own files use 10 and 11.
+const TreeInoBase = 1 << 62
+
+// Inode is a file, directory or symlink of the files/ tree. A file's
+// content is a blob: Ref, once committed.
+type Inode struct {
+	Ino        uint64
+	Kind       Kind
+	Mode       uint32 // permission bits (07777)
+	UID, GID   uint32
+	Size       int64
+	Mtime      time.Time
+	Ctime      time.Time
+	Ref        blobstore.Ref // files: the content; zero until committed
+	StoredSize int64         // files: the blob's stored size
+	Target     string        // symlinks
+	Committed  bool          // files: content stored at least once
+}
+
+// Entry is a name in a directory.
+type Entry struct {
+	Name string
+	Ino  uint64
+	Kind Kind
+}
