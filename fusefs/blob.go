@@ -192,14 +192,15 @@ const xattrPrefix = "user.stofuse."
 
 var xattrNames = []string{"sha256", "crc32c", "size_on_disk", "compressed", "volumes"}
 
-func (n *blobNode) xattr(ctx context.Context, name string) (string, syscall.Errno) {
-	meta, _, errno := n.record(ctx)
-	if errno != 0 {
-		return "", errno
+// blobXattr returns one of a blob's user.stofuse.* attributes.
+func blobXattr(ctx context.Context, f *FS, ref blobstore.Ref, name string) (string, syscall.Errno) {
+	meta, _, err := f.cfg.Catalog.BlobRecord(ctx, ref)
+	if err != nil {
+		return "", f.errno(describe("getxattr", ref.String()), err)
 	}
 	switch strings.TrimPrefix(name, xattrPrefix) {
 	case "sha256":
-		return n.ref.String(), 0
+		return ref.String(), 0
 	case "crc32c":
 		return hex.EncodeToString(meta.ExpectedCrc32), 0
 	case "size_on_disk":
@@ -209,7 +210,7 @@ func (n *blobNode) xattr(ctx context.Context, name string) (string, syscall.Errn
 	case "volumes":
 		var names []string
 		for _, id := range meta.Volumes {
-			names = append(names, n.fsys.cfg.Catalog.VolumeName(ctx, id))
+			names = append(names, f.cfg.Catalog.VolumeName(ctx, id))
 		}
 		return strings.Join(names, ","), 0
 	}
@@ -221,7 +222,7 @@ func (n *blobNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	if !strings.HasPrefix(attr, xattrPrefix) {
 		return 0, syscall.ENODATA // security.*, system.*, other user.*: none, at once
 	}
-	value, errno := n.xattr(ctx, attr)
+	value, errno := blobXattr(ctx, n.fsys, n.ref, attr)
 	if errno != 0 {
 		return 0, errno
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/diskaccess"
+	"github.com/stofuse/stofuse/metastore"
 )
 
 // Catalog is what the mount needs from the metadata store beyond
@@ -52,6 +53,7 @@ type Config struct {
 	Controller *diskaccess.Controller
 	Catalog    Catalog
 	Keys       diskaccess.KeyRing
+	Tree       Tree   // the files/ tree; nil: no files/
 	Volume     int    // the volume whose blobs ref/ shows
 	Collection string // whose key seals blobs written through the mount
 	ReadOnly   bool
@@ -71,15 +73,16 @@ const (
 )
 
 // Inode numbers: the root and ref/ are fixed; a blob's is derived from its
-// ref (the first 8 bytes, top bit clear), so it is the same at every mount;
-// files being written get go-fuse's automatic numbers, from 2^63 up.
+// ref (the first 8 bytes, top two bits clear), so it is the same at every
+// mount; the files/ tree's come from the metadata store (top bits 01); files
+// being written to ref/ get go-fuse's automatic numbers, from 2^63 up.
 const (
 	rootIno = 1
 	refIno  = 2
 )
 
 func inoOf(ref blobstore.Ref) uint64 {
-	ino := binary.BigEndian.Uint64(ref[:8]) &^ (1 << 63)
+	ino := binary.BigEndian.Uint64(ref[:8]) & (metastore.TreeInoBase - 1)
 	if ino < 16 {
 		ino += 16
 	}
@@ -218,6 +221,10 @@ var (
 func (r *Root) OnAdd(ctx context.Context) {
 	child := r.NewPersistentInode(ctx, r.fsys.ref, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: refIno})
 	r.AddChild("ref", child, false)
+	if r.fsys.cfg.Tree != nil {
+		files := r.NewPersistentInode(ctx, &filesRoot{fsys: r.fsys}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: filesIno})
+		r.AddChild("files", files, false)
+	}
 }
 
 // Lookup implements fs.NodeLookuper, so that the entry for ref/ is cached

@@ -19,6 +19,7 @@ const listPage = 4096
 // in ref order, one page at a time.
 type refStream struct {
 	fsys    *FS
+	initial []string // the written names the listing started with
 	pending []string
 	seen    map[string]bool // pending names, so a blob is not listed twice
 	page    []blobstore.Ref // refs read and not yet listed: page[next:]
@@ -35,7 +36,7 @@ func newRefStream(f *FS, pending []string) *refStream {
 	for _, name := range pending {
 		seen[name] = true
 	}
-	return &refStream{fsys: f, pending: pending, seen: seen}
+	return &refStream{fsys: f, initial: pending, pending: pending, seen: seen}
 }
 
 var errPageFull = errors.New("page full")
@@ -102,3 +103,15 @@ func (s *refStream) Next() (fuse.DirEntry, syscall.Errno) {
 
 // Close implements fs.DirStream.
 func (s *refStream) Close() {}
+
+// Seekdir implements fs.FileSeekdirer: offsets count entries from the
+// start, so the listing starts again and skips that many.
+func (s *refStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	*s = *newRefStream(s.fsys, s.initial)
+	for ; off > 0 && s.HasNext(); off-- {
+		if _, errno := s.Next(); errno != 0 {
+			return errno
+		}
+	}
+	return 0
+}

@@ -19,7 +19,10 @@ import (
 
 	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/fusefs"
+	"github.com/stofuse/stofuse/metastore/badger"
 )
+
+var _ fusefs.Tree = (*badger.Store)(nil)
 
 // frameCacheBytes bounds the mount's cache of opened frames.
 const frameCacheBytes = 32 << 20
@@ -98,12 +101,17 @@ func serve(c *cli.Context, s *session, mountpoint string) error {
 	if _, err := s.meta.Collection(ctx, c.String("collection")); err != nil {
 		return usageError("no collection %q", c.String("collection"))
 	}
+	if removed, err := s.meta.RemoveUncommitted(ctx); err != nil {
+		return err
+	} else if removed > 0 {
+		s.out.notef("removed %d files that an earlier mount created but never finished writing", removed)
+	}
 	spoolDir := filepath.Join(s.dir, "spool")
 	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
 		return err
 	}
 	root := fusefs.New(fusefs.Config{
-		Controller: s.ctl, Catalog: s.meta, Keys: s.meta.Ring(),
+		Controller: s.ctl, Catalog: s.meta, Tree: s.meta, Keys: s.meta.Ring(),
 		Volume: v.ID, Collection: c.String("collection"), ReadOnly: c.Bool("read-only"),
 		SpoolDir: spoolDir, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		FsName: "stofuse:" + s.dir,

@@ -1,0 +1,218 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/stofuse/stofuse/metastore"
+)
+
+// dirNode is a directory of the tree (a collection's folder is one).
+type dirNode struct {
+	treeNode
+}
+
+var (
+	_ fs.NodeLookuper  = (*dirNode)(nil)
+	_ fs.NodeReaddirer = (*dirNode)(nil)
+	_ fs.NodeGetattrer = (*dirNode)(nil)
+	_ fs.NodeSetattrer = (*dirNode)(nil)
+	_ fs.NodeMkdirer   = (*dirNode)(nil)
+	_ fs.NodeCreater   = (*dirNode)(nil)
+	_ fs.NodeUnlinker  = (*dirNode)(nil)
+	_ fs.NodeRmdirer   = (*dirNode)(nil)
+	_ fs.NodeRenamer   = (*dirNode)(nil)
+	_ fs.NodeSymlinker = (*dirNode)(nil)
+	_ fs.NodeLinker    = (*dirNode)(nil)
+)
+
+func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	return d.getattr(ctx, out)
+}
+
+func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return d.setattr(ctx, in, out)
+}
+
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	n, err := d.fsys.cfg.Tree.Lookup(ctx, d.ino, name)
+	if err != nil {
+		return nil, d.fsys.errno("lookup "+name, err)
+	}
+	return d.fsys.child(ctx, d.EmbeddedInode(), d.collection, n, out), 0
+}
+
+func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	return newTreeStream(d.fsys, d.ino), 0
+}
+
+// create makes a new inode named name here.
+func (d *dirNode) create(ctx context.Context, name string, n *metastore.Inode, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if d.fsys.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	now := time.Now()
+	n.UID, n.GID = caller(ctx)
+	n.Mtime, n.Ctime = now, now
+	created, err := d.fsys.cfg.Tree.Create(ctx, d.ino, name, n)
+	if err != nil {
+		return nil, d.fsys.errno("create "+name, err)
+	}
+	return d.fsys.child(ctx, d.EmbeddedInode(), d.collection, created, out), 0
+}
+
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return d.create(ctx, name, &metastore.Inode{Kind: metastore.KindDir, Mode: mode & 0o7777}, out)
+}
+
+func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return d.create(ctx, name, &metastore.Inode{Kind: metastore.KindSymlink, Mode: 0o777, Target: target}, out)
+}
+
+// Create makes a file, uncommitted until its first close: a file whose
+// writer dies before that does not survive a remount.
+func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	inode, errno := d.create(ctx, name, &metastore.Inode{Kind: metastore.KindFile, Mode: mode & 0o7777}, out)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	file := inode.Operations().(*fileNode)
+	handle, errno := file.openForWriting(ctx, true)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	return inode, handle, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// Link refuses hard links: a name is one inode.
+func (d *dirNode) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (d *dirNode) remove(ctx context.Context, name string, dir bool) syscall.Errno {
+	if d.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	child := d.GetChild(name)
+	if _, err := d.fsys.cfg.Tree.Remove(ctx, d.ino, name, dir); err != nil {
+		return d.fsys.errno("remove "+name, err)
+	}
+	markUnlinked(child)
+	return 0
+}
+
+func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	return d.remove(ctx, name, false)
+}
+func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return d.remove(ctx, name, true)
+}
+
+// markUnlinked tells a node the kernel still knows that its name is gone.
+func markUnlinked(child *fs.Inode) {
+	if child == nil {
+		return
+	}
+	if t, ok := child.Operations().(interface{ markUnlinked() }); ok {
+		t.markUnlinked()
+	}
+}
+
+// Rename moves within a collection, replacing the target as rename(2)
+// does, in one transaction. Moving to another collection is EXDEV (mv then
+// copies, so the file is sealed with that collection's key).
+func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if d.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	target, ok := newParent.(*dirNode)
+	if !ok || target.collection != d.collection {
+		return syscall.EXDEV
+	}
+	if flags&^uint32(unix.RENAME_NOREPLACE) != 0 { // RENAME_EXCHANGE, RENAME_WHITEOUT
+		return syscall.EINVAL
+	}
+	replacedChild := target.GetChild(newName)
+	replaced, err := d.fsys.cfg.Tree.Rename(ctx, d.ino, name, target.ino, newName, flags&unix.RENAME_NOREPLACE != 0)
+	if err != nil {
+		return d.fsys.errno("rename "+name, err)
+	}
+	if replaced != nil {
+		markUnlinked(replacedChild)
+	}
+	return 0
+}
+
+// treeStream lists a directory from the metadata store, a page at a time.
+type treeStream struct {
+	fsys  *FS
+	dir   uint64
+	page  []metastore.Entry
+	next  int
+	after string
+	done  bool
+	err   error
+}
+
+func newTreeStream(f *FS, dir uint64) *treeStream {
+	return &treeStream{fsys: f, dir: dir}
+}
+
+func (s *treeStream) fill() {
+	s.page, s.next = s.page[:0], 0
+	err := s.fsys.cfg.Tree.ReadDir(context.Background(), s.dir, s.after, func(e metastore.Entry) error {
+		s.page = append(s.page, e)
+		if len(s.page) == listPage {
+			return errPageFull
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errPageFull):
+	case err != nil:
+		s.err, s.done = err, true
+	default:
+		s.done = true
+	}
+	if len(s.page) > 0 {
+		s.after = s.page[len(s.page)-1].Name
+	}
+}
+
+func (s *treeStream) HasNext() bool {
+	for s.next == len(s.page) && !s.done {
+		s.fill()
+	}
+	return s.next < len(s.page) || s.err != nil
+}
+
+func (s *treeStream) Next() (fuse.DirEntry, syscall.Errno) {
+	if s.next == len(s.page) {
+		err := s.err
+		s.err = nil
+		return fuse.DirEntry{}, s.fsys.errno("listing a directory", err)
+	}
+	e := s.page[s.next]
+	s.next++
+	return fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: typeBits(e.Kind)}, 0
+}
+
+func (s *treeStream) Close() {}
+
+// Seekdir implements fs.FileSeekdirer: offsets count entries from the
+// start, so the listing starts again and skips that many.
+func (s *treeStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	*s = treeStream{fsys: s.fsys, dir: s.dir, page: s.page[:0]}
+	for ; off > 0 && s.HasNext(); off-- {
+		if _, errno := s.Next(); errno != 0 {
+			return errno
+		}
+	}
+	return 0
+}

@@ -1,0 +1,447 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"io"
+	iofs "io/fs"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// fileNode is a file of the tree. Its content is a blob; writing copies it
+// (on write) into a session, which is stored as a new blob, and the file
+// pointed at it, when a writer closes or fsyncs.
+type fileNode struct {
+	treeNode
+	session *writeSession // open writers' content; guarded by treeNode.mu
+}
+
+var (
+	_ fs.NodeGetattrer   = (*fileNode)(nil)
+	_ fs.NodeSetattrer   = (*fileNode)(nil)
+	_ fs.NodeOpener      = (*fileNode)(nil)
+	_ fs.NodeGetxattrer  = (*fileNode)(nil)
+	_ fs.NodeListxattrer = (*fileNode)(nil)
+	_ fs.NodeSetxattrer  = (*fileNode)(nil)
+	_ fs.NodeAllocater   = (*fileNode)(nil)
+)
+
+// writeSession is the content of a file while it is open for writing. It
+// starts as the committed blob (base) and is copied into a spool only when
+// something needs the bytes: a write, or a truncation to a non-zero size.
+type writeSession struct {
+	content  *contentBuffer // nil until copied from base
+	base     blobstore.Ref
+	baseSize int64
+	dirty    bool      // changed since the last commit
+	mtime    time.Time // set by utimens while writing; zero: the commit's time
+	handles  int
+}
+
+func (s *writeSession) size() int64 {
+	if s.content == nil {
+		return s.baseSize
+	}
+	return s.content.Size()
+}
+
+func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if errno := n.getattr(ctx, out); errno != 0 {
+		return errno
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.session != nil {
+		out.Size = uint64(n.session.size())
+		out.SetTimeout(0)
+	}
+	return 0
+}
+
+// Setattr sets the size through a write session (committed at once when no
+// writer has the file open), and mode, owner and times in the metadata.
+func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	if size, ok := in.GetSize(); ok {
+		if errno := n.truncate(ctx, int64(size)); errno != 0 {
+			return errno
+		}
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		n.mu.Lock()
+		if n.session != nil && n.session.dirty {
+			n.session.mtime = mtime
+		}
+		n.mu.Unlock()
+	}
+	if errno := n.setattr(ctx, in, out); errno != 0 {
+		return errno
+	}
+	return n.Getattr(ctx, fh, out)
+}
+
+func (n *fileNode) truncate(ctx context.Context, size int64) syscall.Errno {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	temporary := n.session == nil
+	if temporary {
+		n.session = n.newSession()
+	}
+	err := n.resize(ctx, size)
+	if err == nil && temporary {
+		err = n.commitLocked(ctx)
+	}
+	if temporary {
+		n.endSession()
+	}
+	if err == nil && temporary {
+		defer n.forgetAttrs() // after unlocking mu
+	}
+	return n.fsys.errno("truncate", err)
+}
+
+// resize sets the session's size; the caller holds mu.
+func (n *fileNode) resize(ctx context.Context, size int64) error {
+	s := n.session
+	if size == 0 {
+		if s.content != nil {
+			s.content.Close()
+		}
+		s.content = newContentBuffer(n.fsys.cfg.SpoolDir) // nothing to copy
+	} else if err := n.materialize(ctx); err != nil {
+		return err
+	} else if err := s.content.Truncate(size); err != nil {
+		return err
+	}
+	s.dirty = true
+	return nil
+}
+
+func (n *fileNode) newSession() *writeSession {
+	s := &writeSession{}
+	if n.last.Committed {
+		s.base, s.baseSize = n.last.Ref, n.last.Size
+	}
+	return s
+}
+
+// endSession drops the session; the caller holds mu.
+func (n *fileNode) endSession() {
+	if n.session.content != nil {
+		n.session.content.Close()
+	}
+	n.session = nil
+}
+
+// materialize copies the committed content into the session's spool (copy
+// on write), streaming, in bounded memory; the caller holds mu.
+func (n *fileNode) materialize(ctx context.Context) error {
+	s := n.session
+	if s.content != nil {
+		return nil
+	}
+	content := newContentBuffer(n.fsys.cfg.SpoolDir)
+	if s.baseSize > 0 {
+		blob, err := n.fsys.cfg.Controller.OpenBlob(ctx, s.base, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
+		if err != nil {
+			content.Close()
+			return err
+		}
+		_, err = io.Copy(&appender{content}, io.NewSectionReader(blob, 0, blob.Size()))
+		blob.Close()
+		if err != nil {
+			content.Close()
+			return err
+		}
+	}
+	s.content = content
+	return nil
+}
+
+// appender turns WriteAt into Write.
+type appender struct{ c *contentBuffer }
+
+func (a *appender) Write(p []byte) (int, error) { return a.c.WriteAt(p, a.c.Size()) }
+
+// openForWriting starts (or joins) the write session; created files start
+// dirty, so that even an empty one is stored at close.
+func (n *fileNode) openForWriting(ctx context.Context, created bool) (*treeWriteHandle, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.session == nil {
+		n.session = n.newSession()
+	}
+	if created {
+		if err := n.resize(ctx, 0); err != nil {
+			return nil, n.fsys.errno("create", err)
+		}
+	}
+	n.session.handles++
+	return &treeWriteHandle{node: n}, 0
+}
+
+// Open implements fs.NodeOpener: writers share one session; readers read
+// the session while there is one, else the committed blob.
+func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+		if n.fsys.cfg.ReadOnly {
+			return nil, 0, syscall.EROFS
+		}
+		h, errno := n.openForWriting(ctx, false)
+		if errno == 0 && flags&syscall.O_TRUNC != 0 {
+			errno = n.truncate(ctx, 0)
+		}
+		return h, fuse.FOPEN_DIRECT_IO, errno
+	}
+	n.mu.Lock()
+	writing := n.session != nil
+	record := n.last
+	n.mu.Unlock()
+	if writing || !record.Committed || record.Size == 0 {
+		return &treeWriteHandle{node: n, readOnly: true}, fuse.FOPEN_DIRECT_IO, 0
+	}
+	blob, err := n.fsys.cfg.Controller.OpenBlob(ctx, record.Ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
+	if err != nil {
+		return nil, 0, n.fsys.errno("open", err)
+	}
+	return &readHandle{fsys: n.fsys, blob: blob, next: -1}, 0, 0
+}
+
+func (n *fileNode) write(ctx context.Context, data []byte, off int64) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.materialize(ctx); err != nil {
+		return 0, err
+	}
+	written, err := n.session.content.WriteAt(data, off)
+	n.session.dirty = true
+	return written, err
+}
+
+func (n *fileNode) read(ctx context.Context, dest []byte, off int64) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.session
+	var r io.ReaderAt
+	switch {
+	case s != nil && s.content != nil:
+		r = s.content
+	case s != nil && s.baseSize > 0 || s == nil && n.last.Committed && n.last.Size > 0:
+		ref := n.last.Ref
+		if s != nil {
+			ref = s.base
+		}
+		blob, err := n.fsys.cfg.Controller.OpenBlob(ctx, ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
+		if err != nil {
+			return 0, err
+		}
+		defer blob.Close()
+		r = blob
+	default:
+		return 0, nil
+	}
+	got, err := r.ReadAt(dest, off)
+	if err == io.EOF {
+		err = nil
+	}
+	return got, err
+}
+
+// commit stores the session's content as a blob and points the file at
+// it; the caller holds mu. A file removed meanwhile is not brought back.
+func (n *fileNode) commitLocked(ctx context.Context) error {
+	s := n.session
+	if s == nil || !s.dirty {
+		return nil
+	}
+	if err := n.materialize(ctx); err != nil {
+		return err
+	}
+	ref, err := s.content.Ref()
+	if err != nil {
+		return err
+	}
+	cfg := n.fsys.cfg
+	if err := cfg.Controller.WriteBlobNoVerify(ctx, cfg.Volume, n.collection, ref, s.content.Reader(), true); err != nil {
+		return err
+	}
+	meta, _, err := cfg.Catalog.BlobRecord(ctx, ref)
+	if err != nil {
+		return err
+	}
+	mtime := s.mtime
+	if mtime.IsZero() {
+		mtime = time.Now()
+	}
+	record, err := cfg.Tree.CommitContent(ctx, n.ino, ref, s.content.Size(), meta.SizeOnDisk, mtime)
+	if errors.Is(err, iofs.ErrNotExist) {
+		s.dirty = false // removed while open: its content goes nowhere
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n.last = *record
+	s.dirty, s.base, s.baseSize, s.mtime = false, ref, record.Size, time.Time{}
+	return nil
+}
+
+func (n *fileNode) commit(ctx context.Context) syscall.Errno {
+	n.mu.Lock()
+	changed := n.session != nil && n.session.dirty
+	err := n.commitLocked(ctx)
+	n.mu.Unlock()
+	if err == nil && changed {
+		n.forgetAttrs()
+	}
+	return n.fsys.errno("store", err)
+}
+
+// forgetAttrs makes the kernel ask again for the attributes (mtime, size
+// on disk) that storing the file changed; a negative offset leaves its
+// cached pages alone.
+func (n *fileNode) forgetAttrs() {
+	if errno := n.NotifyContent(-1, 0); errno != 0 && errno != syscall.ENOENT {
+		n.fsys.logf("invalidating the attributes of inode %d: %v", n.ino, errno)
+	}
+}
+
+// Allocate implements fs.NodeAllocater: blobs are written whole, so there
+// is nothing to reserve; mode 0 grows the file as fallocate(2) does,
+// FALLOC_FL_KEEP_SIZE changes nothing, other modes are not supported.
+func (n *fileNode) Allocate(ctx context.Context, fh fs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
+	if n.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	switch mode {
+	case unix.FALLOC_FL_KEEP_SIZE:
+		return 0
+	case 0:
+	default:
+		return syscall.EOPNOTSUPP
+	}
+	n.mu.Lock()
+	current := n.last.Size
+	if n.session != nil {
+		current = n.session.size()
+	}
+	n.mu.Unlock()
+	if end := int64(off + size); end > current {
+		return n.truncate(ctx, end)
+	}
+	return 0
+}
+
+func (n *fileNode) release() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.session == nil {
+		return
+	}
+	n.session.handles--
+	if n.session.handles == 0 {
+		if n.session.dirty {
+			// Flush failed or never came: nothing of it was stored.
+			n.fsys.logf("inode %d closed with content that was not stored", n.ino)
+		}
+		n.endSession()
+	}
+}
+
+// treeWriteHandle is an open file of the tree that may be written (or a
+// reader of a file being written).
+type treeWriteHandle struct {
+	node     *fileNode
+	readOnly bool
+}
+
+var (
+	_ fs.FileWriter   = (*treeWriteHandle)(nil)
+	_ fs.FileReader   = (*treeWriteHandle)(nil)
+	_ fs.FileFlusher  = (*treeWriteHandle)(nil)
+	_ fs.FileFsyncer  = (*treeWriteHandle)(nil)
+	_ fs.FileReleaser = (*treeWriteHandle)(nil)
+)
+
+func (h *treeWriteHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n, err := h.node.write(ctx, data, off)
+	return uint32(n), h.node.fsys.errno("write", err)
+}
+
+func (h *treeWriteHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := h.node.read(ctx, dest, off)
+	if err != nil {
+		return nil, h.node.fsys.errno("read", err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// Flush stores the file at close(2), so that close reports failure.
+func (h *treeWriteHandle) Flush(ctx context.Context) syscall.Errno {
+	if h.readOnly {
+		return 0
+	}
+	return h.node.commit(ctx)
+}
+
+func (h *treeWriteHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if h.readOnly {
+		return 0
+	}
+	return h.node.commit(ctx)
+}
+
+func (h *treeWriteHandle) Release(ctx context.Context) syscall.Errno {
+	if !h.readOnly {
+		h.node.release()
+	}
+	return 0
+}
+
+// Getxattr implements fs.NodeGetxattrer: user.stofuse.ref is the blob the
+// file's content is; the blob's own attributes follow it.
+func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	n.mu.Lock()
+	record := n.last
+	n.mu.Unlock()
+	if !strings.HasPrefix(attr, xattrPrefix) || !record.Committed {
+		return 0, syscall.ENODATA
+	}
+	if attr == xattrPrefix+"ref" {
+		return copyXattr(dest, record.Ref.String())
+	}
+	value, errno := blobXattr(ctx, n.fsys, record.Ref, attr)
+	if errno != 0 {
+		return 0, errno
+	}
+	return copyXattr(dest, value)
+}
+
+func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	n.mu.Lock()
+	committed := n.last.Committed
+	n.mu.Unlock()
+	if !committed {
+		return copyXattr(dest, "")
+	}
+	list := xattrPrefix + "ref\x00"
+	for _, name := range xattrNames {
+		list += xattrPrefix + name + "\x00"
+	}
+	return copyXattr(dest, list)
+}
+
+// Setxattr refuses: a file's only extended attributes are stofuse's.
+func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}

@@ -1,0 +1,222 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore"
+)
+
+// Tree is what files/ needs from the metadata store: the named-file tree
+// whose roots are the collections' folders. Every method is one
+// transaction. Errors carry the errno to answer with (fs.ErrNotExist,
+// fs.ErrExist, syscall.ENOTEMPTY, ...). metastore/badger implements it.
+type Tree interface {
+	CollectionFolders(ctx context.Context) ([]metastore.Entry, error)
+	CreateCollectionFolder(ctx context.Context, name string, mode, uid, gid uint32) (*metastore.Inode, error)
+	RemoveCollectionFolder(ctx context.Context, name string) error
+	Inode(ctx context.Context, ino uint64) (*metastore.Inode, error)
+	Lookup(ctx context.Context, parent uint64, name string) (*metastore.Inode, error)
+	ReadDir(ctx context.Context, parent uint64, after string, fn func(metastore.Entry) error) error
+	Create(ctx context.Context, parent uint64, name string, n *metastore.Inode) (*metastore.Inode, error)
+	Remove(ctx context.Context, parent uint64, name string, dir bool) (*metastore.Inode, error)
+	Rename(ctx context.Context, oldParent uint64, oldName string, newParent uint64, newName string, noReplace bool) (*metastore.Inode, error)
+	SetAttr(ctx context.Context, ino uint64, fn func(*metastore.Inode) error) (*metastore.Inode, error)
+	CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time) (*metastore.Inode, error)
+}
+
+// treeTimeout is how long the kernel caches entries and attributes of the
+// tree: it changes only through this mount, which answers every change, but
+// names can be replaced by rename, so not for long.
+const treeTimeout = time.Second
+
+const filesIno = 3
+
+// typeBits is the S_IF* type of a kind.
+func typeBits(kind metastore.Kind) uint32 {
+	switch kind {
+	case metastore.KindDir:
+		return syscall.S_IFDIR
+	case metastore.KindSymlink:
+		return syscall.S_IFLNK
+	}
+	return syscall.S_IFREG
+}
+
+// treeAttr fills the attributes of a tree inode.
+func (f *FS) treeAttr(n *metastore.Inode, out *fuse.Attr) {
+	out.Ino = n.Ino
+	out.Mode = typeBits(n.Kind) | n.Mode&0o7777
+	out.Nlink = 1
+	out.Size = uint64(n.Size)
+	switch n.Kind {
+	case metastore.KindFile:
+		out.Blocks = uint64(n.StoredSize+511) / 512
+	case metastore.KindSymlink:
+		out.Size = uint64(len(n.Target))
+	}
+	out.Blksize = 1 << 17
+	out.Owner = fuse.Owner{Uid: n.UID, Gid: n.GID}
+	out.SetTimes(&n.Mtime, &n.Mtime, &n.Ctime)
+}
+
+func setTreeTimeouts(out *fuse.EntryOut) {
+	out.SetEntryTimeout(treeTimeout)
+	out.SetAttrTimeout(treeTimeout)
+}
+
+// caller returns the uid and gid of the process making a request.
+func caller(ctx context.Context) (uint32, uint32) {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return 0, 0
+}
+
+// treeNode is what every node of the tree has: its inode number, its
+// collection, and its last known record, which answers fstat after the
+// name is gone (with nlink 0).
+type treeNode struct {
+	gofs.Inode
+	fsys       *FS
+	ino        uint64
+	collection string
+
+	mu       sync.Mutex // guards last, unlinked, and in fileNode its session
+	last     metastore.Inode
+	unlinked bool
+}
+
+// newTreeNode returns the node for a tree inode.
+func (f *FS) newTreeNode(collection string, n *metastore.Inode) gofs.InodeEmbedder {
+	var node interface {
+		gofs.InodeEmbedder
+		base() *treeNode
+	}
+	switch n.Kind {
+	case metastore.KindDir:
+		node = &dirNode{}
+	case metastore.KindSymlink:
+		node = &symlinkNode{}
+	default:
+		node = &fileNode{}
+	}
+	t := node.base()
+	t.fsys, t.ino, t.collection, t.last = f, n.Ino, collection, *n
+	return node
+}
+
+func (t *treeNode) base() *treeNode { return t }
+
+// child makes (or finds) the kernel inode of a tree inode under parent.
+func (f *FS) child(ctx context.Context, parent *gofs.Inode, collection string, n *metastore.Inode, out *fuse.EntryOut) *gofs.Inode {
+	f.treeAttr(n, &out.Attr)
+	setTreeTimeouts(out)
+	node := parent.NewInode(ctx, f.newTreeNode(collection, n), gofs.StableAttr{Mode: typeBits(n.Kind), Ino: n.Ino})
+	if t, ok := node.Operations().(interface{ remember(*metastore.Inode) }); ok {
+		t.remember(n)
+	}
+	return node
+}
+
+func (t *treeNode) remember(n *metastore.Inode) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.last, t.unlinked = *n, false
+}
+
+func (t *treeNode) markUnlinked() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.unlinked = true
+}
+
+// record reads the inode; once the name is gone it answers with the last
+// known record.
+func (t *treeNode) record(ctx context.Context) (*metastore.Inode, bool, error) {
+	n, err := t.fsys.cfg.Tree.Inode(ctx, t.ino)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err == nil {
+		t.last = *n
+		return n, false, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) || t.unlinked {
+		last := t.last
+		return &last, true, nil
+	}
+	return nil, false, err
+}
+
+func (t *treeNode) getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	n, gone, err := t.record(ctx)
+	if err != nil {
+		return t.fsys.errno("stat", err)
+	}
+	t.fsys.treeAttr(n, &out.Attr)
+	if gone {
+		out.Nlink = 0
+	}
+	out.SetTimeout(treeTimeout)
+	return 0
+}
+
+// setattr applies mode, owner and times (not size: files do that).
+func (t *treeNode) setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if t.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	n, err := t.fsys.cfg.Tree.SetAttr(ctx, t.ino, func(n *metastore.Inode) error {
+		applyAttrs(n, in)
+		return nil
+	})
+	if err != nil {
+		return t.fsys.errno("setattr", err)
+	}
+	t.remember(n)
+	t.fsys.treeAttr(n, &out.Attr)
+	out.SetTimeout(treeTimeout)
+	return 0
+}
+
+func applyAttrs(n *metastore.Inode, in *fuse.SetAttrIn) {
+	if mode, ok := in.GetMode(); ok {
+		n.Mode = mode & 0o7777
+	}
+	if uid, ok := in.GetUID(); ok {
+		n.UID = uid
+	}
+	if gid, ok := in.GetGID(); ok {
+		n.GID = gid
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		n.Mtime = mtime
+	}
+}
+
+// Extended attributes: the tree keeps none of its own. Answering ENOTSUP to
+// setxattr tells cp -a and tar that ACLs are not kept (they fall back to
+// the mode bits); getxattr finds nothing.
+func (t *treeNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return 0, syscall.ENODATA
+}
+
+func (t *treeNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}
+
+func (t *treeNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return 0, 0
+}
+
+func (t *treeNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return syscall.ENODATA
+}
