@@ -152,6 +152,7 @@ type statResult struct {
 	Volumes    []string      `json:"volumes"`
 	KeyID      string        `json:"key_id"`
 	Created    time.Time     `json:"created"`
+	Files      int           `json:"files"` // files of files/ whose content it is
 }
 
 func (s *session) stat(c *cli.Context, ref blobstore.Ref) error {
@@ -167,8 +168,15 @@ func (s *session) stat(c *cli.Context, ref blobstore.Ref) error {
 	for _, id := range meta.Volumes {
 		r.Volumes = append(r.Volumes, s.volumeName(c, id))
 	}
-	s.out.result(r, "ref:         %s\nsize:        %d bytes\nstored size: %d bytes\ncompressed:  %s\ncrc32c:      %s\nvolumes:     %s\nkey:         %s\ncreated:     %s",
-		ref, r.Size, r.Stored, yesNo(r.Compressed), r.CRC32C, strings.Join(r.Volumes, ", "), r.KeyID, r.Created.Format(time.RFC3339))
+	if r.Files, err = s.meta.FilesUsing(c.Context, ref); err != nil {
+		return err
+	}
+	files := fmt.Sprint(r.Files)
+	if r.Files == 0 {
+		files = "0 (no file under files/ uses it: stored with put or through ref/, or its files were deleted; blobs are kept)"
+	}
+	s.out.result(r, "ref:         %s\nsize:        %d bytes\nstored size: %d bytes\ncompressed:  %s\ncrc32c:      %s\nvolumes:     %s\nkey:         %s\ncreated:     %s\nfiles:       %s",
+		ref, r.Size, r.Stored, yesNo(r.Compressed), r.CRC32C, strings.Join(r.Volumes, ", "), r.KeyID, r.Created.Format(time.RFC3339), files)
 	return nil
 }
 

@@ -49,6 +49,9 @@ type scrubSummary struct {
 	Missing  int    `json:"missing"`
 	Orphans  int    `json:"orphans"`
 	Failures int    `json:"errors"`
+	// Unused counts the blobs no file under files/ uses (not a failure:
+	// blobs are kept; there is no garbage collection yet).
+	Unused int `json:"unused"`
 }
 
 func (s scrubSummary) failed() bool { return s.Damaged+s.Missing+s.Failures > 0 }
@@ -74,8 +77,8 @@ func scrub(c *cli.Context) error {
 			return c.Context.Err()
 		}
 		s.out.result(map[string]scrubSummary{"summary": summary},
-			"scrubbed volume %s: %d blobs, %s checked; %d damaged, %d missing, %d orphans, %d errors",
-			summary.Volume, summary.Blobs, formatBytes(summary.Bytes), summary.Damaged, summary.Missing, summary.Orphans, summary.Failures)
+			"scrubbed volume %s: %d blobs, %s checked; %d damaged, %d missing, %d orphans, %d errors; %d used by no file",
+			summary.Volume, summary.Blobs, formatBytes(summary.Bytes), summary.Damaged, summary.Missing, summary.Orphans, summary.Failures, summary.Unused)
 		failed = failed || summary.failed()
 	}
 	if failed {
@@ -129,6 +132,9 @@ func (s *session) scrubVolume(ctx context.Context, v *badger.Volume, refs []blob
 		summary.Bytes += checked
 		if err != nil && ctx.Err() == nil {
 			report(scrubFinding(ref, err))
+		}
+		if files, err := s.meta.FilesUsing(ctx, ref); err == nil && files == 0 {
+			summary.Unused++
 		}
 	}
 	if len(refs) > 0 {

@@ -19,6 +19,7 @@ import (
 //	e <parent u64 BE> <name>   directory entry: child ino (u64 BE) and kind (1 byte)
 //	u <ino u64 BE>             a file created but never stored: removed at mount
 //	p <ino u64 BE>             a directory's parent inode (u64 BE), to refuse moving a directory into itself
+//	r <ref 32> <ino u64 BE>    file ino's content is blob ref (empty value): which files use a blob
 const (
 	prefixBlob        = 'b'
 	prefixVolumeBlob  = 'v'
@@ -31,6 +32,7 @@ const (
 	prefixEntry       = 'e'
 	prefixUncommitted = 'u'
 	prefixParent      = 'p'
+	prefixRefUse      = 'r'
 )
 
 func blobKey(ref blobstore.Ref) []byte {
@@ -47,6 +49,10 @@ func volumeBlobKey(volumeID int, ref blobstore.Ref) []byte {
 
 func inoKey(prefix byte, ino uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefix}, ino)
+}
+
+func refUseKey(ref blobstore.Ref, ino uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte{prefixRefUse}, ref[:]...), ino)
 }
 
 func entryKey(parent uint64, name string) []byte {

@@ -232,7 +232,15 @@ func (s *Store) Remove(ctx context.Context, parent uint64, name string, dir bool
 }
 
 func deleteInode(txn *badgerdb.Txn, parent uint64, name string, ino uint64) error {
-	for _, key := range [][]byte{entryKey(parent, name), inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino)} {
+	n, err := getInode(txn, ino)
+	if err != nil {
+		return err
+	}
+	keys := [][]byte{entryKey(parent, name), inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino)}
+	if n.Kind == KindFile && n.Committed {
+		keys = append(keys, refUseKey(n.Ref, ino))
+	}
+	for _, key := range keys {
 		if err := txn.Delete(key); err != nil {
 			return err
 		}
@@ -320,10 +328,22 @@ func isAncestor(txn *badgerdb.Txn, dir, ino uint64) bool {
 	return false
 }
 
-// SetAttr applies fn to an inode and stores it, in one transaction.
+// SetAttr applies fn to an inode and stores it, in one transaction. A
+// change that changes nothing (cp -a and rsync -a set the owner and mode a
+// file has already) writes nothing.
 func (s *Store) SetAttr(ctx context.Context, ino uint64, fn func(*Inode) error) (*Inode, error) {
-	var n *Inode
-	err := s.update(func(txn *badgerdb.Txn) (err error) {
+	n, err := s.Inode(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	changed := *n
+	if err := fn(&changed); err != nil {
+		return nil, err
+	}
+	if changed == *n {
+		return n, nil
+	}
+	err = s.update(func(txn *badgerdb.Txn) (err error) {
 		if n, err = getInode(txn, ino); err != nil {
 			return err
 		}
@@ -347,6 +367,14 @@ func (s *Store) CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref
 		if n.Kind != KindFile {
 			return fmt.Errorf("inode %d: %w", ino, syscall.EISDIR)
 		}
+		if n.Committed {
+			if err := txn.Delete(refUseKey(n.Ref, ino)); err != nil {
+				return err
+			}
+		}
+		if err := txn.Set(refUseKey(ref, ino), nil); err != nil {
+			return err
+		}
 		n.Ref, n.Size, n.StoredSize, n.Committed = ref, size, storedSize, true
 		n.Mtime, n.Ctime = mtime, time.Now()
 		if err := putInode(txn, n); err != nil {
@@ -355,6 +383,22 @@ func (s *Store) CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref
 		return txn.Delete(inoKey(prefixUncommitted, ino))
 	})
 	return n, err
+}
+
+// FilesUsing returns how many files of the tree have blob ref as their
+// content.
+func (s *Store) FilesUsing(ctx context.Context, ref blobstore.Ref) (int, error) {
+	prefix := append([]byte{prefixRefUse}, ref[:]...)
+	count := 0
+	err := s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			count++
+		}
+		return nil
+	})
+	return count, err
 }
 
 // RemoveUncommitted removes the files that were created but never stored

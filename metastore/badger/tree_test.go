@@ -181,3 +181,38 @@ func TestCollectionFolders(t *testing.T) {
 		t.Fatalf("folder made again: %+v (key %s before)", again, photos.KeyID)
 	}
 }
+
+// TestFilesUsing follows which files use a blob through commits, removes
+// and renames over a file.
+func TestFilesUsing(t *testing.T) {
+	ctx := context.Background()
+	store, _, _ := newStore(t)
+	root := folder(t, store, "default")
+	one, two := blobstore.RefOf([]byte("one")), blobstore.RefOf([]byte("two"))
+	a := create(t, store, root, "a", badger.KindFile)
+	b := create(t, store, root, "b", badger.KindFile)
+	store.CommitContent(ctx, a.Ino, one, 3, 92, time.Now())
+	store.CommitContent(ctx, b.Ino, one, 3, 92, time.Now())
+	using := func(ref blobstore.Ref) int {
+		n, err := store.FilesUsing(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if using(one) != 2 || using(two) != 0 {
+		t.Fatalf("two files of blob one: FilesUsing = %d, %d", using(one), using(two))
+	}
+	store.CommitContent(ctx, b.Ino, two, 3, 92, time.Now()) // b rewritten
+	if using(one) != 1 || using(two) != 1 {
+		t.Fatalf("after rewriting b: %d, %d", using(one), using(two))
+	}
+	store.Rename(ctx, root, "b", root, "a", false) // b replaces a
+	if using(one) != 0 || using(two) != 1 {
+		t.Fatalf("after renaming b over a: %d, %d", using(one), using(two))
+	}
+	store.Remove(ctx, root, "a", false)
+	if using(two) != 0 {
+		t.Fatalf("after removing the last file: %d", using(two))
+	}
+}
