@@ -45,7 +45,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if err != nil {
 		return nil, d.fsys.errno("lookup "+name, err)
 	}
-	return d.fsys.child(ctx, d.EmbeddedInode(), d.collection, n, out), 0
+	return d.fsys.child(ctx, d.EmbeddedInode(), n, out), 0
 }
 
 func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
@@ -64,7 +64,7 @@ func (d *dirNode) create(ctx context.Context, name string, n *metastore.Inode, o
 	if err != nil {
 		return nil, d.fsys.errno("create "+name, err)
 	}
-	return d.fsys.child(ctx, d.EmbeddedInode(), d.collection, created, out), 0
+	return d.fsys.child(ctx, d.EmbeddedInode(), created, out), 0
 }
 
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -124,16 +124,18 @@ func markUnlinked(child *fs.Inode) {
 	}
 }
 
-// Rename moves within a collection, replacing the target as rename(2)
-// does, in one transaction. Moving to another collection is EXDEV (mv then
-// copies, so the file is sealed with that collection's key).
+// Rename moves a name, replacing the target as rename(2) does, in one
+// transaction, also into another collection: the file's blob stays sealed
+// with the key it was stored with (identical content is stored once, under
+// the key of the collection that stored it first); what is written to it
+// from then on is sealed with its new collection's key.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if d.fsys.cfg.ReadOnly {
 		return syscall.EROFS
 	}
 	target, ok := newParent.(*dirNode)
-	if !ok || target.collection != d.collection {
-		return syscall.EXDEV
+	if !ok {
+		return syscall.EPERM // into files/ itself: only collections live there
 	}
 	if flags&^uint32(unix.RENAME_NOREPLACE) != 0 { // RENAME_EXCHANGE, RENAME_WHITEOUT
 		return syscall.EINVAL

@@ -271,8 +271,13 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	collection := n.collection()
+	if collection == "" {
+		s.dirty = false // removed while open: its content goes nowhere
+		return nil
+	}
 	cfg := n.fsys.cfg
-	if err := cfg.Controller.WriteBlobNoVerify(ctx, cfg.Volume, n.collection, ref, s.content.Reader(), true); err != nil {
+	if err := cfg.Controller.WriteBlobNoVerify(ctx, cfg.Volume, collection, ref, s.content.Reader(), true); err != nil {
 		return err
 	}
 	meta, _, err := cfg.Catalog.BlobRecord(ctx, ref)

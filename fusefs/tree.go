@@ -81,14 +81,13 @@ func caller(ctx context.Context) (uint32, uint32) {
 	return 0, 0
 }
 
-// treeNode is what every node of the tree has: its inode number, its
-// collection, and its last known record, which answers fstat after the
-// name is gone (with nlink 0).
+// treeNode is what every node of the tree has: its inode number and its
+// last known record, which answers fstat after the name is gone (with
+// nlink 0).
 type treeNode struct {
 	gofs.Inode
-	fsys       *FS
-	ino        uint64
-	collection string
+	fsys *FS
+	ino  uint64
 
 	mu       sync.Mutex // guards last, unlinked, and in fileNode its session
 	last     metastore.Inode
@@ -96,7 +95,7 @@ type treeNode struct {
 }
 
 // newTreeNode returns the node for a tree inode.
-func (f *FS) newTreeNode(collection string, n *metastore.Inode) gofs.InodeEmbedder {
+func (f *FS) newTreeNode(n *metastore.Inode) gofs.InodeEmbedder {
 	var node interface {
 		gofs.InodeEmbedder
 		base() *treeNode
@@ -110,21 +109,35 @@ func (f *FS) newTreeNode(collection string, n *metastore.Inode) gofs.InodeEmbedd
 		node = &fileNode{}
 	}
 	t := node.base()
-	t.fsys, t.ino, t.collection, t.last = f, n.Ino, collection, *n
+	t.fsys, t.ino, t.last = f, n.Ino, *n
 	return node
 }
 
 func (t *treeNode) base() *treeNode { return t }
 
 // child makes (or finds) the kernel inode of a tree inode under parent.
-func (f *FS) child(ctx context.Context, parent *gofs.Inode, collection string, n *metastore.Inode, out *fuse.EntryOut) *gofs.Inode {
+func (f *FS) child(ctx context.Context, parent *gofs.Inode, n *metastore.Inode, out *fuse.EntryOut) *gofs.Inode {
 	f.treeAttr(n, &out.Attr)
 	setTreeTimeouts(out)
-	node := parent.NewInode(ctx, f.newTreeNode(collection, n), gofs.StableAttr{Mode: typeBits(n.Kind), Ino: n.Ino})
+	node := parent.NewInode(ctx, f.newTreeNode(n), gofs.StableAttr{Mode: typeBits(n.Kind), Ino: n.Ino})
 	if t, ok := node.Operations().(interface{ remember(*metastore.Inode) }); ok {
 		t.remember(n)
 	}
 	return node
+}
+
+// collection is the collection the node lives in now: the name of its
+// ancestor directly under files/ (a file can move between collections). ""
+// if the node is no longer in the tree.
+func (t *treeNode) collection() string {
+	name, parent := t.Parent()
+	for parent != nil {
+		if _, top := parent.Operations().(*filesRoot); top {
+			return name
+		}
+		name, parent = parent.Parent()
+	}
+	return ""
 }
 
 func (t *treeNode) remember(n *metastore.Inode) {

@@ -4,9 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/hanwen/go-fuse/v2/posixtest"
+	"golang.org/x/sys/unix"
 )
 
 // posixNotApplicable are the posixtest cases that test what files/ does
@@ -41,5 +43,122 @@ func TestFilesPosix(t *testing.T) {
 			}
 			posixtest.All[name](t, dir)
 		})
+	}
+}
+
+// TestFilesSemantics: collections are folders with their own key; a file's
+// content is a blob (user.stofuse.ref, the same bytes under ref/);
+// identical files share one; changing a file copies it; deleting keeps the
+// blob; the rules the README states for rmdir, rename and hard links.
+func TestFilesSemantics(t *testing.T) {
+	s := newStore(t)
+	m := s.mount()
+	photos := filepath.Join(m.dir, "files", "photos")
+	def := filepath.Join(m.dir, "files", "default")
+	sh(t, "mkdir "+photos)
+	if out := sh(t, "ls "+filepath.Join(m.dir, "files")); out != "default\nphotos\n" {
+		t.Fatalf("files/ lists %q", out)
+	}
+	os.WriteFile(filepath.Join(photos, "a.jpg"), []byte("same bytes"), 0o644)
+	os.WriteFile(filepath.Join(photos, "b.jpg"), []byte("same bytes"), 0o644)
+	refA, refB := xattr(t, filepath.Join(photos, "a.jpg"), "user.stofuse.ref"), xattr(t, filepath.Join(photos, "b.jpg"), "user.stofuse.ref")
+	if refA != sha256Hex([]byte("same bytes")) || refA != refB {
+		t.Fatalf("refs of identical files: %s and %s", refA, refB)
+	}
+	sh(t, "cmp "+filepath.Join(photos, "a.jpg")+" "+m.ref(refA))
+
+	// Changing a file stores a new blob; the old one stays readable.
+	sh(t, "printf 'new bytes' > "+filepath.Join(photos, "a.jpg"))
+	if got := xattr(t, filepath.Join(photos, "a.jpg"), "user.stofuse.ref"); got != sha256Hex([]byte("new bytes")) {
+		t.Fatalf("after rewriting a.jpg its ref is %s", got)
+	}
+	sh(t, "cmp "+filepath.Join(photos, "b.jpg")+" "+m.ref(refA))
+	sh(t, "rm "+filepath.Join(photos, "b.jpg"))
+	if got := sh(t, "cat "+m.ref(refA)); got != "same bytes" {
+		t.Fatalf("the blob of a deleted file reads %q", got)
+	}
+
+	if out := shFails(t, "rmdir "+photos); !strings.Contains(out, "Directory not empty") {
+		t.Fatalf("rmdir of a non-empty collection: %q", out)
+	}
+	if out := shFails(t, "ln "+filepath.Join(photos, "a.jpg")+" "+filepath.Join(photos, "hard")); !strings.Contains(out, "Operation not permitted") {
+		t.Fatalf("a hard link: %q", out)
+	}
+	if out := shFails(t, "touch "+filepath.Join(m.dir, "files", "loose")); !strings.Contains(out, "Operation not permitted") {
+		t.Fatalf("a file directly in files/: %q", out)
+	}
+	// A file first stored in default is sealed with default's key; a file
+	// moved there from photos keeps its blob, sealed with photos' key.
+	os.WriteFile(filepath.Join(def, "d.txt"), []byte("default bytes"), 0o644)
+	sh(t, "mv "+filepath.Join(photos, "a.jpg")+" "+filepath.Join(def, "a.jpg"))
+	sh(t, "printf 'written after the move' >> "+filepath.Join(def, "a.jpg"))
+	sh(t, "ln -s a.jpg "+filepath.Join(def, "link")+" && test \"$(readlink "+filepath.Join(def, "link")+")\" = a.jpg")
+	sh(t, "df "+def)
+
+	var before unix.Stat_t
+	unix.Stat(filepath.Join(def, "a.jpg"), &before)
+	m.unmount()
+	photosKey := keyOf(t, s, sha256Hex([]byte("same bytes")))
+	defaultKey := keyOf(t, s, sha256Hex([]byte("default bytes")))
+	if photosKey == defaultKey || keyOf(t, s, sha256Hex([]byte("new bytes"))) != photosKey {
+		t.Fatalf("collection keys: photos %s, default %s", photosKey, defaultKey)
+	}
+	if got := keyOf(t, s, sha256Hex([]byte("new byteswritten after the move"))); got != defaultKey {
+		t.Fatalf("content written after moving into default is sealed with %s, not default's %s", got, defaultKey)
+	}
+	if out := s.mustRun("stat", sha256Hex([]byte("same bytes"))); !strings.Contains(out, "files:       0 (no file under files/ uses it") {
+		t.Fatalf("stat of a blob no file uses:\n%s", out)
+	}
+	// The collection made with mkdir is a collection for the CLI too.
+	src := filepath.Join(t.TempDir(), "x")
+	os.WriteFile(src, []byte("x"), 0o644)
+	s.mustRun("put", "--collection", "photos", src)
+
+	m = s.mount()
+	var after unix.Stat_t
+	if err := unix.Stat(filepath.Join(m.dir, "files", "default", "a.jpg"), &after); err != nil {
+		t.Fatal(err)
+	}
+	if before.Ino != after.Ino || before.Mtim != after.Mtim || before.Size != after.Size {
+		t.Fatalf("attributes changed across a remount: %+v then %+v", before, after)
+	}
+}
+
+// keyOf is the key id a blob is sealed with.
+func keyOf(t *testing.T, s *store, ref string) string {
+	t.Helper()
+	for _, line := range strings.Split(s.mustRun("stat", ref), "\n") {
+		if key, ok := strings.CutPrefix(line, "key:"); ok {
+			return strings.TrimSpace(key)
+		}
+	}
+	t.Fatalf("no key in stat of %s", ref)
+	return ""
+}
+
+func xattr(t *testing.T, path, name string) string {
+	t.Helper()
+	buf := make([]byte, 256)
+	n, err := unix.Getxattr(path, name, buf)
+	if err != nil {
+		t.Fatalf("getxattr %s %s: %v", path, name, err)
+	}
+	return string(buf[:n])
+}
+
+// TestFilesDamagedBlob: a file whose blob is damaged reads as EIO.
+func TestFilesDamagedBlob(t *testing.T) {
+	s := newStore(t)
+	m := s.mount()
+	path := filepath.Join(m.dir, "files", "default", "f")
+	ref := writeRandomFile(t, path, 11, 1<<20)
+	m.unmount()
+	stored := filepath.Join(s.dir, "volumes", "default", ref[:3], ref)
+	f, _ := os.OpenFile(stored, os.O_RDWR, 0)
+	f.WriteAt([]byte{0xee}, 300_000)
+	f.Close()
+	m = s.mount()
+	if out := shFails(t, "cat "+filepath.Join(m.dir, "files", "default", "f")+" >/dev/null"); !strings.Contains(out, "Input/output error") {
+		t.Fatalf("reading a file whose blob is damaged: %q", out)
 	}
 }
