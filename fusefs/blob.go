@@ -64,12 +64,16 @@ func (n *blobNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	if n.fsys.cfg.ReadOnly {
 		return syscall.EROFS
 	}
-	if wh, ok := fh.(*writeHandle); ok {
-		return wh.node.Setattr(ctx, fh, in, out) // a committed blob opened for rewriting
-	}
 	if size, ok := in.GetSize(); ok {
-		if rewrite := n.openRewrite(); rewrite != nil {
-			return rewrite.Setattr(ctx, nil, in, out)
+		rewrite := n.openRewrite()
+		if wh, ok := fh.(*writeHandle); ok {
+			rewrite = wh.node
+		}
+		if rewrite != nil { // a rewrite's size is its own
+			if err := rewrite.truncate(int64(size)); err != nil {
+				return n.fsys.errno(describe("truncate", n.ref.String()), err)
+			}
+			return n.Getattr(ctx, nil, out)
 		}
 		meta, _, errno := n.record(ctx)
 		if errno != 0 {
@@ -110,17 +114,12 @@ func (n *blobNode) openForRewrite(ctx context.Context, flags uint32) (fs.FileHan
 		n.fsys.logf("open ref/%s for appending: a blob never changes (EPERM)", n.ref)
 		return nil, 0, syscall.EPERM
 	}
-	p, err := newPendingNode(n.fsys.ref, n.ref.String(), 0o644)
-	if err != nil {
-		return nil, 0, n.fsys.errno(describe("open", n.ref.String()), err)
-	}
-	p.rewrite = true
-	p.dirty = false // nothing to check unless something is written or truncated
+	p := newRewrite(n.fsys.ref, n.ref)
 	p.onRelease = func() { n.endRewrite(p) }
 	n.mu.Lock()
 	n.rewrites = append(n.rewrites, p)
 	n.mu.Unlock()
-	return p.newHandle(), fuse.FOPEN_DIRECT_IO, 0
+	return p.newHandle(true), fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (n *blobNode) openRewrite() *pendingNode {

@@ -16,27 +16,42 @@ import (
 	"github.com/stofuse/stofuse/diskaccess"
 )
 
-// pendingNode is a file written through the mount: spooled until it is
-// closed, then stored as a blob (see refDir for the rules).
+// pendingNode is a file written into ref/ (see refDir for the rules). Its
+// content goes one of three ways:
+//   - spooled (any name): stored as a blob when the last writer closes it,
+//     or fsyncs it;
+//   - streamed (a hex name, written from its start): fed to WriteBlob as it
+//     is written, checked against the name at close;
+//   - checked (a rewrite of a committed blob): only hashed, to see that the
+//     same content was written; nothing is stored.
 type pendingNode struct {
 	fs.Inode
 	dir       *refDir
-	rewrite   bool   // rewriting a committed blob: the content must not change
+	rewrite   bool   // a rewrite of a committed blob: checked, never stored
 	onRelease func() // called when the last handle closes
 
-	mu       sync.Mutex // guards the fields below, and the spool
+	// writeMu serializes writes and commits, which may block on the store
+	// (a stream's pipe); mu is never held across that, so stat and lookup
+	// never wait for the disk.
+	writeMu sync.Mutex
+
+	mu       sync.Mutex // guards everything below
 	name     string
-	content  *contentBuffer // what was written, unless streamed
-	stream   *blobStream    // writes streamed into WriteBlob (hex names), not spooled
-	failed   error          // the stream failed: the file cannot be stored
+	content  *contentBuffer // spooled content, when neither streamed nor checked
+	stream   *blobStream    // streamed content, while the stream runs
+	check    *hashCheck     // a rewrite's hash
+	size     int64          // the size of streamed or checked content
+	failed   error          // why the file cannot be stored; cleared by truncating to 0
 	dirty    bool           // written since the last commit
-	ref      blobstore.Ref  // the committed blob, once committed
-	stored   bool
+	stored   bool           // ref holds the content as last committed
+	streamed bool           // stored by a stream: reads go to the blob
+	ref      blobstore.Ref
 	mode     uint32
 	mtime    time.Time // set by utimens; zero: none
 	created  time.Time
-	handles  int
-	released bool // discarded: spool closed once no handle is left
+	handles  int  // open handles
+	writers  int  // open handles that may write
+	released bool // discarded: content dropped once no handle is left
 }
 
 var (
@@ -45,7 +60,7 @@ var (
 	_ fs.NodeOpener    = (*pendingNode)(nil)
 )
 
-func newPendingNode(d *refDir, name string, mode uint32) (*pendingNode, error) {
+func newPendingNode(d *refDir, name string, mode uint32) *pendingNode {
 	return &pendingNode{
 		dir:     d,
 		name:    name,
@@ -53,14 +68,33 @@ func newPendingNode(d *refDir, name string, mode uint32) (*pendingNode, error) {
 		dirty:   true,
 		mode:    mode & 0o7777,
 		created: time.Now(),
-	}, nil
+	}
 }
 
-func (p *pendingNode) newHandle() *writeHandle {
+// newRewrite is a rewrite of committed blob ref: only checked.
+func newRewrite(d *refDir, ref blobstore.Ref) *pendingNode {
+	p := newPendingNode(d, ref.String(), 0o644)
+	p.content.Close()
+	p.rewrite = true
+	p.content, p.check, p.dirty, p.ref = nil, newHashCheck(), false, ref
+	return p
+}
+
+func (p *pendingNode) newHandle(writable bool) *writeHandle {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.handles++
-	return &writeHandle{node: p}
+	if writable {
+		p.writers++
+	}
+	return &writeHandle{node: p, writable: writable}
+}
+
+// currentName is the name the file has now (rename changes it).
+func (p *pendingNode) currentName() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.name
 }
 
 // committedRef returns the blob the file was stored as.
@@ -70,6 +104,14 @@ func (p *pendingNode) committedRef() (blobstore.Ref, bool) {
 	return p.ref, p.stored
 }
 
+// sizeLocked is the file's size; the caller holds mu.
+func (p *pendingNode) sizeLocked() int64 {
+	if p.content != nil {
+		return p.content.Size()
+	}
+	return p.size
+}
+
 // fillAttr gives the written size and times; mode as the writer set it.
 func (p *pendingNode) fillAttr(ctx context.Context, out *fuse.Attr) {
 	p.mu.Lock()
@@ -77,7 +119,7 @@ func (p *pendingNode) fillAttr(ctx context.Context, out *fuse.Attr) {
 	f := p.dir.fsys
 	out.Mode = syscall.S_IFREG | p.mode
 	out.Nlink = 1
-	out.Size = uint64(p.size())
+	out.Size = uint64(p.sizeLocked())
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 17
 	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
@@ -88,14 +130,6 @@ func (p *pendingNode) fillAttr(ctx context.Context, out *fuse.Attr) {
 	out.SetTimes(&mtime, &mtime, &mtime)
 }
 
-// size is the file's size; the caller holds mu.
-func (p *pendingNode) size() int64 {
-	if p.stream != nil {
-		return p.stream.size
-	}
-	return p.content.Size()
-}
-
 // Getattr implements fs.NodeGetattrer.
 func (p *pendingNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	p.fillAttr(ctx, &out.Attr)
@@ -103,89 +137,131 @@ func (p *pendingNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.A
 	return 0
 }
 
-// Setattr implements fs.NodeSetattrer: size (before the file is stored or
-// while it is open), mode and times; a time set after the file is stored
-// is recorded for its blob.
+// Setattr implements fs.NodeSetattrer: size, mode and times; a time set
+// after the file is stored is recorded for its blob.
 func (p *pendingNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if err := p.setattr(ctx, in); err != nil {
-		return p.dir.fsys.errno(describe("setattr", p.name), err)
+		return p.dir.fsys.errno(describe("setattr", p.currentName()), err)
 	}
 	return p.Getattr(ctx, fh, out)
 }
 
 func (p *pendingNode) setattr(ctx context.Context, in *fuse.SetAttrIn) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if size, ok := in.GetSize(); ok {
-		p.dirty = true
-		if p.stream != nil {
-			return p.streamFailed(p.stream.truncate(int64(size)))
-		}
-		// even "truncated to what it was" must be stored, or checked
-		if err := p.content.Truncate(int64(size)); err != nil {
+		if err := p.truncate(int64(size)); err != nil {
 			return err
 		}
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if mode, ok := in.GetMode(); ok {
 		p.mode = mode & 0o7777
 	}
 	if mtime, ok := in.GetMTime(); ok {
 		p.mtime = mtime
-		if p.stored && !p.dirty {
+		if p.stored && !p.dirty && p.check == nil {
 			return p.dir.fsys.cfg.Catalog.SetBlobMtime(ctx, p.ref, mtime.UnixNano())
 		}
 	}
 	return nil
 }
 
+// truncate sets the size. Truncating to 0 starts the content over, also
+// after a failure (a retry with O_TRUNC).
+func (p *pendingNode) truncate(size int64) error {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dirty = true
+	switch {
+	case size == 0:
+		p.abandonStream()
+		p.failed = nil
+		if p.check != nil {
+			p.check, p.size = newHashCheck(), 0
+			return nil
+		}
+		return p.content.Truncate(0)
+	case p.failed != nil:
+		return p.failed
+	case p.check != nil:
+		if size != p.check.size {
+			return errBlobNeverChanges
+		}
+		return nil
+	case p.stream != nil:
+		err := p.stream.truncate(size)
+		p.size = p.stream.size
+		return p.fail(err)
+	}
+	return p.content.Truncate(size)
+}
+
 // Open implements fs.NodeOpener: a written name can be read back, and
 // reopened for writing while it is not yet renamed.
 func (p *pendingNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	if p.dir.fsys.cfg.ReadOnly && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+	writable := flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0
+	if p.dir.fsys.cfg.ReadOnly && writable {
 		return nil, 0, syscall.EROFS
 	}
-	h := p.newHandle()
-	if flags&syscall.O_TRUNC != 0 {
-		in := &fuse.SetAttrIn{}
-		in.Valid, in.Size = fuse.FATTR_SIZE, 0
-		if err := p.setattr(ctx, in); err != nil {
+	h := p.newHandle(writable)
+	if writable && flags&syscall.O_TRUNC != 0 {
+		if err := p.truncate(0); err != nil {
 			h.Release(ctx)
-			return nil, 0, p.dir.fsys.errno(describe("open", p.name), err)
+			return nil, 0, p.dir.fsys.errno(describe("open", p.currentName()), err)
 		}
 	}
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (p *pendingNode) write(data []byte, off int64) (int, error) {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.failed != nil {
+		p.mu.Unlock()
 		return 0, p.failed
 	}
 	p.dirty = true
+	if p.check != nil {
+		err := p.check.writeAt(data, off)
+		p.size = p.check.size
+		p.mu.Unlock()
+		return len(data), p.fail(err)
+	}
 	if p.stream == nil && p.streamable(off) {
 		ref, _ := blobstore.ParseRef(p.name)
 		p.stream = startStream(p.dir.fsys, ref)
+		p.content.Close()
+		p.content = nil
 	}
-	if p.stream != nil {
-		if err := p.streamFailed(p.stream.writeAt(data, off)); err != nil {
-			return 0, err
-		}
-		return len(data), nil
+	stream := p.stream
+	if stream == nil {
+		defer p.mu.Unlock()
+		return p.content.WriteAt(data, off)
 	}
-	return p.content.WriteAt(data, off)
+	p.mu.Unlock()
+	err := stream.writeAt(data, off) // may block on the store: writeMu only
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.size = stream.size
+	if err != nil {
+		return 0, p.fail(err)
+	}
+	return len(data), nil
 }
 
 // streamable: a file whose ref is known, written from its start, is
-// streamed into the store instead of spooled.
+// streamed into the store instead of spooled; the caller holds mu.
 func (p *pendingNode) streamable(off int64) bool {
 	_, err := blobstore.ParseRef(p.name)
-	return err == nil && off == 0 && p.content.Size() == 0 && !p.stored
+	return err == nil && off == 0 && p.content.Size() == 0
 }
 
-// streamFailed abandons the stream after err: the file cannot be stored,
-// and every later write and the commit say so.
-func (p *pendingNode) streamFailed(err error) error {
+// fail records why the file cannot be stored and stops its stream; the
+// caller holds mu.
+func (p *pendingNode) fail(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -194,20 +270,39 @@ func (p *pendingNode) streamFailed(err error) error {
 	return err
 }
 
+// abandonStream stops a running stream, storing nothing; the content is
+// then empty. The caller holds mu.
 func (p *pendingNode) abandonStream() {
 	if p.stream != nil {
 		p.stream.abandon()
-		p.stream = nil
+		p.stream, p.size = nil, 0
+		p.content = newContentBuffer(p.dir.fsys.cfg.SpoolDir)
 	}
 }
 
-func (p *pendingNode) read(dest []byte, off int64) (int, error) {
+// read serves reads: the spool, or the stored blob.
+func (p *pendingNode) read(ctx context.Context, dest []byte, off int64) (int, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stream != nil || p.failed != nil {
-		return 0, fmt.Errorf("%s is being stored as it is written and cannot be read back before it is closed: %w", p.name, syscall.EIO)
+	switch {
+	case p.content != nil:
+		defer p.mu.Unlock()
+		n, err := p.content.ReadAt(dest, off)
+		if err == io.EOF {
+			err = nil
+		}
+		return n, err
+	case p.stream != nil || p.failed != nil:
+		p.mu.Unlock()
+		return 0, fmt.Errorf("%s is stored as it is written and cannot be read back before it is closed: %w", p.name, syscall.EIO)
 	}
-	n, err := p.content.ReadAt(dest, off)
+	ref := p.ref // stored by a stream, or a rewrite of ref
+	p.mu.Unlock()
+	blob, err := p.dir.fsys.cfg.Controller.OpenBlob(ctx, ref, p.dir.fsys.cfg.Keys, p.dir.fsys.cfg.Volume)
+	if err != nil {
+		return 0, err
+	}
+	defer blob.Close()
+	n, err := blob.ReadAt(dest, off)
 	if err == io.EOF {
 		err = nil
 	}
@@ -215,9 +310,12 @@ func (p *pendingNode) read(dest []byte, off int64) (int, error) {
 }
 
 // commit stores what was written, if anything was written since the last
-// commit. Under a hex name the content must hash to the name; a rewrite of
-// a committed blob must not change it. On failure nothing is stored.
-func (p *pendingNode) commit(ctx context.Context) error {
+// commit. Under a hex name the content must hash to the name; a rewrite
+// must reproduce its blob. On failure nothing is stored. From fsync, a
+// streamed file is left alone: it can only be checked once complete.
+func (p *pendingNode) commit(ctx context.Context, fromFsync bool) error {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.failed != nil {
@@ -228,13 +326,22 @@ func (p *pendingNode) commit(ctx context.Context) error {
 	}
 	var ref blobstore.Ref
 	var err error
-	if p.stream != nil {
+	switch {
+	case p.check != nil:
+		if !p.check.matches(p.ref) {
+			return p.fail(errBlobNeverChanges)
+		}
+		p.dirty = false
+		return nil
+	case p.stream != nil && fromFsync:
+		return nil
+	case p.stream != nil:
 		ref, err = p.finishStream()
-	} else {
+	default:
 		ref, err = p.storeSpool(ctx)
 	}
 	if err != nil {
-		return err
+		return p.fail(err)
 	}
 	if !p.mtime.IsZero() {
 		if err := p.dir.fsys.cfg.Catalog.SetBlobMtime(ctx, ref, p.mtime.UnixNano()); err != nil {
@@ -246,83 +353,70 @@ func (p *pendingNode) commit(ctx context.Context) error {
 }
 
 // finishStream ends a stream that carried the whole file; WriteBlob has
-// checked the content against the name.
+// checked the content against the name. The caller holds mu (the stream
+// has been fed already, so finishing waits only for the last frames).
 func (p *pendingNode) finishStream() (blobstore.Ref, error) {
 	stream := p.stream
 	p.stream = nil
 	ref, _ := blobstore.ParseRef(p.name) // streams start only under hex names
 	err := stream.finish()
 	if errors.Is(err, diskaccess.ErrRefMismatch) {
-		return ref, p.mismatch(err)
+		return ref, fmt.Errorf("%w (%v)", errNotThisRef, err)
+	}
+	if err == nil {
+		p.streamed = true
 	}
 	return ref, err
 }
 
-// storeSpool stores the spooled content.
+// storeSpool stores the spooled content; the caller holds mu.
 func (p *pendingNode) storeSpool(ctx context.Context) (blobstore.Ref, error) {
 	ref, err := p.content.Ref()
 	if err != nil {
 		return ref, err
 	}
 	if want, err := blobstore.ParseRef(p.name); err == nil && want != ref {
-		return ref, p.mismatch(fmt.Errorf("content hashes to %s", ref))
+		return ref, fmt.Errorf("%w (it hashes to %s)", errNotThisRef, ref)
 	}
 	cfg := p.dir.fsys.cfg
 	return ref, cfg.Controller.WriteBlobNoVerify(ctx, cfg.Volume, cfg.Collection, ref, p.content.Reader(), true)
 }
 
-// mismatch is the error for content that is not what its hex name says.
-func (p *pendingNode) mismatch(cause error) error {
-	if p.rewrite {
-		return fmt.Errorf("a blob never changes (%v): %w", cause, syscall.EPERM)
-	}
-	return fmt.Errorf("%w (%v)", errNotThisRef, cause)
-}
-
 // discard drops the written data once no handle is open.
 func (p *pendingNode) discard() {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.abandonStream()
 	p.released = true
-	if p.handles == 0 {
+	if p.handles == 0 && p.content != nil {
 		p.content.Close()
 	}
 }
 
 // release is called when a handle closes.
-func (p *pendingNode) release() {
+func (p *pendingNode) release(writable bool) {
 	p.mu.Lock()
 	p.handles--
+	if writable {
+		p.writers--
+	}
 	last := p.handles == 0
-	closeSpool := last && p.released
-	name, stored, rewrite := p.name, p.stored && !p.dirty, p.rewrite
-	p.mu.Unlock()
-	if closeSpool {
+	if last && p.released && p.content != nil {
 		p.content.Close()
 	}
+	p.mu.Unlock()
 	if last && p.onRelease != nil {
 		p.onRelease()
 	}
-	if last && rewrite {
-		p.content.Close()
-		return
-	}
-	if !last || !stored || rewrite {
-		return
-	}
-	// A hex-named file, stored: from now on the metadata store lists it.
-	if _, err := blobstore.ParseRef(name); err == nil {
-		p.dir.dropPending(name, p)
-		p.discard()
-		p.dir.forget(name)
-	}
 }
 
-// writeHandle is an open file being written.
+// writeHandle is an open file of ref/ being written, or read back.
 type writeHandle struct {
-	node *pendingNode
-	once sync.Once
+	node     *pendingNode
+	writable bool
+	once     sync.Once
 }
 
 var (
@@ -337,48 +431,66 @@ var (
 func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	n, err := h.node.write(data, off)
 	if err != nil {
-		return uint32(n), h.node.dir.fsys.errno(describe("write", h.node.name), err)
+		return uint32(n), h.node.dir.fsys.errno(describe("write", h.node.currentName()), err)
 	}
 	return uint32(n), 0
 }
 
 // Read implements fs.FileReader.
 func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := h.node.read(dest, off)
+	n, err := h.node.read(ctx, dest, off)
 	if err != nil {
-		return nil, h.node.dir.fsys.errno(describe("read", h.node.name), err)
+		return nil, h.node.dir.fsys.errno(describe("read", h.node.currentName()), err)
 	}
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
-// Flush implements fs.FileFlusher: close(2) stores the file, so that its
-// caller sees whether that worked.
+// Flush implements fs.FileFlusher: the last writer's close(2) stores the
+// file, so that its caller sees whether that worked. Readers' closes, and
+// closes of a writer while another writer is still at work, store nothing.
 func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
-	return h.commit(ctx)
-}
-
-// Fsync implements fs.FileFsyncer: fsync stores the file too.
-func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	return h.commit(ctx)
-}
-
-func (h *writeHandle) commit(ctx context.Context) syscall.Errno {
-	err := h.node.commit(ctx)
-	if err == nil {
+	p := h.node
+	p.mu.Lock()
+	lastWriter := h.writable && p.writers == 1
+	p.mu.Unlock()
+	if !lastWriter {
 		return 0
 	}
-	errno := h.node.dir.fsys.errno(describe("store", h.node.name), err)
-	if (errors.Is(err, errNotThisRef) || errors.Is(err, errOutOfOrder)) && !h.node.rewrite {
-		// Nothing was stored; the wrong name does not stay behind.
-		h.node.dir.dropPending(h.node.name, h.node)
-		h.node.discard()
-		h.node.dir.forget(h.node.name)
+	return h.commit(ctx, false)
+}
+
+// Fsync implements fs.FileFsyncer: fsync stores the file as it is now.
+func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if !h.writable {
+		return 0
 	}
-	return errno
+	return h.commit(ctx, true)
+}
+
+func (h *writeHandle) commit(ctx context.Context, fromFsync bool) syscall.Errno {
+	p := h.node
+	err := p.commit(ctx, fromFsync)
+	d, name := p.dir, p.currentName()
+	if err != nil {
+		errno := d.fsys.errno(describe("store", name), err)
+		if !p.rewrite && !fromFsync {
+			// Nothing was stored: the name does not stay behind.
+			d.dropPending(name, p)
+			d.forget(name)
+		}
+		return errno
+	}
+	if ref, stored := p.committedRef(); stored && !fromFsync && !p.rewrite && ref.String() == name {
+		// Stored under its hex name: from now on the metadata store lists
+		// it; open handles keep reading it through this node.
+		d.dropPending(name, p)
+		d.forget(name)
+	}
+	return 0
 }
 
 // Release implements fs.FileReleaser.
 func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
-	h.once.Do(h.node.release)
+	h.once.Do(func() { h.node.release(h.writable) })
 	return 0
 }

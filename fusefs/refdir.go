@@ -136,10 +136,7 @@ func (d *refDir) Create(ctx context.Context, name string, flags uint32, mode uin
 	if ref, err := blobstore.ParseRef(name); err == nil && d.isCommitted(ctx, ref) {
 		return nil, nil, 0, syscall.EEXIST // the kernel looks up first: only O_EXCL gets here
 	}
-	p, err := newPendingNode(d, name, mode)
-	if err != nil {
-		return nil, nil, 0, d.fsys.errno(describe("create", name), err)
-	}
+	p := newPendingNode(d, name, mode)
 	d.mu.Lock()
 	old := d.pending[name]
 	d.pending[name] = p
@@ -151,7 +148,7 @@ func (d *refDir) Create(ctx context.Context, name string, flags uint32, mode uin
 	p.fillAttr(ctx, &out.Attr)
 	out.SetEntryTimeout(pendingTimeout)
 	out.SetAttrTimeout(pendingTimeout)
-	return inode, p.newHandle(), fuse.FOPEN_DIRECT_IO, 0
+	return inode, p.newHandle(true), fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (d *refDir) isCommitted(ctx context.Context, ref blobstore.Ref) bool {
@@ -199,7 +196,7 @@ func (d *refDir) Rename(ctx context.Context, name string, newParent fs.InodeEmbe
 		}
 		return syscall.ENOENT
 	}
-	if err := p.commit(ctx); err != nil {
+	if err := p.commit(ctx, false); err != nil {
 		return d.fsys.errno(describe("rename", name), err)
 	}
 	if newRef, err := blobstore.ParseRef(newName); err == nil {
@@ -215,8 +212,10 @@ func (d *refDir) Rename(ctx context.Context, name string, newParent fs.InodeEmbe
 	delete(d.pending, name)
 	old := d.pending[newName]
 	d.pending[newName] = p
-	p.name = newName
 	d.mu.Unlock()
+	p.mu.Lock()
+	p.name = newName
+	p.mu.Unlock()
 	if old != nil {
 		old.discard()
 	}

@@ -2,8 +2,12 @@ package fusefs
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"hash"
 	"io"
+	"syscall"
 
 	"github.com/stofuse/stofuse/blobstore"
 )
@@ -42,6 +46,18 @@ func startStream(f *FS, ref blobstore.Ref) *blobStream {
 	return s
 }
 
+// cause turns a failed pipe write into why it failed: WriteBlob's error
+// (ENOSPC, say) if it stopped.
+func (s *blobStream) cause(err error) error {
+	if errors.Is(err, errStreamAbandoned) {
+		<-s.done
+		if s.err != nil {
+			return s.err
+		}
+	}
+	return err
+}
+
 // writeAt streams data written at off.
 func (s *blobStream) writeAt(data []byte, off int64) error {
 	if off < s.offset {
@@ -53,7 +69,7 @@ func (s *blobStream) writeAt(data []byte, off int64) error {
 	n, err := s.pipe.Write(data)
 	s.offset += int64(n)
 	s.size = max(s.size, s.offset)
-	return err
+	return s.cause(err)
 }
 
 // truncate sets the file's size; it may not cut what was streamed.
@@ -74,7 +90,7 @@ func (s *blobStream) zeros(n int64) error {
 		s.offset += int64(written)
 		n -= int64(written)
 		if err != nil {
-			return err
+			return s.cause(err)
 		}
 	}
 	return nil
@@ -96,4 +112,28 @@ func (s *blobStream) finish() error {
 func (s *blobStream) abandon() {
 	s.pipe.CloseWithError(errStreamAbandoned)
 	<-s.done
+}
+
+// hashCheck follows a rewrite of a committed blob: nothing needs storing,
+// only checking that the same content was written, in order.
+type hashCheck struct {
+	hash hash.Hash
+	size int64
+}
+
+func newHashCheck() *hashCheck { return &hashCheck{hash: sha256.New()} }
+
+var errBlobNeverChanges = fmt.Errorf("a committed blob never changes: %w", syscall.EPERM)
+
+func (c *hashCheck) writeAt(data []byte, off int64) error {
+	if off != c.size {
+		return fmt.Errorf("%w (writes out of order)", errBlobNeverChanges)
+	}
+	c.hash.Write(data)
+	c.size += int64(len(data))
+	return nil
+}
+
+func (c *hashCheck) matches(ref blobstore.Ref) bool {
+	return blobstore.Ref(c.hash.Sum(nil)) == ref
 }

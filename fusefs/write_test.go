@@ -1,0 +1,228 @@
+package fusefs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/blobstore/localfs"
+	"github.com/stofuse/stofuse/diskaccess"
+	"github.com/stofuse/stofuse/keyring"
+	"github.com/stofuse/stofuse/metastore/badger"
+)
+
+// These tests mount in this process, with a real Badger store and localfs
+// volume, and write and read with plain file calls (which cannot deadlock
+// with the server: no call here holds a lock the server needs). The
+// end-to-end tests in test/ drive the built binary.
+
+// fullDisk is a volume whose disk can fill up.
+type fullDisk struct {
+	*localfs.Store
+	full atomic.Bool
+}
+
+func (d *fullDisk) RawStore(ctx context.Context, ref blobstore.Ref, r io.Reader) error {
+	if d.full.Load() && !ref.IsZero() {
+		io.CopyN(io.Discard, r, 1000)
+		return &os.PathError{Op: "write", Path: ref.String(), Err: syscall.ENOSPC}
+	}
+	return d.Store.RawStore(ctx, ref, r)
+}
+
+type rig struct {
+	dir  string // the mountpoint
+	disk *fullDisk
+	meta *badger.Store
+}
+
+func (r *rig) ref(name string) string { return filepath.Join(r.dir, "ref", name) }
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and no /dev/fuse: %v", err)
+		}
+		t.Skip("no /dev/fuse")
+	}
+	ctx := context.Background()
+	meta, err := badger.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { meta.Close() })
+	kek, err := keyring.GenerateKeyFile(filepath.Join(t.TempDir(), "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := meta.Initialize(ctx, kek, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := meta.CreateCollection(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	volume, err := localfs.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &fullDisk{Store: volume}
+	ctl := diskaccess.New(meta, diskaccess.WithFrameCache(diskaccess.NewFrameCache(16<<20)))
+	if err := ctl.Initialize(ctx, "u", disk); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Mount(ctx, 1, "u", disk); err != nil {
+		t.Fatal(err)
+	}
+	root := New(Config{Controller: ctl, Catalog: meta, Keys: meta.Ring(), Volume: 1, Collection: "c", SpoolDir: t.TempDir()})
+	opts := root.Options()
+	opts.DirectMount = os.Geteuid() == 0
+	dir := t.TempDir()
+	server, err := fs.Mount(dir, root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Unmount() })
+	return &rig{dir: dir, disk: disk, meta: meta}
+}
+
+func randomContent(t *testing.T, n int) ([]byte, string) {
+	t.Helper()
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + n)
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:])
+}
+
+// TestReadRightAfterClose: a file stored under its hex name reads back
+// whole as soon as close returns (the kernel releases the handle later).
+func TestReadRightAfterClose(t *testing.T) {
+	r := newRig(t)
+	for i := range 30 {
+		content, name := randomContent(t, 100_000+i)
+		if err := os.WriteFile(r.ref(name), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(r.ref(name))
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("read back right after close: %d bytes, %v; want %d", len(got), err, len(content))
+		}
+	}
+}
+
+// TestReaderDoesNotStoreHalfAFile: a reader's close while a writer is half
+// way stores nothing, and the writer's close stores the whole file.
+func TestReaderDoesNotStoreHalfAFile(t *testing.T) {
+	r := newRig(t)
+	for _, hexName := range []bool{true, false} {
+		content, ref := randomContent(t, 1<<20)
+		name := ref
+		if !hexName {
+			name = "temp.bin"
+		}
+		w, err := os.Create(r.ref(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(content[:300_000])
+		if reader, err := os.Open(r.ref(name)); err == nil {
+			reader.Close()
+		}
+		if err := w.Sync(); err != nil {
+			t.Fatalf("fsync half way (hex name %v): %v", hexName, err)
+		}
+		w.Write(content[300_000:])
+		if err := w.Close(); err != nil {
+			t.Fatalf("the writer's close (hex name %v): %v", hexName, err)
+		}
+		if got, err := os.ReadFile(r.ref(ref)); err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("the stored file (hex name %v): %d bytes, %v", hexName, len(got), err)
+		}
+	}
+	// Blobs: the whole file (under a hex name it was streamed and checked),
+	// and for the spooled file the half that fsync stored: fsync stores.
+	entries, _ := os.ReadDir(r.ref(""))
+	var blobs int
+	for _, e := range entries {
+		if _, err := blobstore.ParseRef(e.Name()); err == nil {
+			blobs++
+		}
+	}
+	if blobs != 2 {
+		t.Fatalf("ref/ holds %d blobs, want 2 (the file, and the half the fsync of the spooled file stored)", blobs)
+	}
+}
+
+// TestInterleavedRewritesDoNotHang: two handles rewriting one blob, written
+// alternately by one thread (tee FILE ref/X ref/X), finish.
+func TestInterleavedRewritesDoNotHang(t *testing.T) {
+	r := newRig(t)
+	content, ref := randomContent(t, 1<<20)
+	if err := os.WriteFile(r.ref(ref), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		a, err := os.OpenFile(r.ref(ref), os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			done <- err
+			return
+		}
+		b, err := os.OpenFile(r.ref(ref), os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			done <- err
+			return
+		}
+		for off := 0; off < len(content); off += 65536 {
+			a.Write(content[off : off+65536])
+			b.Write(content[off : off+65536])
+		}
+		errA, errB := a.Close(), b.Close()
+		done <- errors.Join(errA, errB)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("rewriting a blob with its own content through two handles: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("two interleaved rewrites of one blob hang")
+	}
+}
+
+// TestFullDiskIsENOSPCAndRetryable: a stream that fails because the disk
+// is full says ENOSPC, leaves no name behind, and a retry once there is
+// space succeeds.
+func TestFullDiskIsENOSPCAndRetryable(t *testing.T) {
+	r := newRig(t)
+	content, ref := randomContent(t, 1<<20)
+	r.disk.full.Store(true)
+	err := os.WriteFile(r.ref(ref), content, 0o644)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("writing to a full disk: %v, want ENOSPC", err)
+	}
+	if _, err := os.Stat(r.ref(ref)); !os.IsNotExist(err) {
+		t.Fatalf("the name of a file that could not be stored is still there: %v", err)
+	}
+	r.disk.full.Store(false)
+	if err := os.WriteFile(r.ref(ref), content, 0o644); err != nil {
+		t.Fatalf("retry with space: %v", err)
+	}
+	if got, _ := os.ReadFile(r.ref(ref)); !bytes.Equal(got, content) {
+		t.Fatal("the retried file reads wrong")
+	}
+}
