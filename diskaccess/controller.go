@@ -130,8 +130,11 @@ func (c *Controller) blobOnVolume(ctx context.Context, ref blobstore.Ref, keys K
 }
 
 // rawOpen opens a stored blob for random access. A metadata entry without
-// a stored blob is corruption (the blob was lost), not "not found".
+// a stored blob is corruption (the blob was lost), not "not found". The
+// reader outlives the request that opened it (a mount's file stays open),
+// so it is not bound to that request's cancellation.
 func rawOpen(ctx context.Context, driver blobstore.Driver, ref blobstore.Ref, volumeId int) (blobstore.RawReaderAt, error) {
+	ctx = context.WithoutCancel(ctx)
 	var src blobstore.RawReaderAt
 	var err error
 	if ra, ok := driver.(blobstore.RandomAccessDriver); ok {
@@ -208,7 +211,7 @@ func (s *sequentialReaderAt) Size() int64 { return s.size }
 func (s *sequentialReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.rc == nil || off < s.pos {
+	if s.rc == nil || s.pos < 0 || off < s.pos {
 		if err := s.reopen(); err != nil {
 			return 0, err
 		}

@@ -45,6 +45,15 @@ func (c *Controller) locateDamage(ctx context.Context, driver blobstore.Driver, 
 		return err
 	}
 	defer src.Close()
+	meta, err := c.metadataStore.QueryBlobMetadata(ctx, ref, nil)
+	if err != nil {
+		return err
+	}
+	if src.Size() != meta.SizeOnDisk {
+		// Checked before parsing, which allocates in proportion to the size.
+		return &CorruptBlobError{Ref: ref, Volume: volumeId, Region: RegionWhole, Frame: -1,
+			Err: fmt.Errorf("stored size is %d bytes, the metadata says %d", src.Size(), meta.SizeOnDisk)}
+	}
 	l, err := parseLayout(src, src.Size())
 	if err != nil {
 		return asCorrupt(err, ref, volumeId)

@@ -45,7 +45,8 @@ type sealer struct {
 	counter    int64  // frames sealed
 	crc        uint32
 	result     sealResult
-	done       bool
+	trailed    bool // the trailer was produced
+	done       bool // Read returned io.EOF: every stored byte was read
 	err        error
 }
 
@@ -79,7 +80,8 @@ func (s *sealer) Read(p []byte) (int, error) {
 		if s.err != nil {
 			return 0, s.err
 		}
-		if s.done {
+		if s.trailed {
+			s.done = true
 			return 0, io.EOF
 		}
 		s.err = s.next()
@@ -100,7 +102,7 @@ func (s *sealer) emit(b []byte) {
 func (s *sealer) next() error {
 	if s.counter > 0 && s.frames.lastServed {
 		s.emit(s.trailer())
-		s.done = true
+		s.trailed = true
 		return nil
 	}
 	plain, last, err := s.frames.next()
@@ -150,7 +152,7 @@ func (s *sealer) trailer() []byte {
 	return append(s.index, footer[:]...)
 }
 
-// Result is valid once Read has returned io.EOF.
+// Result is valid once Read has returned io.EOF (done).
 func (s *sealer) Result() sealResult {
 	r := s.result
 	r.crc = s.crc

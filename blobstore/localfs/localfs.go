@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/stofuse/stofuse/blobstore"
 )
@@ -26,6 +27,9 @@ import (
 const (
 	shardLen   = 3
 	tempPrefix = ".tmp-"
+	// newPrefix names a temp file in the instant between its creation and
+	// its lock; it is renamed to tempPrefix once locked.
+	newPrefix = ".new-"
 	// RoutingCost of a local disk: the cheapest kind of volume.
 	RoutingCost = 10
 )
@@ -33,6 +37,9 @@ const (
 // Store is a blobstore.Driver over a local directory.
 type Store struct {
 	dir string
+
+	mu     sync.Mutex      // guards synced
+	synced map[string]bool // shard directories whose entry is known durable
 }
 
 var (
@@ -56,7 +63,7 @@ func Open(dir string) (*Store, error) {
 	if !info.IsDir() {
 		return nil, fmt.Errorf("localfs: volume directory %s is not a directory", abs)
 	}
-	return &Store{dir: abs}, nil
+	return &Store{dir: abs, synced: make(map[string]bool)}, nil
 }
 
 // Dir returns the absolute path of the volume directory.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -109,5 +110,24 @@ func TestListSkipsStrays(t *testing.T) {
 	})
 	if err != nil || len(listed) != 1 || listed[0] != ref {
 		t.Fatalf("List = %v, %v; want only %s", listed, err, ref)
+	}
+}
+
+// TestSweepRemovesOldUnlockedNewFiles: a temp file whose writer died before
+// locking it (".new-") goes once it is a minute old, not before.
+func TestSweepRemovesOldUnlockedNewFiles(t *testing.T) {
+	s := open(t)
+	shard := filepath.Join(s.Dir(), "abc")
+	os.Mkdir(shard, 0o700)
+	old, fresh := filepath.Join(shard, ".new-old"), filepath.Join(shard, ".new-fresh")
+	os.WriteFile(old, nil, 0o600)
+	os.WriteFile(fresh, nil, 0o600)
+	anHourAgo := time.Now().Add(-time.Hour)
+	os.Chtimes(old, anHourAgo, anHourAgo)
+	if removed, err := s.Sweep(context.Background()); err != nil || removed != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1", removed, err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("Sweep removed a fresh .new- file: %v", err)
 	}
 }

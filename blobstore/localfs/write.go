@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,7 +24,7 @@ func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Read
 	if err := s.makeShard(shard); err != nil {
 		return err
 	}
-	temp, err := createLockedTemp(shard)
+	temp, tempName, err := createLockedTemp(shard)
 	if err != nil {
 		return err
 	}
@@ -31,40 +32,60 @@ func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Read
 	// been renamed or removed: Sweep never takes a live temp file.
 	defer temp.Close()
 	if err := writeAndSync(ctx, temp, content); err != nil {
-		os.Remove(temp.Name())
+		os.Remove(tempName)
 		return err
 	}
-	if err := os.Rename(temp.Name(), s.path(ref)); err != nil {
-		os.Remove(temp.Name())
+	if err := os.Rename(tempName, s.path(ref)); err != nil {
+		os.Remove(tempName)
 		return err
 	}
 	return syncDir(shard)
 }
 
 // makeShard creates a shard directory on first use and makes its entry in
-// the volume directory durable.
+// the volume directory durable. A shard made by someone else (another
+// writer that may not have synced yet, or an earlier process) is synced
+// once too before a blob in it is trusted to be durable.
 func (s *Store) makeShard(shard string) error {
-	err := os.Mkdir(shard, 0o700)
-	if errors.Is(err, os.ErrExist) {
+	s.mu.Lock()
+	known := s.synced[shard]
+	s.mu.Unlock()
+	if known {
 		return nil
 	}
-	if err != nil {
+	if err := os.Mkdir(shard, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	return syncDir(s.dir)
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.synced[shard] = true
+	s.mu.Unlock()
+	return nil
 }
 
-func createLockedTemp(dir string) (*os.File, error) {
-	temp, err := os.CreateTemp(dir, tempPrefix+"*")
+// createLockedTemp creates a temp file, locks it, and only then gives it
+// the name Sweep looks at, so that Sweep never sees an unlocked live one.
+// It returns the file and its name now (the file's Name() is the first one).
+func createLockedTemp(dir string) (*os.File, string, error) {
+	temp, err := os.CreateTemp(dir, newPrefix+"*")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if err := unix.Flock(int(temp.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	fail := func(err error) (*os.File, string, error) {
 		temp.Close()
 		os.Remove(temp.Name())
-		return nil, fmt.Errorf("localfs: lock %s: %w", temp.Name(), err)
+		return nil, "", fmt.Errorf("localfs: temp file %s: %w", temp.Name(), err)
 	}
-	return temp, nil
+	if err := unix.Flock(int(temp.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return fail(err)
+	}
+	name := filepath.Join(dir, tempPrefix+strings.TrimPrefix(filepath.Base(temp.Name()), newPrefix))
+	if err := os.Rename(temp.Name(), name); err != nil {
+		return fail(err)
+	}
+	return temp, name, nil
 }
 
 func writeAndSync(ctx context.Context, temp *os.File, content io.Reader) error {
@@ -77,7 +98,7 @@ func writeAndSync(ctx context.Context, temp *os.File, content io.Reader) error {
 		return err
 	}
 	if info.Size() != written {
-		return fmt.Errorf("localfs: %s holds %d bytes after writing %d", temp.Name(), info.Size(), written)
+		return fmt.Errorf("localfs: a temp file holds %d bytes after writing %d", info.Size(), written)
 	}
 	return temp.Sync()
 }
@@ -133,10 +154,17 @@ func sweepShard(shard string) (int, error) {
 	}
 	removed := 0
 	for _, entry := range entries {
-		if !strings.HasPrefix(entry.Name(), tempPrefix) {
+		path := filepath.Join(shard, entry.Name())
+		var gone bool
+		var err error
+		switch {
+		case strings.HasPrefix(entry.Name(), tempPrefix):
+			gone, err = removeIfAbandoned(path)
+		case strings.HasPrefix(entry.Name(), newPrefix):
+			gone, err = removeIfOld(path, entry)
+		default:
 			continue
 		}
-		gone, err := removeIfAbandoned(filepath.Join(shard, entry.Name()))
 		if err != nil {
 			return removed, err
 		}
@@ -148,6 +176,23 @@ func sweepShard(shard string) (int, error) {
 		return removed, syncDir(shard)
 	}
 	return removed, nil
+}
+
+// removeIfOld removes a temp file that was never locked (its writer died in
+// the instant between creating and locking it): one older than a minute
+// cannot be a live one.
+func removeIfOld(path string, entry os.DirEntry) (bool, error) {
+	info, err := entry.Info()
+	if errors.Is(err, os.ErrNotExist) || err == nil && time.Since(info.ModTime()) < time.Minute {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
 }
 
 func removeIfAbandoned(path string) (bool, error) {

@@ -65,8 +65,8 @@ func testScrubRegions(t *testing.T, h *harness) {
 		{"magic", func(b []byte) []byte { b[0] = 'X'; return b }, diskaccess.RegionHeader},
 		{"index", func(b []byte) []byte { b[len(b)-footerSize-indexEntrySize+2] ^= 1; return b }, diskaccess.RegionIndex},
 		{"footer", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }, diskaccess.RegionFooter},
-		{"truncated", func(b []byte) []byte { return b[:len(b)-100] }, diskaccess.RegionFooter},
-		{"appended", func(b []byte) []byte { return append(b, 0) }, diskaccess.RegionFooter},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-100] }, diskaccess.RegionWhole},
+		{"appended", func(b []byte) []byte { return append(b, 0) }, diskaccess.RegionWhole},
 	} {
 		content := RandomContent(uint64(len(tc.name)), 2*frameSize+5)
 		ref := h.write(t, 1, append([]byte(tc.name), content...))
