@@ -22,5 +22,17 @@ if ((${#missing[@]})); then
 	fi
 fi
 
+# --- versitygw (S3 tests) ---
+# blobstore/s3 tests run a real S3 server, Versity Gateway, on 127.0.0.1.
+# They look for it in PATH and where go install puts it ($(go env GOBIN), else
+# $(go env GOPATH)/bin); with CI=true they fail when it is missing.
+versitygw_dir="$(go env GOBIN)"
+versitygw_dir="${versitygw_dir:-$(go env GOPATH | cut -d: -f1)/bin}"
+if ! command -v versitygw >/dev/null && [ ! -x "$versitygw_dir/versitygw" ]; then
+	echo "test/run.sh: installing versitygw" >&2
+	go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
+# --- end versitygw ---
+
 go vet ./...
 go test -race -timeout 60m ./...
