@@ -153,7 +153,7 @@ func (s *session) scrubVolume(ctx context.Context, v *badger.Volume, refs []blob
 // the volume's own listing alongside (both are in ref order) to find the
 // files the metadata does not know.
 func (s *session) scrubAll(ctx context.Context, v *badger.Volume, check func(blobstore.Ref), report func(finding)) error {
-	driver, err := openDriver(v)
+	driver, err := openDriver(ctx, v)
 	if err != nil {
 		return err
 	}
