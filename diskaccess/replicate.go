@@ -13,7 +13,8 @@ import (
 // bytes, without decrypting. The bytes are checked against the metadata's
 // size and CRC-32C on the way: a damaged source stores nothing and records
 // nothing (a *CorruptBlobError). The copy is recorded only once it is
-// durable. A target that already holds the blob is left alone.
+// durable. A target that already holds the blob is left alone. A
+// ReadLimiter in ctx (WithReadLimiter) paces the reads.
 func (c *Controller) Replicate(ctx context.Context, fromVolumeId int, toVolumeId int, ref blobstore.Ref) error {
 	unlock := c.refLocks.lock(ref)
 	defer unlock()
@@ -48,7 +49,7 @@ func (c *Controller) replicateLocked(ctx context.Context, meta *BlobMeta, from, 
 		return err
 	}
 	defer rc.Close()
-	err = target.RawStore(ctx, meta.Ref, newCRCReader(rc, meta.ExpectedCrc32, meta.SizeOnDisk))
+	err = target.RawStore(ctx, meta.Ref, newCRCReader(limited(ctx, rc), meta.ExpectedCrc32, meta.SizeOnDisk))
 	if errors.Is(err, errChecksum) {
 		return c.locateDamage(ctx, source, meta.Ref, from, err)
 	}

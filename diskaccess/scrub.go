@@ -12,7 +12,7 @@ import (
 
 // Scrub checks blob ref on volumeId without any key: the stored bytes must
 // match the CRC-32C and size in the metadata. It returns the number of
-// bytes checked. Damage is a *CorruptBlobError naming the ref and, where the
+// bytes checked. A ReadLimiter in ctx (WithReadLimiter) paces the reads. Damage is a *CorruptBlobError naming the ref and, where the
 // format allows, the frame; a blob the volume has lost is one wrapping
 // ErrMissing.
 func (c *Controller) Scrub(ctx context.Context, ref blobstore.Ref, volumeId int) (int64, error) {
@@ -28,7 +28,7 @@ func (c *Controller) Scrub(ctx context.Context, ref blobstore.Ref, volumeId int)
 		return 0, err
 	}
 	defer rc.Close()
-	checker := newCRCReader(rc, meta.ExpectedCrc32, meta.SizeOnDisk)
+	checker := newCRCReader(limited(ctx, rc), meta.ExpectedCrc32, meta.SizeOnDisk)
 	checked, err := io.Copy(io.Discard, ctxReader{ctx, checker})
 	if errors.Is(err, errChecksum) {
 		return checked, c.locateDamage(ctx, driver, ref, volumeId, err)

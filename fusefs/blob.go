@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -169,14 +170,18 @@ var (
 // Read implements fs.FileReader. No byte of a frame that fails to
 // authenticate is returned: the whole read is EIO.
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	start := time.Now()
 	if h.sequential(off, len(dest)) {
 		// This read's own frames too, so that they open on every core.
 		h.blob.Prefetch(off, int64(len(dest))+prefetchAhead)
 	}
 	n, err := h.blob.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
-		return nil, h.fsys.errno(describe("read", h.blob.Ref().String()), err)
+		errno := h.fsys.errno(describe("read", h.blob.Ref().String()), err)
+		h.fsys.observeRead(0, start, errno)
+		return nil, errno
 	}
+	h.fsys.observeRead(n, start, 0)
 	return fuse.ReadResultData(dest[:n]), 0
 }
 

@@ -302,10 +302,18 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 }
 
 func (n *fileNode) commit(ctx context.Context) syscall.Errno {
+	start := time.Now()
 	n.mu.Lock()
 	changed := n.session != nil && n.session.dirty
+	var size int64
+	if changed {
+		size = n.session.size()
+	}
 	err := n.commitLocked(ctx)
 	n.mu.Unlock()
+	if changed {
+		n.fsys.observeStored(size, start, toErrno(err))
+	}
 	if err == nil && changed {
 		n.forgetAttrs()
 	}

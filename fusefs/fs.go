@@ -61,6 +61,7 @@ type Config struct {
 	FsName     string // the mount's source, as mount(8) and df show it
 	UID, GID   uint32
 	Logger     *log.Logger // where damage and failures are reported
+	Observer   Observer    // metrics; nil: none
 }
 
 // Kernel cache timeouts. Blobs never change (their mtime only through
@@ -259,3 +260,31 @@ func (r *Root) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func describe(op string, name string) string { return fmt.Sprintf("%s ref/%s", op, name) }
+
+// Observer is told what the mount does, for metrics. Every method may be
+// called from many goroutines at once, and must not block.
+type Observer interface {
+	// Read is a read of a file: how many bytes it returned, how long it
+	// took, and its errno (0 on success).
+	Read(bytes int, took time.Duration, errno syscall.Errno)
+	// Stored is a file stored as a blob at close or fsync.
+	Stored(bytes int64, took time.Duration, errno syscall.Errno)
+	// Corrupt is a read that met a damaged blob.
+	Corrupt()
+}
+
+// observeRead reports a read to the observer, if there is one.
+func (f *FS) observeRead(bytes int, start time.Time, errno syscall.Errno) {
+	if o := f.cfg.Observer; o != nil {
+		o.Read(bytes, time.Since(start), errno)
+		if errno == syscall.EIO {
+			o.Corrupt()
+		}
+	}
+}
+
+func (f *FS) observeStored(bytes int64, start time.Time, errno syscall.Errno) {
+	if o := f.cfg.Observer; o != nil {
+		o.Stored(bytes, time.Since(start), errno)
+	}
+}

@@ -97,6 +97,13 @@ func (p *pendingNode) currentName() string {
 	return p.name
 }
 
+// storedSize is the size of what was written.
+func (p *pendingNode) storedSize() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sizeLocked()
+}
+
 // committedRef returns the blob the file was stored as.
 func (p *pendingNode) committedRef() (blobstore.Ref, bool) {
 	p.mu.Lock()
@@ -469,7 +476,9 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 
 func (h *writeHandle) commit(ctx context.Context, fromFsync bool) syscall.Errno {
 	p := h.node
+	start := time.Now()
 	err := p.commit(ctx, fromFsync)
+	defer func() { p.dir.fsys.observeStored(p.storedSize(), start, toErrno(err)) }()
 	d, name := p.dir, p.currentName()
 	if err != nil {
 		errno := d.fsys.errno(describe("store", name), err)

@@ -103,7 +103,7 @@ func (s *session) catFrom(c *cli.Context, ref blobstore.Ref, volume int, offset 
 func (s *session) explainUnavailable(volumes []int, err error) error {
 	var reasons []string
 	for _, id := range volumes {
-		if why := s.unavailable[id]; why != nil {
+		if why := s.unavailable.get(id); why != nil {
 			reasons = append(reasons, why.Error())
 		}
 	}

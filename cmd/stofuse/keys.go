@@ -19,22 +19,32 @@ const (
 )
 
 func keyGiven(c *cli.Context) bool {
-	return c.String("key-file") != "" || os.Getenv(passphraseEnv) != ""
+	return keyFileFlag(c) != "" || getenv(c, passphraseEnv) != ""
+}
+
+// keyFileFlag is --key-file, or STOFUSE_KEY_FILE (the client's, for a
+// command run by a daemon), as a path the daemon can open.
+func keyFileFlag(c *cli.Context) string {
+	path := c.String("key-file")
+	if r := remoteOf(c); r != nil && !c.IsSet("key-file") {
+		path = getenv(c, "STOFUSE_KEY_FILE")
+	}
+	return clientPath(c, path)
 }
 
 // findKEK finds the KEK to unlock an existing store with: --key-file,
 // STOFUSE_PASSPHRASE, the key file inside the store, or a passphrase
 // prompt on a terminal.
 func (s *session) findKEK(c *cli.Context) (*keyring.KEK, error) {
-	if path := c.String("key-file"); path != "" {
+	if path := keyFileFlag(c); path != "" {
 		kek, err := keyring.LoadKeyFile(path)
 		if err != nil {
 			return nil, &exitError{code: exitUsage, err: err}
 		}
 		return kek, nil
 	}
-	if os.Getenv(passphraseEnv) != "" {
-		return s.passphraseKEK(c, []byte(os.Getenv(passphraseEnv)))
+	if passphrase := getenv(c, passphraseEnv); passphrase != "" {
+		return s.passphraseKEK(c, []byte(passphrase))
 	}
 	if passphrase, ok := passphraseFromParent(); ok {
 		return s.passphraseKEK(c, passphrase)
@@ -47,7 +57,7 @@ func (s *session) findKEK(c *cli.Context) (*keyring.KEK, error) {
 		}
 		return kek, nil
 	}
-	if term.IsTerminal(int(os.Stdin.Fd())) {
+	if remoteOf(c) == nil && term.IsTerminal(int(os.Stdin.Fd())) {
 		passphrase, err := prompt("passphrase for " + s.dir)
 		if err != nil {
 			return nil, err
@@ -77,7 +87,7 @@ func (s *session) passphraseKEK(c *cli.Context, passphrase []byte) (*keyring.KEK
 // STOFUSE_PASSPHRASE, or asked twice on a terminal) with new argon2id
 // parameters.
 func newPassphraseKEK(c *cli.Context, what string) (*keyring.KEK, *keyring.KDFParams, error) {
-	passphrase, err := newPassphrase(passphraseEnv, what)
+	passphrase, err := newPassphrase(c, passphraseEnv, what)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,11 +99,11 @@ func newPassphraseKEK(c *cli.Context, what string) (*keyring.KEK, *keyring.KDFPa
 	return kek, &params, err
 }
 
-func newPassphrase(env, what string) ([]byte, error) {
-	if v := os.Getenv(env); v != "" {
+func newPassphrase(c *cli.Context, env, what string) ([]byte, error) {
+	if v := getenv(c, env); v != "" {
 		return []byte(v), nil
 	}
-	if !term.IsTerminal(int(os.Stdin.Fd())) {
+	if remoteOf(c) != nil || !term.IsTerminal(int(os.Stdin.Fd())) {
 		return nil, usageError("no %s: set %s or run on a terminal", what, env)
 	}
 	first, err := prompt(what)
@@ -222,7 +232,7 @@ func keyCommand() *cli.Command {
 }
 
 func keyAdd(c *cli.Context) error {
-	newFile, newPass := c.String("new-key-file"), c.Bool("new-passphrase")
+	newFile, newPass := clientPath(c, c.String("new-key-file")), c.Bool("new-passphrase")
 	if newFile == "" == !newPass {
 		return usageError("key add needs exactly one of --new-key-file and --new-passphrase")
 	}
@@ -258,7 +268,7 @@ func (s *session) newPassphraseForStore(c *cli.Context) (*keyring.KEK, *keyring.
 	if err != nil {
 		return nil, nil, err
 	}
-	passphrase, err := newPassphrase(newPassphraseEnv, "new passphrase")
+	passphrase, err := newPassphrase(c, newPassphraseEnv, "new passphrase")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -47,9 +47,19 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if code, ok := forward(args, os.Stdin, stdout, stderr); ok {
+		return code // the store is mounted: its daemon ran the command
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return runApp(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runApp runs a command line, here or in a mount daemon for a client, and
+// returns its exit code.
+func runApp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
+	app.Reader = stdin
 	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err != nil {
 		reportReady(err) // a --background child that failed before mounting
@@ -97,7 +107,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			initCommand(), keyCommand(), volumeCommand(),
 			putCommand(), catCommand(), statCommand(),
 			scrubCommand(), replicateCommand(),
-			mountCommand(), unmountCommand(),
+			mountCommand(), unmountCommand(), statusCommand(),
 		},
 		// Without a command: help; with an unknown one: a usage error.
 		Action: func(c *cli.Context) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +54,7 @@ func mountCommand() *cli.Command {
 			&cli.StringFlag{Name: "volume", Value: defaultVolume, Usage: "the volume to mount (name or id)"},
 			&cli.StringFlag{Name: "collection", Value: defaultCollection, Usage: "the collection whose key seals files written into the mount"},
 			&cli.BoolFlag{Name: "background", Usage: "return once mounted; the mount keeps running"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (ADDR: host:port, e.g. 127.0.0.1:9101)"},
 		},
 		Action: mount,
 	}
@@ -72,6 +74,12 @@ func mount(c *cli.Context) error {
 	if err := checkFuse(); err != nil {
 		return err
 	}
+	if store, err := storeDir(c); err == nil {
+		if conn, err := net.Dial("unix", controlSocket(store)); err == nil {
+			conn.Close()
+			return usageError("store %s is mounted already (one mount per store): use that mount, or unmount it first", store)
+		}
+	}
 	if c.Bool("background") && os.Getenv(readyFdEnv) == "" {
 		return mountInBackground(c)
 	}
@@ -81,7 +89,7 @@ func mount(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	return serve(c, s, mountpoint)
+	return serve(c, s, mountpoint, cache)
 }
 
 // daemonMemoryLimit is the Go heap's soft limit in a mount daemon (unless
@@ -89,7 +97,7 @@ func mount(c *cli.Context) error {
 // without a limit the heap grows to twice their size before the GC runs.
 const daemonMemoryLimit = 160 << 20
 
-func serve(c *cli.Context, s *session, mountpoint string) error {
+func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.FrameCache) error {
 	ctx := c.Context
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(daemonMemoryLimit)
@@ -110,13 +118,24 @@ func serve(c *cli.Context, s *session, mountpoint string) error {
 	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
 		return err
 	}
-	root := fusefs.New(fusefs.Config{
+	var observer *metrics
+	if addr := c.String("metrics"); addr != "" {
+		if observer, err = startMetrics(addr, v.Label, cache); err != nil {
+			return fmt.Errorf("--metrics %s: %w", addr, err)
+		}
+		defer observer.stop()
+	}
+	cfg := fusefs.Config{
 		Controller: s.ctl, Catalog: s.meta, Tree: s.meta, Keys: s.meta.Ring(),
 		Volume: v.ID, Collection: c.String("collection"), ReadOnly: c.Bool("read-only"),
 		SpoolDir: spoolDir, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		FsName: "stofuse:" + s.dir,
 		Logger: log.New(c.App.ErrWriter, "stofuse: ", log.LstdFlags),
-	})
+	}
+	if observer != nil {
+		cfg.Observer = observer
+	}
+	root := fusefs.New(cfg)
 	opts := root.Options()
 	opts.MountOptions.DirectMount = os.Geteuid() == 0
 	opts.MountOptions.Debug = os.Getenv("STOFUSE_FUSE_DEBUG") != "" // every request, to the log
@@ -129,6 +148,16 @@ func serve(c *cli.Context, s *session, mountpoint string) error {
 			s.out.warnf("could not raise the kernel's readahead for %s: %v", mountpoint, err)
 		}
 	}
+	control, err := startDaemon(s, mountpoint, v.Label, c.Bool("read-only"))
+	if err == nil {
+		control.metrics = observer
+	}
+	if err != nil {
+		server.Unmount()
+		return err
+	}
+	// Commands run by the daemon hold the store: stop them before it closes.
+	defer control.stop()
 	s.out.notef("mounted volume %q at %s%s", v.Label, mountpoint, map[bool]string{true: " (read-only)"}[c.Bool("read-only")])
 	reportReady(nil)
 	go unmountOnSignal(c, s, server, mountpoint)

@@ -21,8 +21,9 @@ type output struct {
 	json           bool
 	terminal       bool // stderr is a terminal: draw a progress bar
 
-	mu       sync.Mutex // guards writes and bar
+	mu       sync.Mutex // guards writes, bar and progress
 	bar      string     // the progress bar currently drawn, if any
+	progress *progress  // the progress being reported, if any
 	interval time.Duration
 }
 
@@ -31,8 +32,14 @@ func newOutput(c *cli.Context) *output {
 	if f, ok := o.stderr.(*os.File); ok {
 		o.terminal = term.IsTerminal(int(f.Fd()))
 	}
-	if v, err := time.ParseDuration(os.Getenv("STOFUSE_PROGRESS_INTERVAL")); err == nil && v > 0 {
+	if v, err := time.ParseDuration(getenv(c, "STOFUSE_PROGRESS_INTERVAL")); err == nil && v > 0 {
 		o.interval = v
+	}
+	if r := remoteOf(c); r != nil {
+		o.terminal = r.req.Terminal // the user's terminal, at the other end
+		r.daemon.mu.Lock()
+		r.job.out = o
+		r.daemon.mu.Unlock()
 	}
 	return o
 }
@@ -93,6 +100,12 @@ func (o *output) redrawBar() {
 	if o.bar != "" {
 		fmt.Fprint(o.stderr, o.bar)
 	}
+}
+
+func (o *output) currentProgress() *progress {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.progress
 }
 
 func formatBytes(n int64) string {

@@ -21,6 +21,9 @@ type progress struct {
 
 func (o *output) startProgress(verb string, totalItems, totalBytes int64) *progress {
 	p := &progress{out: o, verb: verb, totalItems: totalItems, totalBytes: totalBytes, start: time.Now(), stop: make(chan struct{})}
+	o.mu.Lock()
+	o.progress = p
+	o.mu.Unlock()
 	if o.json {
 		return p
 	}
@@ -89,4 +92,7 @@ func (p *progress) finish() {
 	defer o.mu.Unlock()
 	o.clearBar()
 	o.bar = ""
+	if o.progress == p {
+		o.progress = nil
+	}
 }

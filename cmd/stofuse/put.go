@@ -56,14 +56,14 @@ func putFiles(c *cli.Context) error {
 	}
 	var total int64
 	for _, path := range c.Args().Slice() {
-		if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() {
+		if info, err := os.Stat(clientPath(c, path)); err == nil && info.Mode().IsRegular() {
 			total += info.Size()
 		}
 	}
 	p := s.out.startProgress("put", int64(c.NArg()), total)
 	failed := 0
 	for _, path := range c.Args().Slice() {
-		ref, size, err := putFile(ctx, s.ctl, v.ID, collection, path, p)
+		ref, size, err := putFile(ctx, s.ctl, v.ID, collection, clientPath(c, path), c.App.Reader, p)
 		if ctx.Err() != nil {
 			p.finish()
 			return ctx.Err()
@@ -85,8 +85,8 @@ func putFiles(c *cli.Context) error {
 
 // putFile stores one file: it hashes it, then writes it, checked against
 // that hash (so a file changed in between is refused, not stored wrong).
-func putFile(ctx context.Context, ctl *diskaccess.Controller, volume int, collection, path string, p *progress) (blobstore.Ref, int64, error) {
-	f, cleanup, err := openInput(path)
+func putFile(ctx context.Context, ctl *diskaccess.Controller, volume int, collection, path string, stdin io.Reader, p *progress) (blobstore.Ref, int64, error) {
+	f, cleanup, err := openInput(path, stdin)
 	if err != nil {
 		return blobstore.Ref{}, 0, err
 	}
@@ -109,7 +109,7 @@ func putFile(ctx context.Context, ctl *diskaccess.Controller, volume int, collec
 
 // openInput opens a regular file, or spools standard input ("-") to an
 // unlinked temp file so that it can be read twice.
-func openInput(path string) (*os.File, func(), error) {
+func openInput(path string, stdin io.Reader) (*os.File, func(), error) {
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
@@ -129,7 +129,7 @@ func openInput(path string) (*os.File, func(), error) {
 		return nil, nil, err
 	}
 	os.Remove(spool.Name())
-	if _, err := io.Copy(spool, os.Stdin); err != nil {
+	if _, err := io.Copy(spool, stdin); err != nil {
 		spool.Close()
 		return nil, nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,20 +22,36 @@ const (
 	autoKeyFile       = "key"
 )
 
-// storeDir is --store, else $XDG_DATA_HOME/stofuse, else
-// ~/.local/share/stofuse.
+// storeDir is --store (or STOFUSE_STORE), else $XDG_DATA_HOME/stofuse,
+// else ~/.local/share/stofuse. A command run by a mount daemon uses the
+// daemon's store.
 func storeDir(c *cli.Context) (string, error) {
+	if r := remoteOf(c); r != nil {
+		return r.daemon.session.dir, nil
+	}
 	if dir := c.String("store"); dir != "" {
 		return filepath.Abs(dir)
 	}
+	if dir := defaultStoreDir(); dir != "" {
+		return dir, nil
+	}
+	return "", usageError("no --store given and no home directory")
+}
+
+// defaultStoreDir is STOFUSE_STORE, else $XDG_DATA_HOME/stofuse, else
+// ~/.local/share/stofuse ("" without a home directory).
+func defaultStoreDir() string {
+	if dir := os.Getenv("STOFUSE_STORE"); dir != "" {
+		return dir
+	}
 	if xdg := os.Getenv("XDG_DATA_HOME"); xdg != "" {
-		return filepath.Join(xdg, "stofuse"), nil
+		return filepath.Join(xdg, "stofuse")
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", usageError("no --store given and no home directory: %v", err)
+		return ""
 	}
-	return filepath.Join(home, ".local", "share", "stofuse"), nil
+	return filepath.Join(home, ".local", "share", "stofuse")
 }
 
 // session is an open store: its metadata, and a Controller with every
@@ -44,8 +61,12 @@ type session struct {
 	meta *badger.Store
 	ctl  *diskaccess.Controller
 	// unavailable explains why a registered volume is not mounted.
-	unavailable map[int]error
+	unavailable *volumeErrors
 	out         *output
+	// shared: the session of a mount daemon, lent to a command; the
+	// command does not close it.
+	shared bool
+	remote *remote // the client request a daemon runs this for, or nil
 	// prompted is the passphrase typed at a prompt, if one was, so that a
 	// --background mount can hand it to its child.
 	prompted []byte
@@ -63,6 +84,9 @@ const (
 // --key-file or STOFUSE_PASSPHRASE is always checked, before anything else
 // happens; commands that need keys also find one if none was given.
 func openSession(c *cli.Context, keys keyNeed, opts ...diskaccess.Option) (*session, error) {
+	if r := remoteOf(c); r != nil {
+		return r.daemon.sessionFor(c)
+	}
 	dir, err := storeDir(c)
 	if err != nil {
 		return nil, err
@@ -72,7 +96,7 @@ func openSession(c *cli.Context, keys keyNeed, opts ...diskaccess.Option) (*sess
 	if err != nil {
 		return nil, err
 	}
-	s := &session{dir: dir, meta: meta, out: out, unavailable: map[int]error{}}
+	s := &session{dir: dir, meta: meta, out: out, unavailable: &volumeErrors{m: map[int]error{}}}
 	if err := s.prepare(c, keys, opts); err != nil {
 		meta.Close()
 		return nil, err
@@ -121,9 +145,35 @@ func keyError(err error) error {
 	return err
 }
 
-// Close closes the store.
+// Close closes the store (not a daemon's, which only lends it).
 func (s *session) Close() error {
+	if s.shared {
+		return nil
+	}
 	return s.meta.Close()
+}
+
+// volumeErrors says why registered volumes are not mounted; a daemon's
+// commands share it.
+type volumeErrors struct {
+	mu sync.Mutex // guards m
+	m  map[int]error
+}
+
+func (v *volumeErrors) get(id int) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.m[id]
+}
+
+func (v *volumeErrors) set(id int, err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err == nil {
+		delete(v.m, id)
+	} else {
+		v.m[id] = err
+	}
 }
 
 // create makes a new store: its root key sealed for the given or a new
@@ -156,9 +206,9 @@ func (s *session) create(c *cli.Context, kind keyring.Kind) error {
 
 // newStoreKEK returns the KEK a new store is sealed for.
 func (s *session) newStoreKEK(c *cli.Context, kind keyring.Kind) (*keyring.KEK, *keyring.KDFParams, error) {
-	keyFile := c.String("key-file")
+	keyFile := clientPath(c, c.String("key-file"))
 	switch {
-	case kind == keyring.KindPassphrase || (kind == "" && keyFile == "" && os.Getenv(passphraseEnv) != ""):
+	case kind == keyring.KindPassphrase || (kind == "" && keyFile == "" && getenv(c, passphraseEnv) != ""):
 		return newPassphraseKEK(c, "new passphrase for the store")
 	case keyFile != "":
 		kek, err := keyring.LoadKeyFile(keyFile)

@@ -99,7 +99,7 @@ func (s *session) mountVolumes(ctx context.Context) error {
 	}
 	for _, v := range volumes {
 		if err := s.mountVolume(ctx, v); err != nil {
-			s.unavailable[v.ID] = err
+			s.unavailable.set(v.ID, err)
 		}
 	}
 	return nil
@@ -134,7 +134,7 @@ func (s *session) volume(ctx context.Context, name string) (*badger.Volume, erro
 	if err != nil {
 		return nil, usageError("no volume %q (see stofuse volume ls)", name)
 	}
-	if why := s.unavailable[v.ID]; why != nil {
+	if why := s.unavailable.get(v.ID); why != nil {
 		return nil, why
 	}
 	return v, nil
@@ -184,10 +184,11 @@ func volumeAdd(c *cli.Context) error {
 	defer s.Close()
 	var v *badger.Volume
 	if local {
-		if err := os.MkdirAll(c.String("path"), 0o700); err != nil {
+		path := clientPath(c, c.String("path"))
+		if err := os.MkdirAll(path, 0o700); err != nil {
 			return err
 		}
-		v, err = addLocalVolume(c.Context, s.meta, s.ctl, c.Args().First(), c.String("path"))
+		v, err = addLocalVolume(c.Context, s.meta, s.ctl, c.Args().First(), path)
 	} else {
 		v, err = addVolume(c.Context, s.meta, s.ctl, &badger.Volume{Label: c.Args().First(), Driver: "s3", Settings: map[string]string{
 			"endpoint": c.String("s3-endpoint"), "bucket": c.String("s3-bucket"),
@@ -197,6 +198,8 @@ func volumeAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Usable at once, also by a running mount's daemon.
+	s.unavailable.set(v.ID, s.mountVolume(c.Context, v))
 	s.out.result(v, "added volume %q (id %d, uuid %s) at %s", v.Label, v.ID, v.UUID, where(v))
 	return nil
 }
@@ -214,7 +217,7 @@ func volumeList(c *cli.Context) error {
 	s.out.textf("%-4s %-12s %-36s %-8s %10s %12s  %s", "ID", "NAME", "UUID", "DRIVER", "BLOBS", "STORED", "WHERE")
 	for _, v := range volumes {
 		state := where(v)
-		if why := s.unavailable[v.ID]; why != nil {
+		if why := s.unavailable.get(v.ID); why != nil {
 			state += " (unavailable: " + why.Error() + ")"
 		}
 		s.out.result(v, "%-4d %-12s %-36s %-8s %10d %12s  %s", v.ID, v.Label, v.UUID, v.Driver, v.BlobCount, formatBytes(v.Bytes), state)

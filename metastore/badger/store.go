@@ -11,6 +11,7 @@
 package badger
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -143,4 +144,19 @@ func exists(txn *badgerdb.Txn, key []byte) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// State reads a named JSON record the CLI keeps in the store (a scrub's
+// progress, say) into value; a record never written is fs.ErrNotExist.
+func (s *Store) State(ctx context.Context, name string, value any) error {
+	return s.view(func(txn *badgerdb.Txn) error {
+		return getJSON(txn, stringKey(prefixSetting, "state/"+name), "state "+name, value)
+	})
+}
+
+// SetState writes a named JSON record (see State).
+func (s *Store) SetState(ctx context.Context, name string, value any) error {
+	return s.update(func(txn *badgerdb.Txn) error {
+		return putJSON(txn, stringKey(prefixSetting, "state/"+name), value)
+	})
 }

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/stofuse/stofuse/keyring"
+)
+
+// daemon is a mount's control server: it runs the commands of clients
+// (see control.go) against the mount's open store, one goroutine each.
+type daemon struct {
+	session    *session
+	mountpoint string
+	volume     string
+	readOnly   bool
+	started    time.Time
+	owner      int      // the uid allowed to connect (root may too)
+	metrics    *metrics // nil without --metrics
+
+	listener *net.UnixListener
+	ctx      context.Context // cancelled when the daemon stops
+	cancel   context.CancelFunc
+	running  sync.WaitGroup // connections being served
+
+	mu      sync.Mutex // guards jobs and nextJob
+	jobs    map[int]*job
+	nextJob int
+}
+
+// job is a command the daemon is running for a client.
+type job struct {
+	id      int
+	args    []string
+	started time.Time
+	out     *output // set once the command makes its output
+}
+
+// startDaemon listens on the store's control socket: mode 0600, and every
+// connection's peer credentials are checked, so only the owner (or root)
+// can run commands with the mount's keys.
+func startDaemon(s *session, mountpoint, volume string, readOnly bool) (*daemon, error) {
+	path := controlSocket(s.dir)
+	if conn, err := net.Dial("unix", path); err == nil {
+		conn.Close()
+		return nil, fmt.Errorf("another daemon serves %s", path)
+	}
+	os.Remove(path) // a stale socket of a daemon that died
+	old := unix.Umask(0o177)
+	listener, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		listener.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemon{session: s, mountpoint: mountpoint, volume: volume, readOnly: readOnly, started: time.Now(),
+		owner: os.Getuid(), listener: listener, ctx: ctx, cancel: cancel, jobs: map[int]*job{}}
+	go d.accept()
+	return d, nil
+}
+
+// stop refuses new clients, interrupts running commands and waits for
+// them, so that the store can be closed.
+func (d *daemon) stop() {
+	d.listener.Close()
+	d.cancel()
+	d.running.Wait()
+	os.Remove(d.listener.Addr().String())
+}
+
+func (d *daemon) accept() {
+	for {
+		conn, err := d.listener.AcceptUnix()
+		if err != nil {
+			return
+		}
+		d.running.Add(1)
+		go func() {
+			defer d.running.Done()
+			defer conn.Close()
+			d.serve(conn)
+		}()
+	}
+}
+
+// peerUID is the uid of the process at the other end.
+func peerUID(conn *net.UnixConn) (int, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if credErr != nil {
+		return -1, credErr
+	}
+	return int(cred.Uid), nil
+}
+
+func (d *daemon) serve(conn *net.UnixConn) {
+	var sendMu sync.Mutex
+	stdout := &frameWriter{w: conn, kind: frameStdout, mu: &sendMu}
+	stderr := &frameWriter{w: conn, kind: frameStderr, mu: &sendMu}
+	exit := func(code int) {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		writeFrame(conn, frameExit, binary.BigEndian.AppendUint32(nil, uint32(code)))
+	}
+	if uid, err := peerUID(conn); err != nil || uid != d.owner && uid != 0 {
+		fmt.Fprintf(stderr, "stofuse: the mount daemon of %s runs commands only for its owner (uid %d), not for uid %d\n", d.session.dir, d.owner, uid)
+		exit(exitUsage)
+		return
+	}
+	kind, body, err := readFrame(conn)
+	var req controlRequest
+	if err != nil || kind != frameRequest || json.Unmarshal(body, &req) != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(d.ctx)
+	defer cancel()
+	stdin, stdinWriter := io.Pipe()
+	go readClient(conn, stdinWriter, cancel)
+	r := &remote{daemon: d, req: req, job: d.addJob(req.Args)}
+	defer d.removeJob(r.job)
+	code := runApp(context.WithValue(ctx, remoteKey{}, r), append([]string{"stofuse"}, req.Args...), stdin, stdout, stderr)
+	exit(code)
+}
+
+// readClient passes the client's standard input on, and cancels the
+// command when the client asks or goes away.
+func readClient(conn net.Conn, stdin *io.PipeWriter, cancel context.CancelFunc) {
+	for {
+		kind, payload, err := readFrame(conn)
+		switch {
+		case err != nil:
+			stdin.CloseWithError(errors.New("the client went away"))
+			cancel()
+			return
+		case kind == frameStdin:
+			stdin.Write(payload)
+		case kind == frameStdinEOF:
+			stdin.Close()
+		case kind == frameCancel:
+			cancel()
+		}
+	}
+}
+
+func (d *daemon) addJob(args []string) *job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.nextJob++
+	j := &job{id: d.nextJob, args: args, started: time.Now()}
+	d.jobs[j.id] = j
+	return j
+}
+
+func (d *daemon) removeJob(j *job) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.jobs, j.id)
+}
+
+// runningJobs lists the commands running now, oldest first.
+func (d *daemon) runningJobs() []*job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var jobs []*job
+	for _, j := range d.jobs {
+		jobs = append(jobs, j)
+	}
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].id < jobs[b].id })
+	return jobs
+}
+
+// remote is a command run by a daemon for a client.
+type remote struct {
+	daemon *daemon
+	req    controlRequest
+	job    *job
+}
+
+type remoteKey struct{}
+
+// remoteOf returns the client request a command runs for, or nil when it
+// runs in the user's own process.
+func remoteOf(c *cli.Context) *remote {
+	if c == nil || c.Context == nil {
+		return nil
+	}
+	r, _ := c.Context.Value(remoteKey{}).(*remote)
+	return r
+}
+
+// getenv reads the user's environment: the client's, for a command run by
+// a daemon.
+func getenv(c *cli.Context, name string) string {
+	if r := remoteOf(c); r != nil {
+		return r.req.Env[name]
+	}
+	return os.Getenv(name)
+}
+
+// clientPath makes a path in a command's arguments absolute against the
+// directory the user ran it in.
+func clientPath(c *cli.Context, path string) string {
+	if r := remoteOf(c); r != nil && path != "-" && path != "" && !filepath.IsAbs(path) {
+		return filepath.Join(r.req.Cwd, path)
+	}
+	return path
+}
+
+// sessionFor gives a command the daemon's open store. A key the client gave
+// is still checked: a wrong one fails, as it would without a daemon.
+func (d *daemon) sessionFor(c *cli.Context) (*session, error) {
+	shared := d.session
+	s := &session{dir: shared.dir, meta: shared.meta, ctl: shared.ctl, unavailable: shared.unavailable, out: newOutput(c), shared: true, remote: remoteOf(c)}
+	if keyGiven(c) {
+		kek, err := s.findKEK(c)
+		if err != nil {
+			return nil, err
+		}
+		infos, err := s.meta.KEKs(c.Context)
+		if err != nil {
+			return nil, err
+		}
+		known := false
+		for _, info := range infos {
+			known = known || info.ID == kek.ID()
+		}
+		if !known {
+			return nil, keyError(fmt.Errorf("this %s (fingerprint %s) does not open the store: %w", kek.Kind(), kek.ID(), keyring.ErrWrongKey))
+		}
+	}
+	return s, nil
+}
+
+// progressLine describes how far a job's long-running work is.
+func (j *job) progressLine() string {
+	if j.out == nil {
+		return "starting"
+	}
+	if p := j.out.currentProgress(); p != nil {
+		return p.line()
+	}
+	return "running since " + j.started.Format(time.RFC3339)
+}
