@@ -50,8 +50,9 @@ func runRemote(conn net.Conn, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	if err := writeJSONFrame(conn, frameRequest, req); err != nil {
-		fmt.Fprintf(stderr, "stofuse: talking to the mount daemon: %v\n", err)
-		return exitFailure
+		// The daemon may have refused the connection at once: its answer
+		// says why.
+		return receive(conn, stdout, stderr)
 	}
 	sendMu := new(sync.Mutex)
 	if slices.Contains(args, "-") {
