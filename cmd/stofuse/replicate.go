@@ -23,6 +23,7 @@ func replicateCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "from", Usage: "source volume (name or id)"},
 			&cli.StringFlag{Name: "to", Usage: "target volume (name or id)"},
+			limitRateFlag,
 		},
 		Action: replicate,
 	}
@@ -45,12 +46,15 @@ func replicate(c *cli.Context) error {
 	if c.String("from") == "" || c.String("to") == "" {
 		return usageError("usage: stofuse replicate --from VOLUME --to VOLUME [REF...]")
 	}
+	ctx, err := limitedContext(c)
+	if err != nil {
+		return err
+	}
 	s, err := openSession(c, noKeys)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	ctx := c.Context
 	from, err := s.volume(ctx, c.String("from"))
 	if err != nil {
 		return err

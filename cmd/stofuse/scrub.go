@@ -35,7 +35,7 @@ func scrubCommand() *cli.Command {
 			&cli.StringFlag{Name: "volume", Usage: "scrub only this volume (name or id); default: every volume"},
 			&cli.BoolFlag{Name: "resume", Usage: "go on with an interrupted scrub where it stopped"},
 			&cli.BoolFlag{Name: "status", Usage: "show each volume's last scrub (and one running now), and scrub nothing"},
-			&cli.StringFlag{Name: "limit-rate", Usage: "read at most this many bytes per second, e.g. 50M (K, M, G: powers of 1024)"},
+			limitRateFlag,
 		},
 		Action: scrub,
 	}
@@ -93,13 +93,9 @@ func scrub(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Context
-	if limit := c.String("limit-rate"); limit != "" {
-		perSecond, err := parseRate(limit)
-		if err != nil {
-			return usageError("--limit-rate: %v", err)
-		}
-		ctx = diskaccess.WithReadLimiter(ctx, rate.NewLimiter(rate.Limit(perSecond), int(min(perSecond, 1<<20))))
+	ctx, err := limitedContext(c)
+	if err != nil {
+		return err
 	}
 	s, err := openSession(c, noKeys)
 	if err != nil {
@@ -349,6 +345,22 @@ func describeScrub(state *scrubState) string {
 	}
 	return fmt.Sprintf("scrub started %s, running or stopped without a trace at %s after %s (stofuse scrub --resume goes on)",
 		state.Started.Format(time.RFC3339), state.Updated.Format(time.RFC3339), counts)
+}
+
+// limitRateFlag paces the reads of scrub and replicate.
+var limitRateFlag = &cli.StringFlag{Name: "limit-rate", Usage: "read at most this many bytes per second, e.g. 50M (K, M, G: powers of 1024)"}
+
+// limitedContext is the command's context, carrying --limit-rate's pace.
+func limitedContext(c *cli.Context) (context.Context, error) {
+	limit := c.String("limit-rate")
+	if limit == "" {
+		return c.Context, nil
+	}
+	perSecond, err := parseRate(limit)
+	if err != nil {
+		return nil, usageError("--limit-rate: %v", err)
+	}
+	return diskaccess.WithReadLimiter(c.Context, rate.NewLimiter(rate.Limit(perSecond), int(min(perSecond, 1<<20)))), nil
 }
 
 // parseRate parses a rate like 50M or 1.5G (bytes per second, powers of
