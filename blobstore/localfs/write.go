@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -88,8 +89,14 @@ func createLockedTemp(dir string) (*os.File, string, error) {
 	return temp, name, nil
 }
 
+// copyBuffers hold what RawStore copies to disk: larger than io.Copy's
+// 32 KiB, so that a blob of 128 KiB frames takes few write calls.
+var copyBuffers = sync.Pool{New: func() any { return new([256 << 10]byte) }}
+
 func writeAndSync(ctx context.Context, temp *os.File, content io.Reader) error {
-	written, err := io.Copy(temp, ctxReader{ctx, content})
+	buf := copyBuffers.Get().(*[256 << 10]byte)
+	defer copyBuffers.Put(buf)
+	written, err := io.CopyBuffer(onlyWriter{temp}, ctxReader{ctx, content}, buf[:])
 	if err != nil {
 		return err
 	}
@@ -111,6 +118,12 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// onlyWriter hides os.File's ReaderFrom, which would copy through its own
+// small buffer.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // ctxReader stops a copy once its context is cancelled.
 type ctxReader struct {
