@@ -29,7 +29,7 @@ func (c *Controller) Scrub(ctx context.Context, ref blobstore.Ref, volumeId int)
 	}
 	defer rc.Close()
 	checker := newCRCReader(limited(ctx, rc), meta.ExpectedCrc32, meta.SizeOnDisk)
-	checked, err := io.Copy(io.Discard, ctxReader{ctx, checker})
+	checked, err := io.Copy(io.Discard, blobstore.ContextReader(ctx, checker))
 	if errors.Is(err, errChecksum) {
 		return checked, c.locateDamage(ctx, driver, ref, volumeId, err)
 	}
@@ -106,17 +106,4 @@ func (c *crcReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// ctxReader stops a copy once its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }

@@ -33,12 +33,7 @@ func (panickyCatalog) VolumeName(context.Context, int) string { return "v" }
 // cannot deadlock with the server) and checks that a handler that panics
 // answers EIO while the mount keeps serving.
 func TestPanicBecomesEIO(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and no /dev/fuse: %v", err)
-		}
-		t.Skip("no /dev/fuse")
-	}
+	requireFuse(t)
 	bad := blobstore.RefOf([]byte("bad"))
 	root := New(Config{Catalog: panickyCatalog{bad: bad}, SpoolDir: t.TempDir(), ReadOnly: true})
 	opts := root.Options()

@@ -50,7 +50,9 @@ type rig struct {
 
 func (r *rig) ref(name string) string { return filepath.Join(r.dir, "ref", name) }
 
-func newRig(t *testing.T) *rig {
+// requireFuse skips a test that mounts when there is no FUSE, except in
+// CI, where that is a failure.
+func requireFuse(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -58,6 +60,11 @@ func newRig(t *testing.T) *rig {
 		}
 		t.Skip("no /dev/fuse")
 	}
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	requireFuse(t)
 	ctx := context.Background()
 	meta, err := badger.Open(t.TempDir())
 	if err != nil {

@@ -96,7 +96,7 @@ var copyBuffers = sync.Pool{New: func() any { return new([256 << 10]byte) }}
 func writeAndSync(ctx context.Context, temp *os.File, content io.Reader) error {
 	buf := copyBuffers.Get().(*[256 << 10]byte)
 	defer copyBuffers.Put(buf)
-	written, err := io.CopyBuffer(onlyWriter{temp}, ctxReader{ctx, content}, buf[:])
+	written, err := io.CopyBuffer(onlyWriter{temp}, blobstore.ContextReader(ctx, content), buf[:])
 	if err != nil {
 		return err
 	}
@@ -124,19 +124,6 @@ func syncDir(dir string) error {
 type onlyWriter struct{ w io.Writer }
 
 func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
-
-// ctxReader stops a copy once its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
-}
 
 // Sweep implements blobstore.Sweeper: it removes the temp files of writes
 // that died. A temp file whose lock it cannot take belongs to a write in

@@ -41,7 +41,7 @@ var putOptions = minio.PutObjectOptions{ContentType: "application/octet-stream",
 // server was down) is invisible to readers and removed by Sweep.
 func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Reader) error {
 	key := s.key(ref)
-	content = ctxReader{ctx, content}
+	content = blobstore.ContextReader(ctx, content)
 	part, err := readPart(content, nil, s.partSize)
 	if err == io.EOF {
 		return s.preservingReaders(ctx, ref, func(ctx context.Context) error {
@@ -204,18 +204,4 @@ func (u *multipartUpload) abort(ctx context.Context) {
 	u.store.retryRaw(ctx, func(ctx context.Context) error {
 		return u.store.core.AbortMultipartUpload(ctx, u.store.bucket, u.key, u.id)
 	})
-}
-
-// ctxReader fails reads once ctx is done, so a cancelled RawStore stops
-// between parts even when content would block no further.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
