@@ -34,7 +34,7 @@ run_steps() { # DIR KIND
 	r[$kind-ls]+="$(timed "ls -lR $dir") "
 	r[$kind-md5]+="$(timed "find $dir -type f -exec md5sum {} +") "
 	if [ "$kind" = mount ]; then
-		r[meta]+="$(echo "$(du -sb "$STOFUSE_STORE/meta" | cut -f1) / $files" | bc -l) "
+		r[meta]+="$(echo "$(du -s -B1 "$STOFUSE_STORE/meta" | cut -f1) / $files" | bc -l) "
 	fi
 	r[$kind-rm]+="$(timed "rm -rf $dir") "
 }
@@ -50,4 +50,4 @@ printf '%-34s %10s %10s %8s\n' "Go source tree ($files files)" "plain s" "mount 
 for step in "${steps[@]}"; do
 	printf '%-34s %10.2f %10.2f %7.1fx\n' "$step" "$(m plain-$step)" "$(m mount-$step)" "$(echo "$(m mount-$step) / $(m plain-$step)" | bc -l)"
 done
-printf '%-34s %10.0f\n' "Badger bytes per file" "$(m meta)"
+printf "%-34s %10.0f\n" "Badger bytes per file (allocated)" "$(m meta)"
