@@ -28,7 +28,7 @@ for run in $(seq 1 "$runs"); do
 	small_fps+=("$(echo "1000 / $t" | bc -l)")
 	t=$(seconds "$work/stofuse" put "$work/big")
 	big_mbs+=("$(echo "1073741824 / $t / 1000000" | bc -l)")
-	meta=$(du -sb "$STOFUSE_STORE/meta" | cut -f1)
+	meta=$(du -s -B1 "$STOFUSE_STORE/meta" | cut -f1)
 	meta_per_blob+=("$(echo "$meta / 1001" | bc -l)")
 	rm -rf "$STOFUSE_STORE"
 done
@@ -37,4 +37,4 @@ printf '%-40s %12s\n' "stofuse put ($runs runs, medians)" ""
 printf '%-40s %12.1f\n' "1,000 x 64 KiB: MB/s" "$(printf '%s\n' "${small_mbs[@]}" | median)"
 printf '%-40s %12.1f\n' "1,000 x 64 KiB: files/s" "$(printf '%s\n' "${small_fps[@]}" | median)"
 printf '%-40s %12.1f\n' "1 x 1 GiB: MB/s" "$(printf '%s\n' "${big_mbs[@]}" | median)"
-printf '%-40s %12.0f\n' "Badger directory bytes per blob" "$(printf '%s\n' "${meta_per_blob[@]}" | median)"
+printf '%-40s %12.0f\n' "Badger directory bytes per blob (allocated)" "$(printf '%s\n' "${meta_per_blob[@]}" | median)"
