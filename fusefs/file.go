@@ -296,7 +296,7 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.last = *record
+	n.rememberLocked(record)
 	s.dirty, s.base, s.baseSize, s.mtime = false, ref, record.Size, time.Time{}
 	return nil
 }

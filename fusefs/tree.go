@@ -140,10 +140,25 @@ func (t *treeNode) collection() string {
 	return ""
 }
 
+// remember keeps n as the node's record, unless the node knows a newer one:
+// a lookup or stat that read the store before a commit finished must not
+// put the old record back (every change sets the ctime, in its
+// transaction).
 func (t *treeNode) remember(n *metastore.Inode) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.rememberLocked(n)
+}
+
+// rememberLocked is remember for a caller holding mu; it returns the newer
+// of n and the record the node had.
+func (t *treeNode) rememberLocked(n *metastore.Inode) *metastore.Inode {
+	if n.Ctime.Before(t.last.Ctime) {
+		last := t.last
+		return &last
+	}
 	t.last, t.unlinked = *n, false
+	return n
 }
 
 func (t *treeNode) markUnlinked() {
@@ -159,8 +174,7 @@ func (t *treeNode) record(ctx context.Context) (*metastore.Inode, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err == nil {
-		t.last = *n
-		return n, false, nil
+		return t.rememberLocked(n), false, nil
 	}
 	if errors.Is(err, fs.ErrNotExist) || t.unlinked {
 		last := t.last

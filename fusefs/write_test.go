@@ -93,7 +93,7 @@ func newRig(t *testing.T) *rig {
 	if err := ctl.Mount(ctx, 1, "u", disk); err != nil {
 		t.Fatal(err)
 	}
-	root := New(Config{Controller: ctl, Catalog: meta, Keys: meta.Ring(), Volume: 1, Collection: "c", SpoolDir: t.TempDir()})
+	root := New(Config{Controller: ctl, Catalog: meta, Tree: meta, Keys: meta.Ring(), Volume: 1, Collection: "c", SpoolDir: t.TempDir()})
 	opts := root.Options()
 	opts.DirectMount = os.Geteuid() == 0
 	dir := t.TempDir()
@@ -231,5 +231,56 @@ func TestFullDiskIsENOSPCAndRetryable(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(r.ref(ref)); !bytes.Equal(got, content) {
 		t.Fatal("the retried file reads wrong")
+	}
+}
+
+// TestStatDuringCommitDoesNotRevert: a stat that reads the store while a
+// file is being stored must not bring the old content back: after close,
+// the file reads new, and an edit builds on the new content.
+func TestStatDuringCommitDoesNotRevert(t *testing.T) {
+	r := newRig(t)
+	path := filepath.Join(r.dir, "files", "c", "f")
+	for round := range 3 {
+		if err := os.WriteFile(path, []byte("old content\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		v2, ref := randomContent(t, 20<<20+round)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					os.Stat(path)
+				}
+			}
+		}()
+		err := os.WriteFile(path, v2, 0o644)
+		close(stop)
+		<-done
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(path); !bytes.Equal(got, v2) {
+			t.Fatalf("round %d: after close the file reads %d bytes, not the %d written", round, len(got), len(v2))
+		}
+		buf := make([]byte, 64)
+		n, _ := syscall.Getxattr(path, "user.stofuse.ref", buf)
+		if string(buf[:n]) != ref {
+			t.Fatalf("round %d: user.stofuse.ref is %s, want %s", round, buf[:n], ref)
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte("Z"), 0)
+		f.Close()
+		got, _ := os.ReadFile(path)
+		if len(got) != len(v2) || got[0] != 'Z' || !bytes.Equal(got[1:], v2[1:]) {
+			t.Fatalf("round %d: an edit after the write built on other content (%d bytes)", round, len(got))
+		}
 	}
 }

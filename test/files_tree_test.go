@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // goSource is Go's own source tree: about 11,000 files that nobody here
@@ -163,7 +164,11 @@ func TestFilesKillDuringCopy(t *testing.T) {
 	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-stopped
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the writer did not notice that the daemon was killed")
+	}
 	close(closed)
 	for i := range closed {
 		done[i] = true

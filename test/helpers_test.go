@@ -106,10 +106,13 @@ func (s *store) mountAt(dir string, args ...string) *mount {
 		s.t.Fatalf("stofuse mount: exit %d: %s", r.code, r.stderr)
 	}
 	m := &mount{s: s, dir: dir}
+	s.t.Cleanup(m.cleanup)
 	if match := pidPattern.FindStringSubmatch(r.stderr); match != nil {
 		m.pid, _ = strconv.Atoi(match[1])
 	}
-	s.t.Cleanup(m.cleanup)
+	if m.pid <= 0 {
+		s.t.Fatalf("stofuse mount did not say its pid: %q", r.stderr)
+	}
 	return m
 }
 
