@@ -197,3 +197,80 @@ func TestScrubResume(t *testing.T) {
 		t.Fatalf("status after the resumed scrub:\n%s", status)
 	}
 }
+
+// TestDaemonUsesTheClientsKey: a daemon mounted with STOFUSE_KEY_FILE in
+// its environment still checks the key each client gives, and a client
+// that gives none can run keyless commands.
+func TestDaemonUsesTheClientsKey(t *testing.T) {
+	s := newStore(t)
+	keys := t.TempDir()
+	key := filepath.Join(keys, "store.key")
+	if err := os.Rename(filepath.Join(s.dir, "key"), key); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(src, []byte("key check\n"), 0o644)
+	ref := sha256Hex([]byte("key check\n"))
+	withKey := append(append([]string{}, s.env...), "STOFUSE_KEY_FILE="+key)
+	s.env = withKey
+	s.mustRun("put", src)
+	s.mount()
+
+	wrong := filepath.Join(keys, "wrong.key")
+	s.mustRun("key", "generate", wrong)
+	s.env = append(append([]string{}, withKey...), "STOFUSE_KEY_FILE="+wrong)
+	if r := s.run("cat", ref); r.code != 2 || !strings.Contains(r.stderr, "wrong key") {
+		t.Fatalf("a wrong STOFUSE_KEY_FILE through a daemon mounted with the right one: exit %d, %q", r.code, r.stderr)
+	}
+	s.env = append(append([]string{}, withKey...), "STOFUSE_KEY_FILE=")
+	if r := s.run("stat", ref); r.code != 0 {
+		t.Fatalf("a keyless command with no key given: exit %d, %q", r.code, r.stderr)
+	}
+	s.env = withKey
+}
+
+// TestDaemonInterruptAndUnmount: Ctrl-C reaches a command waiting for its
+// standard input, and an unmount does not wait for a client that sends
+// nothing.
+func TestDaemonInterruptAndUnmount(t *testing.T) {
+	s := newStore(t)
+	m := s.mount()
+	startPut := func() (*exec.Cmd, *os.File) {
+		reader, writer, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(stofuseBin, "put", "-")
+		cmd.Env, cmd.Stdin = s.env, reader
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		reader.Close()
+		writer.Write([]byte("a start, and then nothing"))
+		time.Sleep(500 * time.Millisecond)
+		return cmd, writer
+	}
+	put, writer := startPut()
+	defer writer.Close()
+	put.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- put.Wait() }()
+	select {
+	case err := <-done:
+		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 130 {
+			t.Fatalf("put - interrupted: %v, want exit 130", err)
+		}
+	case <-time.After(10 * time.Second):
+		put.Process.Kill()
+		t.Fatal("Ctrl-C did not reach a command waiting for its standard input")
+	}
+
+	stuck, stuckWriter := startPut()
+	defer stuckWriter.Close()
+	defer stuck.Process.Kill()
+	start := time.Now()
+	m.unmount() // fails the test if the daemon keeps the store
+	if took := time.Since(start); took > 8*time.Second {
+		t.Fatalf("unmount took %v with a client that sends nothing", took)
+	}
+}

@@ -36,9 +36,11 @@ type daemon struct {
 	cancel   context.CancelFunc
 	running  sync.WaitGroup // connections being served
 
-	mu      sync.Mutex // guards jobs and nextJob
+	mu      sync.Mutex // guards jobs, nextJob, conns and closing
 	jobs    map[int]*job
 	nextJob int
+	conns   map[*net.UnixConn]bool // connections being served
+	closing bool                   // stop has begun: no new connections
 }
 
 // job is a command the daemon is running for a client.
@@ -52,16 +54,16 @@ type job struct {
 // startDaemon listens on the store's control socket: mode 0600, and every
 // connection's peer credentials are checked, so only the owner (or root)
 // can run commands with the mount's keys.
-func startDaemon(s *session, mountpoint, volume string, readOnly bool) (*daemon, error) {
+// The socket lives in the store directory, which is the owner's alone
+// (0700), and is made 0600 as soon as it exists.
+func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metrics) (*daemon, error) {
 	path := controlSocket(s.dir)
 	if conn, err := net.Dial("unix", path); err == nil {
 		conn.Close()
 		return nil, fmt.Errorf("another daemon serves %s", path)
 	}
 	os.Remove(path) // a stale socket of a daemon that died
-	old := unix.Umask(0o177)
 	listener, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	unix.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -71,14 +73,22 @@ func startDaemon(s *session, mountpoint, volume string, readOnly bool) (*daemon,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemon{session: s, mountpoint: mountpoint, volume: volume, readOnly: readOnly, started: time.Now(),
-		owner: os.Getuid(), listener: listener, ctx: ctx, cancel: cancel, jobs: map[int]*job{}}
+		owner: os.Getuid(), metrics: m, listener: listener, ctx: ctx, cancel: cancel,
+		jobs: map[int]*job{}, conns: map[*net.UnixConn]bool{}}
 	go d.accept()
 	return d, nil
 }
 
-// stop refuses new clients, interrupts running commands and waits for
-// them, so that the store can be closed.
+// stop refuses new clients, interrupts running commands, cuts the
+// connections (a command blocked on its client gives up), and waits for
+// the commands to end, so that the store can be closed.
 func (d *daemon) stop() {
+	d.mu.Lock()
+	d.closing = true
+	for conn := range d.conns {
+		conn.Close()
+	}
+	d.mu.Unlock()
 	d.listener.Close()
 	d.cancel()
 	d.running.Wait()
@@ -91,10 +101,23 @@ func (d *daemon) accept() {
 		if err != nil {
 			return
 		}
+		d.mu.Lock()
+		if d.closing {
+			d.mu.Unlock()
+			conn.Close()
+			return
+		}
+		d.conns[conn] = true
 		d.running.Add(1)
+		d.mu.Unlock()
 		go func() {
 			defer d.running.Done()
-			defer conn.Close()
+			defer func() {
+				d.mu.Lock()
+				delete(d.conns, conn)
+				d.mu.Unlock()
+				conn.Close()
+			}()
 			d.serve(conn)
 		}()
 	}
@@ -131,39 +154,97 @@ func (d *daemon) serve(conn *net.UnixConn) {
 		exit(exitUsage)
 		return
 	}
+	conn.SetReadDeadline(time.Now().Add(requestTimeout))
 	kind, body, err := readFrame(conn)
 	var req controlRequest
 	if err != nil || kind != frameRequest || json.Unmarshal(body, &req) != nil {
 		return
 	}
+	conn.SetReadDeadline(time.Time{})
 	ctx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
-	stdin, stdinWriter := io.Pipe()
-	go readClient(conn, stdinWriter, cancel)
+	stdin := newStdinQueue()
+	go readClient(conn, stdin, cancel)
+	defer stdin.closeWithError(errors.New("the command has ended"))
 	r := &remote{daemon: d, req: req, job: d.addJob(req.Args)}
 	defer d.removeJob(r.job)
 	code := runApp(context.WithValue(ctx, remoteKey{}, r), append([]string{"stofuse"}, req.Args...), stdin, stdout, stderr)
 	exit(code)
 }
 
-// readClient passes the client's standard input on, and cancels the
-// command when the client asks or goes away.
-func readClient(conn net.Conn, stdin *io.PipeWriter, cancel context.CancelFunc) {
+// requestTimeout bounds how long a client may take to send its request.
+const requestTimeout = 10 * time.Second
+
+// readClient queues the client's standard input for the command, and
+// cancels the command when the client asks or goes away. It never waits
+// for the command to read, so a Ctrl-C is seen at once.
+func readClient(conn net.Conn, stdin *stdinQueue, cancel context.CancelFunc) {
 	for {
 		kind, payload, err := readFrame(conn)
 		switch {
 		case err != nil:
-			stdin.CloseWithError(errors.New("the client went away"))
+			stdin.closeWithError(errors.New("the client went away"))
 			cancel()
 			return
 		case kind == frameStdin:
-			stdin.Write(payload)
+			stdin.push(payload)
 		case kind == frameStdinEOF:
-			stdin.Close()
+			stdin.closeWithError(io.EOF)
 		case kind == frameCancel:
 			cancel()
+			stdin.closeWithError(context.Canceled) // a command reading it stops too
 		}
 	}
+}
+
+// stdinQueue is a command's standard input, as the client sends it.
+// Nothing bounds it but the client, which sends its own standard input
+// (a put of it spools it to disk as fast as it comes).
+type stdinQueue struct {
+	mu     sync.Mutex // guards chunks and err
+	cond   *sync.Cond
+	chunks [][]byte
+	err    error // io.EOF once the client's input ended
+}
+
+func newStdinQueue() *stdinQueue {
+	q := &stdinQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *stdinQueue) push(b []byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err == nil {
+		q.chunks = append(q.chunks, b)
+		q.cond.Broadcast()
+	}
+}
+
+func (q *stdinQueue) closeWithError(err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err == nil {
+		q.err = err
+		q.cond.Broadcast()
+	}
+}
+
+func (q *stdinQueue) Read(p []byte) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.chunks) == 0 && q.err == nil {
+		q.cond.Wait()
+	}
+	if len(q.chunks) == 0 {
+		return 0, q.err
+	}
+	n := copy(p, q.chunks[0])
+	if q.chunks[0] = q.chunks[0][n:]; len(q.chunks[0]) == 0 {
+		q.chunks = q.chunks[1:]
+	}
+	return n, nil
 }
 
 func (d *daemon) addJob(args []string) *job {

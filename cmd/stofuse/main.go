@@ -61,9 +61,6 @@ func runApp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	app := newApp(stdout, stderr)
 	app.Reader = stdin
 	err := app.RunContext(ctx, flagsFirst(app, args))
-	if err != nil {
-		reportReady(err) // a --background child that failed before mounting
-	}
 	return report(stderr, err, ctx.Err() != nil)
 }
 

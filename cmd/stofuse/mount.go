@@ -63,7 +63,13 @@ func mountCommand() *cli.Command {
 // readyFdEnv names the pipe a --background child reports readiness on.
 const readyFdEnv = "STOFUSE_READY_FD"
 
-func mount(c *cli.Context) error {
+func mount(c *cli.Context) (err error) {
+	// A --background child that fails before it is ready tells its parent.
+	defer func() {
+		if err != nil {
+			reportReady(err)
+		}
+	}()
 	if c.NArg() != 1 {
 		return usageError("usage: stofuse mount [--read-only] [--volume V] [--collection C] [--background] MOUNTPOINT")
 	}
@@ -99,6 +105,12 @@ const daemonMemoryLimit = 160 << 20
 
 func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.FrameCache) error {
 	ctx := c.Context
+	// The daemon runs its clients' commands with their own keys and store
+	// settings: its own must not stand in for them (urfave reads flags'
+	// variables from the process environment).
+	for _, name := range []string{"STOFUSE_KEY_FILE", passphraseEnv, newPassphraseEnv, "STOFUSE_STORE"} {
+		os.Unsetenv(name)
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(daemonMemoryLimit)
 	}
@@ -148,10 +160,7 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 			s.out.warnf("could not raise the kernel's readahead for %s: %v", mountpoint, err)
 		}
 	}
-	control, err := startDaemon(s, mountpoint, v.Label, c.Bool("read-only"))
-	if err == nil {
-		control.metrics = observer
-	}
+	control, err := startDaemon(s, mountpoint, v.Label, c.Bool("read-only"), observer)
 	if err != nil {
 		server.Unmount()
 		return err
