@@ -19,6 +19,7 @@ import (
 
 	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/blobstore/s3"
+	"github.com/stofuse/stofuse/blobstore/s3/s3test"
 )
 
 func TestWrongCredentials(t *testing.T) {
@@ -35,12 +36,12 @@ func TestWrongCredentials(t *testing.T) {
 				t.Fatalf("New with a %s = %v, %v; want ErrCredentials", name, store, err)
 			}
 			msg := err.Error()
-			for _, want := range []string{"credentials", srv.endpoint(), testBucket, cfg.AccessKey} {
+			for _, want := range []string{"credentials", srv.Endpoint(), testBucket, cfg.AccessKey} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("error %q does not mention %q", msg, want)
 				}
 			}
-			for _, secret := range []string{cfg.SecretKey, testSecretKey} {
+			for _, secret := range []string{cfg.SecretKey, s3test.SecretKey} {
 				if strings.Contains(msg, secret) {
 					t.Errorf("error %q shows the secret key", msg)
 				}
@@ -54,7 +55,7 @@ func TestMissingBucket(t *testing.T) {
 	cfg := srv.config()
 	cfg.Bucket = "no-such-bucket"
 	_, err := s3.New(context.Background(), cfg)
-	if !errors.Is(err, s3.ErrNoSuchBucket) || !strings.Contains(err.Error(), `"no-such-bucket"`) || !strings.Contains(err.Error(), srv.endpoint()) {
+	if !errors.Is(err, s3.ErrNoSuchBucket) || !strings.Contains(err.Error(), `"no-such-bucket"`) || !strings.Contains(err.Error(), srv.Endpoint()) {
 		t.Fatalf("New with a missing bucket = %v; want ErrNoSuchBucket naming the bucket and endpoint", err)
 	}
 }
@@ -90,12 +91,12 @@ func TestServerStoppedMidUpload(t *testing.T) {
 			if size > s3.MinPartSize {
 				stopAt = s3.MinPartSize + 1000
 			}
-			reader := &hookReader{r: bytes.NewReader(content), at: stopAt, hook: srv.stop}
+			reader := &hookReader{r: bytes.NewReader(content), at: stopAt, hook: srv.Stop}
 			err := store.RawStore(ctx, ref, reader)
-			if !errors.Is(err, s3.ErrUnavailable) || !strings.Contains(err.Error(), srv.endpoint()) {
+			if !errors.Is(err, s3.ErrUnavailable) || !strings.Contains(err.Error(), srv.Endpoint()) {
 				t.Fatalf("RawStore with the server stopped = %v; want ErrUnavailable naming the endpoint", err)
 			}
-			if err := srv.start(); err != nil {
+			if err := srv.Restart(); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := store.Stat(ctx, ref); !errors.Is(err, fs.ErrNotExist) {
@@ -188,7 +189,7 @@ func (f *faultProxy) fail(n int64) {
 // nothing stored.
 func TestThrottledServer(t *testing.T) {
 	srv := server(t)
-	proxy := newFaultProxy(t, srv.endpoint())
+	proxy := newFaultProxy(t, srv.Endpoint())
 	cfg := srv.config()
 	cfg.Endpoint = proxy.server.URL
 	ctx := context.Background()
@@ -254,7 +255,7 @@ func TestThrottledServer(t *testing.T) {
 // read; a version replaced meanwhile is ErrObjectChanged, never a splice.
 func TestBrokenConnectionMidBody(t *testing.T) {
 	srv := server(t)
-	proxy := newFaultProxy(t, srv.endpoint())
+	proxy := newFaultProxy(t, srv.Endpoint())
 	cfg := srv.config()
 	cfg.Endpoint = proxy.server.URL
 	store := open(t, cfg)
@@ -293,7 +294,7 @@ func TestBrokenConnectionMidBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := cfg.Prefix + ref.String()[:3] + "/" + ref.String()
-	if _, err := srv.client().PutObject(ctx, testBucket, key, bytes.NewReader(make([]byte, len(content))), int64(len(content)), minio.PutObjectOptions{}); err != nil {
+	if _, err := srv.Client().PutObject(ctx, testBucket, key, bytes.NewReader(make([]byte, len(content))), int64(len(content)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.ReadAll(rc); !errors.Is(err, s3.ErrObjectChanged) {

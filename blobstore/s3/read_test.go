@@ -125,7 +125,7 @@ func TestReaderDetectsReplacementByAnotherProcess(t *testing.T) {
 	if n, err := r.ReadAt(make([]byte, 10), 100); !errors.Is(err, s3.ErrObjectChanged) {
 		t.Fatalf("ReadAt of a replaced object = %d, %v; want ErrObjectChanged", n, err)
 	}
-	if err := srv.client().RemoveObject(ctx, testBucket, key, minio.RemoveObjectOptions{}); err != nil {
+	if err := srv.Client().RemoveObject(ctx, testBucket, key, minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := r.ReadAt(make([]byte, 10), 100); !errors.Is(err, s3.ErrObjectChanged) {

@@ -69,9 +69,9 @@ func TestListSkipsStrays(t *testing.T) {
 	}
 }
 
-func put(t *testing.T, srv *versitygw, key, content string) {
+func put(t *testing.T, srv testServer, key, content string) {
 	t.Helper()
-	_, err := srv.client().PutObject(context.Background(), testBucket, key, strings.NewReader(content), int64(len(content)), minio.PutObjectOptions{})
+	_, err := srv.Client().PutObject(context.Background(), testBucket, key, strings.NewReader(content), int64(len(content)), minio.PutObjectOptions{})
 	if err != nil {
 		t.Fatalf("putting %s: %v", key, err)
 	}
@@ -193,7 +193,7 @@ func TestSweepRemovesStaleUploadsAndHolds(t *testing.T) {
 	srv := server(t)
 	cfg := srv.config()
 	ctx := context.Background()
-	core := minio.Core{Client: srv.client()}
+	core := minio.Core{Client: srv.Client()}
 	ref := blobstore.RefOf([]byte("sweep"))
 	key := cfg.Prefix + ref.String()[:3] + "/" + ref.String()
 	if _, err := core.NewMultipartUpload(ctx, testBucket, key, minio.PutObjectOptions{}); err != nil {

@@ -89,14 +89,16 @@ func (s *session) cat(c *cli.Context, ref blobstore.Ref) error {
 	return nil
 }
 
-// catFrom writes blob ref from offset on, read from volume.
+// catFrom writes blob ref from offset on, read from volume with frames
+// opened ahead.
 func (s *session) catFrom(c *cli.Context, ref blobstore.Ref, volume int, offset int64) (int64, error) {
 	blob, err := s.ctl.OpenBlob(c.Context, ref, s.meta.Ring(), volume)
 	if err != nil {
 		return 0, err
 	}
-	defer blob.Close()
-	return io.Copy(c.App.Writer, io.NewSectionReader(blob, offset, blob.Size()-offset))
+	stream := blob.Stream(offset)
+	defer stream.Close()
+	return io.Copy(c.App.Writer, stream)
 }
 
 // explainUnavailable says why none of the volumes holding a blob is mounted.

@@ -36,6 +36,7 @@ func RunControllerTests(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"Metadata", testMetadata},
 		{"RandomAccess", testRandomAccess},
 		{"FrameCache", testFrameCache},
+		{"StreamFromOffset", testStreamFromOffset},
 		{"MismatchStoresNothing", testMismatchStoresNothing},
 		{"WriteTwiceStoresOnce", testWriteTwiceStoresOnce},
 		{"ConcurrentWritersStoreOnce", testConcurrentWritersStoreOnce},

@@ -315,3 +315,20 @@ func testFrameCache(t *testing.T, h *harness) {
 		t.Fatalf("cache stats %+v, want 3 misses (one per frame) and 3 hits", stats)
 	}
 }
+
+func testStreamFromOffset(t *testing.T, h *harness) {
+	content := TextContent(41, 3*frameSize+77)
+	ref := h.write(t, 1, content)
+	for _, off := range []int{0, 1, frameSize - 1, frameSize, 2*frameSize + 5, len(content) - 1, len(content)} {
+		blob, err := h.c.OpenBlob(h.ctx, ref, h.Keys, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream := blob.Stream(int64(off))
+		got, err := io.ReadAll(stream)
+		stream.Close()
+		if err != nil || !bytes.Equal(got, content[off:]) {
+			t.Fatalf("Stream(%d) = %d bytes, %v; want the last %d", off, len(got), err, len(content)-off)
+		}
+	}
+}
