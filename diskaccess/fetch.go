@@ -19,7 +19,7 @@ func (c *Controller) Fetch(ctx context.Context, ref blobstore.Ref, keys KeyRing,
 		return nil, err
 	}
 	blob.cache = nil // a stream reads each frame once: caching would only evict
-	return newFetchReader(blob), nil
+	return blob.Stream(0), nil
 }
 
 // OpenBlob opens blob ref on volumeId for reads at any offset (see
@@ -48,6 +48,12 @@ func (c *Controller) OpenBlob(ctx context.Context, ref blobstore.Ref, keys KeyRi
 		return nil, err
 	}
 	blob.cache = c.frameCache
+	if driver.RoutingCost() >= 100 {
+		// A network volume: a Stream reads the blob in one request.
+		blob.readAhead = remoteReadAhead
+		streamCtx := context.WithoutCancel(ctx)
+		blob.rawStream = func() (io.ReadCloser, error) { return driver.RawFetch(streamCtx, ref) }
+	}
 	if blob.Size() != meta.RealSize {
 		blob.Close()
 		return nil, &CorruptBlobError{Ref: ref, Volume: volumeId, Region: RegionFooter, Frame: -1,
