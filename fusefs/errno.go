@@ -41,3 +41,12 @@ func toErrno(err error) syscall.Errno {
 	}
 	return syscall.EIO
 }
+
+// storing detaches work that stores a file (a commit at close or fsync, a
+// copy on write) from the request's cancellation. The kernel interrupts a
+// request when the caller gets any signal, and Go programs get one all the
+// time (SIGURG, for preemption): close(2) must not fail half way because
+// of that, and it is not retried on EINTR.
+func storing(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
+}

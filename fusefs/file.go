@@ -91,6 +91,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 }
 
 func (n *fileNode) truncate(ctx context.Context, size int64) syscall.Errno {
+	ctx = storing(ctx)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	temporary := n.session == nil
@@ -218,6 +219,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 }
 
 func (n *fileNode) write(ctx context.Context, data []byte, off int64) (int, error) {
+	ctx = storing(ctx)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.materialize(ctx); err != nil {
@@ -302,6 +304,7 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 }
 
 func (n *fileNode) commit(ctx context.Context) syscall.Errno {
+	ctx = storing(ctx)
 	start := time.Now()
 	n.mu.Lock()
 	changed := n.session != nil && n.session.dirty

@@ -475,6 +475,7 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 }
 
 func (h *writeHandle) commit(ctx context.Context, fromFsync bool) syscall.Errno {
+	ctx = storing(ctx)
 	p := h.node
 	start := time.Now()
 	err := p.commit(ctx, fromFsync)

@@ -196,7 +196,7 @@ func (d *refDir) Rename(ctx context.Context, name string, newParent fs.InodeEmbe
 		}
 		return syscall.ENOENT
 	}
-	if err := p.commit(ctx, false); err != nil {
+	if err := p.commit(storing(ctx), false); err != nil {
 		return d.fsys.errno(describe("rename", name), err)
 	}
 	if newRef, err := blobstore.ParseRef(newName); err == nil {

@@ -1,11 +1,16 @@
 package test
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/posixtest"
 	"golang.org/x/sys/unix"
@@ -160,5 +165,56 @@ func TestFilesDamagedBlob(t *testing.T) {
 	m = s.mount()
 	if out := shFails(t, "cat "+filepath.Join(m.dir, "files", "default", "f")+" >/dev/null"); !strings.Contains(out, "Input/output error") {
 		t.Fatalf("reading a file whose blob is damaged: %q", out)
+	}
+}
+
+// signalledWriterEnv makes the test binary a writer for
+// TestSignalsDoNotFailClose instead of running tests.
+const signalledWriterEnv = "STOFUSE_TEST_SIGNALLED_WRITER"
+
+// signalledWriter writes files into dir while every one of its threads
+// keeps getting a signal it handles (as Go's runtime preempts with
+// SIGURG), so that its FUSE requests are interrupted; it fails at the first
+// error.
+func signalledWriter(dir string) int {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGUSR1)
+	go func() {
+		pid := os.Getpid()
+		for {
+			tasks, _ := os.ReadDir("/proc/self/task")
+			for _, task := range tasks {
+				var tid int
+				fmt.Sscan(task.Name(), &tid)
+				syscall.Tgkill(pid, tid, syscall.SIGUSR1)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	data := make([]byte, 300_000)
+	for i := range 60 {
+		data[0] = byte(i)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), data, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// TestSignalsDoNotFailClose: a process that gets signals while its files
+// are stored (every Go program does: SIGURG) sees no EINTR from close.
+func TestSignalsDoNotFailClose(t *testing.T) {
+	s := newStore(t)
+	m := s.mount()
+	tree := filepath.Join(m.dir, "files", "default", "signalled")
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{tree, m.ref("")} {
+		writer := exec.Command(os.Args[0])
+		writer.Env = append(os.Environ(), signalledWriterEnv+"="+dir)
+		if out, err := writer.CombinedOutput(); err != nil {
+			t.Fatalf("a writer taking signals, into %s, failed: %v: %s", dir, err, out)
+		}
 	}
 }

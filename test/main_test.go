@@ -15,6 +15,9 @@ import (
 var stofuseBin string
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(signalledWriterEnv); dir != "" {
+		os.Exit(signalledWriter(dir))
+	}
 	dir, err := os.MkdirTemp("", "stofuse-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -299,6 +299,13 @@ func TestS3Mount(t *testing.T) {
 	writtenRef := writeRandomFile(t, written, 32, 3<<20+5)
 	sh(t, "cp "+written+" "+m.ref(writtenRef))
 	sh(t, "cmp "+written+" "+m.ref(writtenRef))
+
+	// files/ on an S3 volume: a small tree in, read back after a remount.
+	tree := filepath.Join(m.dir, "files", "default", "tree")
+	sh(t, "cp -a "+src+" "+tree)
+	m.unmount()
+	m = s.mount("--volume", "s3vol")
+	sh(t, "diff -r "+src+" "+filepath.Join(m.dir, "files", "default", "tree"))
 	m.unmount()
 
 	if got := s.volumesOf(writtenRef); got != "s3vol" {
