@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"context"
-	"errors"
 	"syscall"
 	"time"
 
@@ -153,13 +152,10 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 
 // treeStream lists a directory from the metadata store, a page at a time.
 type treeStream struct {
+	pager[metastore.Entry]
 	fsys  *FS
 	dir   uint64
-	page  []metastore.Entry
-	next  int
-	after string
-	done  bool
-	err   error
+	after string // the last name read
 }
 
 func newTreeStream(f *FS, dir uint64) *treeStream {
@@ -167,21 +163,9 @@ func newTreeStream(f *FS, dir uint64) *treeStream {
 }
 
 func (s *treeStream) fill() {
-	s.page, s.next = s.page[:0], 0
-	err := s.fsys.cfg.Tree.ReadDir(context.Background(), s.dir, s.after, func(e metastore.Entry) error {
-		s.page = append(s.page, e)
-		if len(s.page) == listPage {
-			return errPageFull
-		}
-		return nil
+	s.read(func(add func(metastore.Entry) error) error {
+		return s.fsys.cfg.Tree.ReadDir(context.Background(), s.dir, s.after, add)
 	})
-	switch {
-	case errors.Is(err, errPageFull):
-	case err != nil:
-		s.err, s.done = err, true
-	default:
-		s.done = true
-	}
 	if len(s.page) > 0 {
 		s.after = s.page[len(s.page)-1].Name
 	}
@@ -210,11 +194,6 @@ func (s *treeStream) Close() {}
 // Seekdir implements fs.FileSeekdirer: offsets count entries from the
 // start, so the listing starts again and skips that many.
 func (s *treeStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	*s = treeStream{fsys: s.fsys, dir: s.dir, page: s.page[:0]}
-	for ; off > 0 && s.HasNext(); off-- {
-		if _, errno := s.Next(); errno != 0 {
-			return errno
-		}
-	}
-	return 0
+	*s = treeStream{fsys: s.fsys, dir: s.dir, pager: pager[metastore.Entry]{page: s.page[:0]}}
+	return skipEntries(s, off)
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/stofuse/stofuse/blobstore"
 )
 
-// listPage is how many refs a listing reads from the metadata store at a
-// time: a listing of millions of blobs holds one page.
+// listPage is how many entries a listing reads from the metadata store at
+// a time.
 const listPage = 4096
 
 // refStream lists ref/: the written names first, then the volume's blobs
@@ -22,11 +22,8 @@ type refStream struct {
 	initial []string // the written names the listing started with
 	pending []string
 	seen    map[string]bool // pending names, so a blob is not listed twice
-	page    []blobstore.Ref // refs read and not yet listed: page[next:]
-	next    int
-	after   blobstore.Ref // the last ref read
-	done    bool          // the metadata store has no more
-	err     error
+	pager[blobstore.Ref]
+	after blobstore.Ref // the last ref read
 }
 
 var _ fs.DirStream = (*refStream)(nil)
@@ -39,27 +36,11 @@ func newRefStream(f *FS, pending []string) *refStream {
 	return &refStream{fsys: f, initial: pending, pending: pending, seen: seen}
 }
 
-var errPageFull = errors.New("page full")
-
 // fill reads the next page of refs into the same buffer.
 func (s *refStream) fill() {
-	s.page, s.next = s.page[:0], 0
-	err := s.fsys.cfg.Catalog.ListVolumeBlobs(context.Background(), s.fsys.cfg.Volume, s.after,
-		func(ref blobstore.Ref) error {
-			s.page = append(s.page, ref)
-			if len(s.page) == listPage {
-				return errPageFull
-			}
-			return nil
-		})
-	switch {
-	case errors.Is(err, errPageFull):
-	case err != nil:
-		s.err = err
-		s.done = true
-	default:
-		s.done = true
-	}
+	s.read(func(add func(blobstore.Ref) error) error {
+		return s.fsys.cfg.Catalog.ListVolumeBlobs(context.Background(), s.fsys.cfg.Volume, s.after, add)
+	})
 	if len(s.page) > 0 {
 		s.after = s.page[len(s.page)-1]
 	}
@@ -108,10 +89,47 @@ func (s *refStream) Close() {}
 // start, so the listing starts again and skips that many.
 func (s *refStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	*s = *newRefStream(s.fsys, s.initial)
-	for ; off > 0 && s.HasNext(); off-- {
+	return skipEntries(s, off)
+}
+
+// skipEntries reads n entries of s and drops them: how a stream that
+// can only start over serves Seekdir.
+func skipEntries(s fs.DirStream, n uint64) syscall.Errno {
+	for ; n > 0 && s.HasNext(); n-- {
 		if _, errno := s.Next(); errno != 0 {
 			return errno
 		}
 	}
 	return 0
+}
+
+// pager holds one page of a listing read from the metadata store: a
+// listing of millions of entries holds one page at a time.
+type pager[T any] struct {
+	page []T // read and not yet listed: page[next:]
+	next int
+	done bool // the metadata store has no more
+	err  error
+}
+
+var errPageFull = errors.New("page full")
+
+// read replaces the page, reusing its buffer, with up to listPage entries
+// that list passes to add.
+func (p *pager[T]) read(list func(add func(T) error) error) {
+	p.page, p.next = p.page[:0], 0
+	err := list(func(e T) error {
+		p.page = append(p.page, e)
+		if len(p.page) == listPage {
+			return errPageFull
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errPageFull):
+	case err != nil:
+		p.err, p.done = err, true
+	default:
+		p.done = true
+	}
 }

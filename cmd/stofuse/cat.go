@@ -28,6 +28,31 @@ func parseRefs(c *cli.Context) ([]blobstore.Ref, error) {
 	return refs, nil
 }
 
+// eachRef is the action of a command that does one thing to each REF it is
+// given, in order, stopping at the first error.
+func eachRef(name string, keys keyNeed, do func(*session, *cli.Context, blobstore.Ref) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		refs, err := parseRefs(c)
+		if err == nil && len(refs) == 0 {
+			err = usageError("%s needs at least one REF", name)
+		}
+		if err != nil {
+			return err
+		}
+		s, err := openSession(c, keys)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		for _, ref := range refs {
+			if err := do(s, c, ref); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 func catCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "cat",
@@ -36,26 +61,7 @@ func catCommand() *cli.Command {
 		Description: "Reads each blob from the cheapest volume that holds it. Every frame is\n" +
 			"authenticated before it is written out: a damaged blob stops with an error\n" +
 			"naming the ref and the frame, and exit code 1.",
-		Action: func(c *cli.Context) error {
-			refs, err := parseRefs(c)
-			if err != nil || len(refs) == 0 {
-				if err == nil {
-					err = usageError("cat needs at least one REF")
-				}
-				return err
-			}
-			s, err := openSession(c, needKeys)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			for _, ref := range refs {
-				if err := s.cat(c, ref); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		Action: eachRef("cat", needKeys, (*session).cat),
 	}
 }
 
@@ -122,26 +128,7 @@ func statCommand() *cli.Command {
 		ArgsUsage: "REF...",
 		Description: "Shows each blob's size, stored size, compression, CRC-32C, the volumes that\n" +
 			"hold it, its key id and when it was created. Needs no key.",
-		Action: func(c *cli.Context) error {
-			refs, err := parseRefs(c)
-			if err != nil || len(refs) == 0 {
-				if err == nil {
-					err = usageError("stat needs at least one REF")
-				}
-				return err
-			}
-			s, err := openSession(c, noKeys)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			for _, ref := range refs {
-				if err := s.stat(c, ref); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		Action: eachRef("stat", noKeys, (*session).stat),
 	}
 }
 

@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
-	"time"
-
-	"golang.org/x/time/rate"
 	"io/fs"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/time/rate"
 
 	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/diskaccess"
