@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -259,6 +260,26 @@ func (p *pendingNode) write(data []byte, off int64) (int, error) {
 	return len(data), nil
 }
 
+// emptyRef names the blob of no bytes.
+var emptyRef = blobstore.Ref(sha256.Sum256(nil))
+
+// awaitingContent: a file under a hex name (other than the empty blob's),
+// created or truncated for a rewrite, that nothing has been written to
+// yet. A shell's `cat f > ref/<hex>` and dd open the file and close a
+// duplicate of its descriptor before the first write, so such a close
+// fails (nothing matches the name) but does not end the file: the writes
+// that follow are stored at the next close. The caller holds mu.
+func (p *pendingNode) awaitingContent() bool {
+	ref, err := blobstore.ParseRef(p.name)
+	if err != nil || ref == emptyRef || !p.dirty || p.stream != nil || p.failed != nil {
+		return false
+	}
+	if p.check != nil {
+		return p.check.size == 0
+	}
+	return p.content != nil && p.content.Size() == 0
+}
+
 // streamable: a file whose ref is known, written from its start, is
 // streamed into the store instead of spooled; the caller holds mu.
 func (p *pendingNode) streamable(off int64) bool {
@@ -413,7 +434,17 @@ func (p *pendingNode) release(writable bool) {
 	if last && p.released && p.content != nil {
 		p.content.Close()
 	}
+	unwritten := last && !p.rewrite && !p.released && p.awaitingContent()
+	name := p.name
 	p.mu.Unlock()
+	if unwritten {
+		// Closed for good without a byte written (touch of a hex name):
+		// its close failed, nothing is stored, and the name goes.
+		p.dir.fsys.logf("ref/%s was closed with nothing written: not stored", name)
+		p.dir.dropPending(name, p)
+		p.dir.forget(name)
+		p.discard()
+	}
 	if last && p.onRelease != nil {
 		p.onRelease()
 	}
@@ -459,9 +490,15 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	p := h.node
 	p.mu.Lock()
 	lastWriter := h.writable && p.writers == 1
+	awaiting := p.awaitingContent()
 	p.mu.Unlock()
-	if !lastWriter {
+	switch {
+	case !lastWriter:
 		return 0
+	case awaiting && p.rewrite:
+		return syscall.EPERM // emptying a committed blob
+	case awaiting:
+		return syscall.EIO // no content hashes to the name; see release
 	}
 	return h.commit(ctx, false)
 }

@@ -17,15 +17,21 @@ import (
 // metadata store, plus the files being written through the mount.
 //
 // Writing rules:
-//   - A file created under a hex name is stored when it is closed (Flush)
-//     or fsynced, if its content hashes to the name; otherwise close fails
-//     with EIO and nothing is stored. A blob that exists already is not
-//     stored again.
-//   - A file created under any other name is stored under its content's
-//     hash when it is closed; the blob then shows under its hex name, and
-//     the written name stays visible (as the same content) until it is
-//     renamed, removed, or the volume is unmounted. Renaming it to a hex
-//     name (as rsync does) checks the content: the wrong name is EIO.
+//   - A file created under a hex name is streamed into the store as it
+//     is written (from its start; nothing is spooled) and committed when
+//     it is closed (Flush), if its content hashes to the name; otherwise
+//     close fails with EIO and nothing is stored. A blob that exists
+//     already is not stored again. A close before anything is written
+//     fails but does not end the file (a shell's `cat f > ref/<hex>` and
+//     dd close a duplicate descriptor before writing); if the file is
+//     closed for good with nothing written (touch), nothing is stored and
+//     the name goes.
+//   - A file created under any other name is spooled, and stored under
+//     its content's hash when it is closed; the blob then shows under its
+//     hex name, and the written name stays visible (as the same content)
+//     until it is renamed, removed, or the volume is unmounted. Renaming
+//     it to a hex name (as rsync does) checks the content: the wrong name
+//     is EIO.
 //   - Committed blobs cannot be removed, renamed or changed (EPERM).
 //     Opening one for writing starts a rewrite that must reproduce its
 //     content exactly: writing the same content again (cp onto it)

@@ -20,7 +20,7 @@ import (
 // a write before what was streamed already cannot be taken back, and fails
 // the file.
 type blobStream struct {
-	pipe   *io.PipeWriter
+	queue  *streamQueue
 	offset int64         // bytes streamed so far
 	size   int64         // the file's size: offset, or more after a truncate
 	done   chan struct{} // closed when WriteBlob has returned
@@ -35,18 +35,17 @@ var errOutOfOrder = errors.New("a file named by its hash is stored as it is writ
 var errStreamAbandoned = errors.New("stream abandoned")
 
 func startStream(f *FS, ref blobstore.Ref) *blobStream {
-	reader, writer := io.Pipe()
-	s := &blobStream{pipe: writer, done: make(chan struct{})}
+	s := &blobStream{queue: newStreamQueue(streamQueueBytes), done: make(chan struct{})}
 	cfg := f.cfg
 	go func() {
 		defer close(s.done)
-		s.err = cfg.Controller.WriteBlob(context.Background(), cfg.Volume, cfg.Collection, ref, reader, true)
-		reader.CloseWithError(errStreamAbandoned) // unblock a writer if WriteBlob stopped early
+		s.err = cfg.Controller.WriteBlob(context.Background(), cfg.Volume, cfg.Collection, ref, s.queue, true)
+		s.queue.closeRead(errStreamAbandoned) // unblock a writer if WriteBlob stopped early
 	}()
 	return s
 }
 
-// cause turns a failed pipe write into why it failed: WriteBlob's error
+// cause turns a failed queue write into why it failed: WriteBlob's error
 // (ENOSPC, say) if it stopped.
 func (s *blobStream) cause(err error) error {
 	if errors.Is(err, errStreamAbandoned) {
@@ -66,7 +65,7 @@ func (s *blobStream) writeAt(data []byte, off int64) error {
 	if err := s.zeros(off - s.offset); err != nil {
 		return err
 	}
-	n, err := s.pipe.Write(data)
+	n, err := s.queue.Write(data)
 	s.offset += int64(n)
 	s.size = max(s.size, s.offset)
 	return s.cause(err)
@@ -86,7 +85,7 @@ var zeroBlock = make([]byte, 1<<17)
 func (s *blobStream) zeros(n int64) error {
 	for n > 0 {
 		chunk := zeroBlock[:min(n, int64(len(zeroBlock)))]
-		written, err := s.pipe.Write(chunk)
+		written, err := s.queue.Write(chunk)
 		s.offset += int64(written)
 		n -= int64(written)
 		if err != nil {
@@ -103,14 +102,14 @@ func (s *blobStream) finish() error {
 		s.abandon()
 		return err
 	}
-	s.pipe.Close()
+	s.queue.closeWrite(io.EOF)
 	<-s.done
 	return s.err
 }
 
 // abandon stops the stream; nothing is stored.
 func (s *blobStream) abandon() {
-	s.pipe.CloseWithError(errStreamAbandoned)
+	s.queue.closeWrite(errStreamAbandoned)
 	<-s.done
 }
 

@@ -422,3 +422,55 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestMountShellRedirection: the shell's `cat f > ref/<hex>` and `dd
+// of=ref/<hex>` open the file and close a duplicate of the descriptor
+// before anything is written; that close must not count as the file's
+// end. Wrong content still fails, and touch of a hex name fails and
+// stores nothing.
+func TestMountShellRedirection(t *testing.T) {
+	s := newStore(t)
+	m := s.mount()
+	dir := t.TempDir()
+	viaShell := filepath.Join(dir, "shell")
+	shellRef := writeRandomFile(t, viaShell, 21, 3<<20+5)
+	viaDD := filepath.Join(dir, "dd")
+	ddRef := writeRandomFile(t, viaDD, 22, 2<<20)
+
+	sh(t, "cat "+viaShell+" > "+m.ref(shellRef))
+	sh(t, "cmp "+viaShell+" "+m.ref(shellRef))
+	sh(t, "cat "+viaShell+" > "+m.ref(shellRef)) // a rewrite of the same content
+	sh(t, "cmp "+viaShell+" "+m.ref(shellRef))
+	sh(t, "dd if="+viaDD+" of="+m.ref(ddRef)+" bs=1M status=none")
+	sh(t, "cmp "+viaDD+" "+m.ref(ddRef))
+
+	wrong := sha256Hex([]byte("not the content"))
+	out := shFails(t, "cat "+viaDD+" > "+m.ref(wrong))
+	if !strings.Contains(out, "Input/output error") {
+		t.Fatalf("cat of wrong content into ref/<hex> printed %q, want an I/O error", out)
+	}
+	if _, err := os.Stat(m.ref(wrong)); !os.IsNotExist(err) {
+		t.Fatalf("the wrong name is still there after the failed redirection: %v", err)
+	}
+
+	// touch: nothing written does not hash to the name; the name goes.
+	untouched := sha256Hex([]byte("never written"))
+	out = shFails(t, "touch "+m.ref(untouched))
+	if !strings.Contains(out, "Input/output error") {
+		t.Fatalf("touch ref/<hex of something else> printed %q, want an I/O error", out)
+	}
+	waitFor(t, "ref/"+untouched+" to go after touch", func() bool {
+		_, err := os.Stat(m.ref(untouched))
+		return os.IsNotExist(err)
+	})
+	emptyRef := sha256Hex(nil)
+	sh(t, "touch "+m.ref(emptyRef))
+	if info, err := os.Stat(m.ref(emptyRef)); err != nil || info.Size() != 0 {
+		t.Fatalf("touch of the empty blob's name: %v, %v", info, err)
+	}
+
+	m.unmount()
+	if volumes := s.mustRun("--json", "volume", "ls"); !strings.Contains(volumes, `"blob_count":3`) {
+		t.Fatalf("want 3 blobs stored (shell, dd, empty): %s", volumes)
+	}
+}

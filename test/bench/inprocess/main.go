@@ -4,6 +4,8 @@
 //	go run ./test/bench/inprocess -store DIR -fetch REF
 //	go run ./test/bench/inprocess -store DIR -write FILE
 //
+// -cpuprofile FILE writes a CPU profile of the timed part.
+//
 // It prints the MB/s (10^6 bytes per second) of plaintext.
 package main
 
@@ -16,6 +18,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/stofuse/stofuse/blobstore"
@@ -29,6 +32,7 @@ func main() {
 	storeDir := flag.String("store", "", "the store directory (with its key file inside)")
 	fetch := flag.String("fetch", "", "read this blob")
 	write := flag.String("write", "", "store this file (its SHA-256 is taken first, not timed)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
 	flag.Parse()
 	ctx := context.Background()
 	meta, err := badger.Open(filepath.Join(*storeDir, "meta"))
@@ -44,6 +48,16 @@ func main() {
 	ctl := diskaccess.New(meta)
 	check(ctl.Mount(ctx, v.ID, v.UUID, driver))
 
+	var ref blobstore.Ref
+	if *write != "" {
+		ref = hashFile(*write)
+	}
+	if *cpuProfile != "" {
+		out, err := os.Create(*cpuProfile)
+		check(err)
+		check(pprof.StartCPUProfile(out))
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	var n int64
 	switch {
@@ -56,10 +70,8 @@ func main() {
 		check(err)
 		rc.Close()
 	case *write != "":
-		ref := hashFile(*write)
 		f, err := os.Open(*write)
 		check(err)
-		start = time.Now()
 		info, _ := f.Stat()
 		n = info.Size()
 		check(ctl.WriteBlob(ctx, v.ID, "default", ref, f, true))
