@@ -263,16 +263,20 @@ func (p *pendingNode) write(data []byte, off int64) (int, error) {
 // emptyRef names the blob of no bytes.
 var emptyRef = blobstore.Ref(sha256.Sum256(nil))
 
-// awaitingContent: a file under a hex name (other than the empty blob's),
-// created or truncated for a rewrite, that nothing has been written to
-// yet. A shell's `cat f > ref/<hex>` and dd open the file and close a
-// duplicate of its descriptor before the first write, so such a close
-// fails (nothing matches the name) but does not end the file: the writes
-// that follow are stored at the next close. The caller holds mu.
+// awaitingContent: a file created (or truncated for a rewrite) that
+// nothing has been written to yet. A shell's `cat f > ref/NAME` and dd
+// open the file and close a duplicate of its descriptor before the first
+// write, so such a close does not end the file: under a hex name it fails
+// (nothing written matches the name) and the writes that follow are
+// checked at the next close; under another name the empty content is only
+// stored if the file is closed for good with nothing written. The caller
+// holds mu.
 func (p *pendingNode) awaitingContent() bool {
-	ref, err := blobstore.ParseRef(p.name)
-	if err != nil || ref == emptyRef || !p.dirty || p.stream != nil || p.failed != nil {
+	if !p.dirty || p.stream != nil || p.failed != nil {
 		return false
+	}
+	if ref, err := blobstore.ParseRef(p.name); err == nil && ref == emptyRef {
+		return false // nothing written is this name's content
 	}
 	if p.check != nil {
 		return p.check.size == 0
@@ -438,12 +442,15 @@ func (p *pendingNode) release(writable bool) {
 	name := p.name
 	p.mu.Unlock()
 	if unwritten {
-		// Closed for good without a byte written (touch of a hex name):
-		// its close failed, nothing is stored, and the name goes.
-		p.dir.fsys.logf("ref/%s was closed with nothing written: not stored", name)
-		p.dir.dropPending(name, p)
-		p.dir.forget(name)
-		p.discard()
+		// Closed for good with nothing written (touch): see awaitingContent.
+		if _, err := blobstore.ParseRef(name); err == nil {
+			p.dir.fsys.logf("ref/%s was closed with nothing written: not stored", name)
+			p.dir.dropPending(name, p)
+			p.dir.forget(name)
+			p.discard()
+		} else {
+			p.store(context.Background(), false)
+		}
 	}
 	if last && p.onRelease != nil {
 		p.onRelease()
@@ -491,16 +498,20 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	p.mu.Lock()
 	lastWriter := h.writable && p.writers == 1
 	awaiting := p.awaitingContent()
+	_, err := blobstore.ParseRef(p.name)
+	namedByRef := err == nil
 	p.mu.Unlock()
 	switch {
 	case !lastWriter:
 		return 0
 	case awaiting && p.rewrite:
 		return syscall.EPERM // emptying a committed blob
-	case awaiting:
+	case awaiting && namedByRef:
 		return syscall.EIO // no content hashes to the name; see release
+	case awaiting:
+		return 0 // stored at release if nothing is written
 	}
-	return h.commit(ctx, false)
+	return p.store(ctx, false)
 }
 
 // Fsync implements fs.FileFsyncer: fsync stores the file as it is now.
@@ -508,12 +519,14 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if !h.writable {
 		return 0
 	}
-	return h.commit(ctx, true)
+	return h.node.store(ctx, true)
 }
 
-func (h *writeHandle) commit(ctx context.Context, fromFsync bool) syscall.Errno {
+// store commits the file (see commit) and settles its name: a file that
+// failed to store, or that is now stored under its hex name, leaves the
+// names being written.
+func (p *pendingNode) store(ctx context.Context, fromFsync bool) syscall.Errno {
 	ctx = storing(ctx)
-	p := h.node
 	start := time.Now()
 	err := p.commit(ctx, fromFsync)
 	defer func() { p.dir.fsys.observeStored(p.storedSize(), start, toErrno(err)) }()

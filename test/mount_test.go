@@ -427,7 +427,7 @@ func must[T any](v T, err error) T {
 // of=ref/<hex>` open the file and close a duplicate of the descriptor
 // before anything is written; that close must not count as the file's
 // end. Wrong content still fails, and touch of a hex name fails and
-// stores nothing.
+// stores nothing; touch of another name stores the empty blob.
 func TestMountShellRedirection(t *testing.T) {
 	s := newStore(t)
 	m := s.mount()
@@ -453,6 +453,20 @@ func TestMountShellRedirection(t *testing.T) {
 		t.Fatalf("the wrong name is still there after the failed redirection: %v", err)
 	}
 
+	// Under another name the duplicate's close stores nothing either (not
+	// even the empty blob); touch stores the empty blob once it is closed.
+	emptyRef := sha256Hex(nil)
+	sh(t, "cat "+viaShell+" > "+m.ref("named.txt"))
+	sh(t, "cmp "+viaShell+" "+m.ref("named.txt"))
+	if _, err := os.Stat(m.ref(emptyRef)); !os.IsNotExist(err) {
+		t.Fatalf("a redirection into ref/named.txt stored the empty blob: %v", err)
+	}
+	sh(t, "touch "+m.ref("empty.txt"))
+	waitFor(t, "the empty blob after touch ref/empty.txt", func() bool {
+		info, err := os.Stat(m.ref(emptyRef))
+		return err == nil && info.Size() == 0
+	})
+
 	// touch: nothing written does not hash to the name; the name goes.
 	untouched := sha256Hex([]byte("never written"))
 	out = shFails(t, "touch "+m.ref(untouched))
@@ -463,7 +477,6 @@ func TestMountShellRedirection(t *testing.T) {
 		_, err := os.Stat(m.ref(untouched))
 		return os.IsNotExist(err)
 	})
-	emptyRef := sha256Hex(nil)
 	sh(t, "touch "+m.ref(emptyRef))
 	if info, err := os.Stat(m.ref(emptyRef)); err != nil || info.Size() != 0 {
 		t.Fatalf("touch of the empty blob's name: %v, %v", info, err)
@@ -471,6 +484,6 @@ func TestMountShellRedirection(t *testing.T) {
 
 	m.unmount()
 	if volumes := s.mustRun("--json", "volume", "ls"); !strings.Contains(volumes, `"blob_count":3`) {
-		t.Fatalf("want 3 blobs stored (shell, dd, empty): %s", volumes)
+		t.Fatalf("want 3 blobs stored (shell and named.txt, dd, empty): %s", volumes)
 	}
 }
