@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore"
 )
 
 // fileNode is a file of the tree. Its content is a blob; writing copies it
@@ -41,9 +42,31 @@ type writeSession struct {
 	content  *contentBuffer // nil until copied from base
 	base     blobstore.Ref
 	baseSize int64
-	dirty    bool      // changed since the last commit
-	mtime    time.Time // set by utimens while writing; zero: the commit's time
+	dirty    bool // changed since the last commit
 	handles  int
+
+	// held are the mode, owner and time changes made while the content
+	// is dirty: they are stored with it, in its commit's transaction,
+	// instead of one transaction (and one sync) each. tar sets all three
+	// on every file it writes, before closing it.
+	held []fuse.SetAttrIn
+}
+
+// apply gives n the attributes held for the commit.
+func (s *writeSession) apply(n *metastore.Inode) {
+	for i := range s.held {
+		applyAttrs(n, &s.held[i])
+	}
+}
+
+// heldMtime is the last time set while writing; zero: none.
+func (s *writeSession) heldMtime() time.Time {
+	for i := len(s.held) - 1; i >= 0; i-- {
+		if mtime, ok := s.held[i].GetMTime(); ok {
+			return mtime
+		}
+	}
+	return time.Time{}
 }
 
 func (s *writeSession) size() int64 {
@@ -54,20 +77,25 @@ func (s *writeSession) size() int64 {
 }
 
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if errno := n.getattr(ctx, out); errno != 0 {
-		return errno
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.session != nil {
-		out.Size = uint64(n.session.size())
+	writing := false
+	errno := n.getattrWith(ctx, out, func(record *metastore.Inode) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if s := n.session; s != nil {
+			writing = true
+			record.Size = s.size()
+			s.apply(record)
+		}
+	})
+	if errno == 0 && writing {
 		out.SetTimeout(0)
 	}
-	return 0
+	return errno
 }
 
 // Setattr sets the size through a write session (committed at once when no
-// writer has the file open), and mode, owner and times in the metadata.
+// writer has the file open), and mode, owner and times in the metadata: at
+// once, or, while the content is dirty, with it when it is committed.
 func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if n.fsys.cfg.ReadOnly {
 		return syscall.EROFS
@@ -77,17 +105,27 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			return errno
 		}
 	}
-	if mtime, ok := in.GetMTime(); ok {
-		n.mu.Lock()
-		if n.session != nil && n.session.dirty {
-			n.session.mtime = mtime
-		}
-		n.mu.Unlock()
+	if n.hold(in) {
+		return n.Getattr(ctx, fh, out)
 	}
 	if errno := n.setattr(ctx, in, out); errno != 0 {
 		return errno
 	}
 	return n.Getattr(ctx, fh, out)
+}
+
+// hold keeps the mode, owner and time changes of in for the commit of
+// dirty content, and reports whether it did.
+func (n *fileNode) hold(in *fuse.SetAttrIn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.session == nil || !n.session.dirty {
+		return false
+	}
+	held := *in
+	held.Valid &^= fuse.FATTR_SIZE // applied already
+	n.session.held = append(n.session.held, held)
+	return true
 }
 
 func (n *fileNode) truncate(ctx context.Context, size int64) syscall.Errno {
@@ -286,11 +324,11 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mtime := s.mtime
+	mtime := s.heldMtime()
 	if mtime.IsZero() {
 		mtime = time.Now()
 	}
-	record, err := cfg.Tree.CommitContent(ctx, n.ino, ref, s.content.Size(), meta.SizeOnDisk, mtime)
+	record, err := cfg.Tree.CommitContent(ctx, n.ino, ref, s.content.Size(), meta.SizeOnDisk, mtime, s.apply)
 	if errors.Is(err, iofs.ErrNotExist) {
 		s.dirty = false // removed while open: its content goes nowhere
 		return nil
@@ -299,7 +337,7 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 		return err
 	}
 	n.rememberLocked(record)
-	s.dirty, s.base, s.baseSize, s.mtime = false, ref, record.Size, time.Time{}
+	s.dirty, s.base, s.baseSize, s.held = false, ref, record.Size, nil
 	return nil
 }
 

@@ -30,7 +30,7 @@ type Tree interface {
 	Remove(ctx context.Context, parent uint64, name string, dir bool) (*metastore.Inode, error)
 	Rename(ctx context.Context, oldParent uint64, oldName string, newParent uint64, newName string, noReplace bool) (*metastore.Inode, error)
 	SetAttr(ctx context.Context, ino uint64, fn func(*metastore.Inode) error) (*metastore.Inode, error)
-	CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time) (*metastore.Inode, error)
+	CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time, attrs func(*metastore.Inode)) (*metastore.Inode, error)
 }
 
 // treeTimeout is how long the kernel caches entries and attributes of the
@@ -184,9 +184,20 @@ func (t *treeNode) record(ctx context.Context) (*metastore.Inode, bool, error) {
 }
 
 func (t *treeNode) getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	return t.getattrWith(ctx, out, nil)
+}
+
+// getattrWith answers with the record as adjust changes it (a file being
+// written shows its new size and the attributes held for its commit).
+func (t *treeNode) getattrWith(ctx context.Context, out *fuse.AttrOut, adjust func(*metastore.Inode)) syscall.Errno {
 	n, gone, err := t.record(ctx)
 	if err != nil {
 		return t.fsys.errno("stat", err)
+	}
+	if adjust != nil {
+		adjusted := *n
+		adjust(&adjusted)
+		n = &adjusted
 	}
 	t.fsys.treeAttr(n, &out.Attr)
 	if gone {

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,5 +217,63 @@ func TestSignalsDoNotFailClose(t *testing.T) {
 		if out, err := writer.CombinedOutput(); err != nil {
 			t.Fatalf("a writer taking signals, into %s, failed: %v: %s", dir, err, out)
 		}
+	}
+}
+
+// TestFilesAttributesSetWhileWriting: mode, owner and times set on a file
+// while it is being written (tar does all three before close) show at once
+// and are stored with its content; set after close, they are stored at
+// once. Both survive a remount.
+func TestFilesAttributesSetWhileWriting(t *testing.T) {
+	s := newStore(t)
+	m := s.mount()
+	path := filepath.Join(m.dir, "files", "default", "extracted")
+	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("content\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Futimes(int(f.Fd()), []unix.Timeval{unix.NsecToTimeval(mtime.UnixNano()), unix.NsecToTimeval(mtime.UnixNano())}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Chown(1234, 5678); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Chmod(0o751); err != nil {
+		t.Fatal(err)
+	}
+	want := func(when string, mode os.FileMode, uid, gid uint32, mtime time.Time) {
+		t.Helper()
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		got := time.Unix(st.Mtim.Unix()).UTC()
+		if os.FileMode(st.Mode&0o7777) != mode || st.Uid != uid || st.Gid != gid || !got.Equal(mtime) || st.Size != 8 {
+			t.Fatalf("%s: mode %o, owner %d:%d, mtime %v, size %d; want %o, %d:%d, %v, 8",
+				when, st.Mode&0o7777, st.Uid, st.Gid, got, st.Size, mode, uid, gid, mtime)
+		}
+	}
+	want("while writing", 0o751, 1234, 5678, mtime)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want("after close", 0o751, 1234, 5678, mtime)
+	m.unmount()
+	m = s.mount()
+	path = filepath.Join(m.dir, "files", "default", "extracted")
+	want("after a remount", 0o751, 1234, 5678, mtime)
+
+	later := mtime.Add(time.Hour)
+	sh(t, "chmod 640 "+path+" && chown 42:43 "+path+" && touch -d @"+strconv.FormatInt(later.Unix(), 10)+" "+path)
+	m.unmount()
+	m = s.mount()
+	path = filepath.Join(m.dir, "files", "default", "extracted")
+	want("set after close, after a remount", 0o640, 42, 43, later)
+	if got := sh(t, "cat "+path); got != "content\n" {
+		t.Fatalf("content after a remount: %q", got)
 	}
 }

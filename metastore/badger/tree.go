@@ -357,8 +357,10 @@ func (s *Store) SetAttr(ctx context.Context, ino uint64, fn func(*Inode) error) 
 }
 
 // CommitContent points file ino at a stored blob, atomically, and marks it
-// committed. The blob must be durable before this is called.
-func (s *Store) CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time) (*Inode, error) {
+// committed; attrs, if not nil, changes other attributes in the same
+// transaction (before the content's size and mtime are set). The blob must
+// be durable before this is called.
+func (s *Store) CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time, attrs func(*Inode)) (*Inode, error) {
 	var n *Inode
 	err := s.update(func(txn *badgerdb.Txn) (err error) {
 		if n, err = getInode(txn, ino); err != nil {
@@ -374,6 +376,9 @@ func (s *Store) CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref
 		}
 		if err := txn.Set(refUseKey(ref, ino), nil); err != nil {
 			return err
+		}
+		if attrs != nil {
+			attrs(n)
 		}
 		n.Ref, n.Size, n.StoredSize, n.Committed = ref, size, storedSize, true
 		n.Mtime, n.Ctime = mtime, time.Now()

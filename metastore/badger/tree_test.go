@@ -66,12 +66,16 @@ func TestTreeOperations(t *testing.T) {
 
 	ref := blobstore.RefOf([]byte("content"))
 	mtime := time.Unix(1_000_000, 0)
-	if _, err := store.CommitContent(ctx, file.Ino, ref, 7, 96, mtime); err != nil {
+	heldMode := func(n *badger.Inode) { n.Mode, n.UID = 0o640, 1000 } // set while it was written
+	if _, err := store.CommitContent(ctx, file.Ino, ref, 7, 96, mtime, heldMode); err != nil {
 		t.Fatal(err)
 	}
 	got, err := store.Lookup(ctx, dir.Ino, "a.txt")
 	if err != nil || got.Ref != ref || got.Size != 7 || got.StoredSize != 96 || !got.Committed || !got.Mtime.Equal(mtime) {
 		t.Fatalf("Lookup after CommitContent = %+v, %v", got, err)
+	}
+	if got.Mode != 0o640 || got.UID != 1000 {
+		t.Fatalf("attributes held for the commit: mode %o, uid %d; want 640, 1000", got.Mode, got.UID)
 	}
 
 	if _, err := store.Remove(ctx, root, "dir", true); !errors.Is(err, syscall.ENOTEMPTY) {
@@ -124,7 +128,7 @@ func TestUncommittedFilesAreRemovedAtMount(t *testing.T) {
 	root := folder(t, store, "default")
 	half := create(t, store, root, "half-written", badger.KindFile)
 	whole := create(t, store, root, "whole", badger.KindFile)
-	store.CommitContent(ctx, whole.Ino, blobstore.RefOf(nil), 0, 89, time.Now())
+	store.CommitContent(ctx, whole.Ino, blobstore.RefOf(nil), 0, 89, time.Now(), nil)
 	store.Close()
 
 	store, err = badger.Open(dir)
@@ -191,8 +195,8 @@ func TestFilesUsing(t *testing.T) {
 	one, two := blobstore.RefOf([]byte("one")), blobstore.RefOf([]byte("two"))
 	a := create(t, store, root, "a", badger.KindFile)
 	b := create(t, store, root, "b", badger.KindFile)
-	store.CommitContent(ctx, a.Ino, one, 3, 92, time.Now())
-	store.CommitContent(ctx, b.Ino, one, 3, 92, time.Now())
+	store.CommitContent(ctx, a.Ino, one, 3, 92, time.Now(), nil)
+	store.CommitContent(ctx, b.Ino, one, 3, 92, time.Now(), nil)
 	using := func(ref blobstore.Ref) int {
 		n, err := store.FilesUsing(ctx, ref)
 		if err != nil {
@@ -203,7 +207,7 @@ func TestFilesUsing(t *testing.T) {
 	if using(one) != 2 || using(two) != 0 {
 		t.Fatalf("two files of blob one: FilesUsing = %d, %d", using(one), using(two))
 	}
-	store.CommitContent(ctx, b.Ino, two, 3, 92, time.Now()) // b rewritten
+	store.CommitContent(ctx, b.Ino, two, 3, 92, time.Now(), nil) // b rewritten
 	if using(one) != 1 || using(two) != 1 {
 		t.Fatalf("after rewriting b: %d, %d", using(one), using(two))
 	}
