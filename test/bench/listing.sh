@@ -25,8 +25,10 @@ echo "Badger directory: $(du -sh "$STOFUSE_STORE/meta" | cut -f1) for $blobs blo
 
 "$work/stofuse" mount --background "$mnt" 2>"$work/mount.err"
 pid=$(grep -o 'pid [0-9]*' "$work/mount.err" | cut -d' ' -f2)
+echo "daemon peak RSS once mounted, before listing: $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$pid/status)"
 timed() { local start=$(date +%s.%N); local n=$(eval "$1"); printf '%-40s %9d entries %7.2f s\n' "$1" "$n" "$(echo "$(date +%s.%N) - $start" | bc -l)"; }
 timed "ls -f $mnt/ref | wc -l"
 timed "find $mnt/ref -type f | wc -l"
 timed "ls -f $mnt/ref | wc -l"
-echo "daemon peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$pid/status)"
+echo "daemon peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$pid/status)" \
+	"(now: $(awk '/RssAnon|RssFile/ {printf "%s %.0f MiB ", $1, $2 / 1024}' /proc/$pid/status))"
