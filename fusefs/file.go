@@ -44,29 +44,49 @@ type writeSession struct {
 	baseSize int64
 	dirty    bool // changed since the last commit
 	handles  int
-
-	// held are the mode, owner and time changes made while the content
-	// is dirty: they are stored with it, in its commit's transaction,
-	// instead of one transaction (and one sync) each. tar sets all three
-	// on every file it writes, before closing it.
-	held []fuse.SetAttrIn
+	held     heldAttrs // for a new file: see fileNode.hold
 }
 
-// apply gives n the attributes held for the commit.
-func (s *writeSession) apply(n *metastore.Inode) {
-	for i := range s.held {
-		applyAttrs(n, &s.held[i])
+// heldAttrs are the mode, owner and time set on a new file while its
+// content is being written; they are stored with the content, in its
+// commit's transaction, instead of a transaction (and a sync) each: tar
+// sets all three on every file before it closes it.
+type heldAttrs struct {
+	mode, uid, gid          uint32
+	hasMode, hasUID, hasGID bool
+	mtime                   time.Time // zero: none
+}
+
+// add holds what in sets; a time of "now" is taken now, once.
+func (h *heldAttrs) add(in *fuse.SetAttrIn) {
+	if mode, ok := in.GetMode(); ok {
+		h.mode, h.hasMode = mode&0o7777, true
+	}
+	if uid, ok := in.GetUID(); ok {
+		h.uid, h.hasUID = uid, true
+	}
+	if gid, ok := in.GetGID(); ok {
+		h.gid, h.hasGID = gid, true
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		h.mtime = mtime
 	}
 }
 
-// heldMtime is the last time set while writing; zero: none.
-func (s *writeSession) heldMtime() time.Time {
-	for i := len(s.held) - 1; i >= 0; i-- {
-		if mtime, ok := s.held[i].GetMTime(); ok {
-			return mtime
-		}
+// apply gives n the held attributes.
+func (h *heldAttrs) apply(n *metastore.Inode) {
+	if h.hasMode {
+		n.Mode = h.mode
 	}
-	return time.Time{}
+	if h.hasUID {
+		n.UID = h.uid
+	}
+	if h.hasGID {
+		n.GID = h.gid
+	}
+	if !h.mtime.IsZero() {
+		n.Mtime = h.mtime
+	}
 }
 
 func (s *writeSession) size() int64 {
@@ -84,7 +104,7 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 		if s := n.session; s != nil {
 			writing = true
 			record.Size = s.size()
-			s.apply(record)
+			s.held.apply(record)
 		}
 	})
 	if errno == 0 && writing {
@@ -114,17 +134,27 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	return n.Getattr(ctx, fh, out)
 }
 
-// hold keeps the mode, owner and time changes of in for the commit of
-// dirty content, and reports whether it did.
+// hold keeps the mode, owner and time changes of in for the commit of a
+// new file's content, and reports whether it did. A file that has content
+// already gets them at once: a failed or never-finished rewrite must not
+// take them back. (A new file that is never committed is removed at the
+// next mount, attributes and all.)
 func (n *fileNode) hold(in *fuse.SetAttrIn) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.session == nil || !n.session.dirty {
+	s := n.session
+	if s == nil || !s.dirty {
 		return false
 	}
-	held := *in
-	held.Valid &^= fuse.FATTR_SIZE // applied already
-	n.session.held = append(n.session.held, held)
+	if n.last.Committed {
+		// Set at once; the time also for the commit, which would
+		// otherwise set the time it happens.
+		if mtime, ok := in.GetMTime(); ok {
+			s.held.mtime = mtime
+		}
+		return false
+	}
+	s.held.add(in)
 	return true
 }
 
@@ -324,11 +354,11 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mtime := s.heldMtime()
+	mtime := s.held.mtime
 	if mtime.IsZero() {
 		mtime = time.Now()
 	}
-	record, err := cfg.Tree.CommitContent(ctx, n.ino, ref, s.content.Size(), meta.SizeOnDisk, mtime, s.apply)
+	record, err := cfg.Tree.CommitContent(ctx, n.ino, ref, s.content.Size(), meta.SizeOnDisk, mtime, s.held.apply)
 	if errors.Is(err, iofs.ErrNotExist) {
 		s.dirty = false // removed while open: its content goes nowhere
 		return nil
@@ -337,7 +367,7 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 		return err
 	}
 	n.rememberLocked(record)
-	s.dirty, s.base, s.baseSize, s.held = false, ref, record.Size, nil
+	s.dirty, s.base, s.baseSize, s.held = false, ref, record.Size, heldAttrs{}
 	return nil
 }
 

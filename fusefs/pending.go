@@ -32,8 +32,8 @@ type pendingNode struct {
 	onRelease func() // called when the last handle closes
 
 	// writeMu serializes writes and commits, which may block on the store
-	// (a stream's pipe); mu is never held across that, so stat and lookup
-	// never wait for the disk.
+	// (a stream's queue, sealing and storing at close); mu is never held
+	// across that, so stat and lookup never wait for the disk.
 	writeMu sync.Mutex
 
 	mu       sync.Mutex // guards everything below
@@ -181,6 +181,9 @@ func (p *pendingNode) truncate(size int64) error {
 	defer p.writeMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.content == nil && p.stream == nil && p.check == nil && size == p.size {
+		return nil // stored by its stream, and left as it is
+	}
 	p.dirty = true
 	switch {
 	case size == 0:
@@ -189,6 +192,9 @@ func (p *pendingNode) truncate(size int64) error {
 		if p.check != nil {
 			p.check, p.size = newHashCheck(), 0
 			return nil
+		}
+		if p.content == nil { // stored by its stream: start over
+			p.content, p.size = newContentBuffer(p.dir.fsys.cfg.SpoolDir), 0
 		}
 		return p.content.Truncate(0)
 	case p.failed != nil:
@@ -202,6 +208,8 @@ func (p *pendingNode) truncate(size int64) error {
 		err := p.stream.truncate(size)
 		p.size = p.stream.size
 		return p.fail(err)
+	case p.content == nil: // stored by its stream: a blob never changes
+		return p.fail(errBlobNeverChanges)
 	}
 	return p.content.Truncate(size)
 }
@@ -233,10 +241,16 @@ func (p *pendingNode) write(data []byte, off int64) (int, error) {
 	}
 	p.dirty = true
 	if p.check != nil {
-		err := p.check.writeAt(data, off)
+		err := p.fail(p.check.writeAt(data, off))
 		p.size = p.check.size
 		p.mu.Unlock()
-		return len(data), p.fail(err)
+		return len(data), err
+	}
+	if p.content == nil && p.stream == nil {
+		// Stored by its stream at an earlier close: a blob never changes.
+		err := p.fail(fmt.Errorf("%s was stored when it was closed: %w", p.name, errBlobNeverChanges))
+		p.mu.Unlock()
+		return 0, err
 	}
 	if p.stream == nil && p.streamable(off) {
 		ref, _ := blobstore.ParseRef(p.name)
@@ -341,73 +355,91 @@ func (p *pendingNode) read(ctx context.Context, dest []byte, off int64) (int, er
 	return n, err
 }
 
+// commitAt says why a file is committed.
+type commitAt int
+
+const (
+	atClose   commitAt = iota // the last writer's close (Flush), or a rename
+	atFsync                   // fsync: a streamed file is left alone
+	atRelease                 // the last handle went with nothing written
+)
+
 // commit stores what was written, if anything was written since the last
-// commit. Under a hex name the content must hash to the name; a rewrite
-// must reproduce its blob. On failure nothing is stored. From fsync, a
-// streamed file is left alone: it can only be checked once complete.
-func (p *pendingNode) commit(ctx context.Context, fromFsync bool) error {
+// commit, and reports whether it stored anything. Under a hex name the
+// content must hash to the name; a rewrite must reproduce its blob. On
+// failure nothing is stored. From fsync, a streamed file, or one nothing
+// was written to yet, is left alone: it can only be checked once complete.
+// Storing runs without mu (writeMu keeps writers out), so that stat and
+// lookup do not wait for the disk.
+func (p *pendingNode) commit(ctx context.Context, at commitAt) (bool, error) {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.failed != nil {
-		return p.failed
-	}
-	if !p.dirty {
-		return nil
-	}
-	var ref blobstore.Ref
-	var err error
 	switch {
+	case p.failed != nil:
+		return false, p.failed
+	case !p.dirty:
+		return false, nil
+	case at == atFsync && (p.stream != nil || p.awaitingContent()):
+		return false, nil
+	case at == atRelease && (p.handles > 0 || p.released || !p.awaitingContent()):
+		return false, nil // opened again since, or written meanwhile
 	case p.check != nil:
 		if !p.check.matches(p.ref) {
-			return p.fail(errBlobNeverChanges)
+			return false, p.fail(errBlobNeverChanges)
 		}
 		p.dirty = false
-		return nil
-	case p.stream != nil && fromFsync:
-		return nil
-	case p.stream != nil:
-		ref, err = p.finishStream()
-	default:
-		ref, err = p.storeSpool(ctx)
+		return false, nil
+	}
+	name := p.name
+	p.mu.Unlock()
+	var ref blobstore.Ref
+	var err error
+	if p.stream != nil {
+		ref, err = p.finishStream(name)
+	} else {
+		ref, err = p.storeSpool(ctx, name)
+	}
+	p.mu.Lock()
+	if p.stream != nil {
+		p.stream, p.streamed = nil, err == nil
+		if err != nil {
+			p.size, p.content = 0, newContentBuffer(p.dir.fsys.cfg.SpoolDir)
+		}
 	}
 	if err != nil {
-		return p.fail(err)
+		return false, p.fail(err)
 	}
 	if !p.mtime.IsZero() {
 		if err := p.dir.fsys.cfg.Catalog.SetBlobMtime(ctx, ref, p.mtime.UnixNano()); err != nil {
-			return err
+			return false, err
 		}
 	}
 	p.ref, p.stored, p.dirty = ref, true, false
-	return nil
+	return true, nil
 }
 
-// finishStream ends a stream that carried the whole file; WriteBlob has
-// checked the content against the name. The caller holds mu (the stream
-// has been fed already, so finishing waits only for the last frames).
-func (p *pendingNode) finishStream() (blobstore.Ref, error) {
-	stream := p.stream
-	p.stream = nil
-	ref, _ := blobstore.ParseRef(p.name) // streams start only under hex names
-	err := stream.finish()
+// finishStream ends a stream that carried the whole file; WriteBlob checks
+// the content against the name. The caller holds writeMu, not mu: reads
+// meanwhile see the stream and are told to wait for the close.
+func (p *pendingNode) finishStream(name string) (blobstore.Ref, error) {
+	ref, _ := blobstore.ParseRef(name) // streams start only under hex names
+	err := p.stream.finish()
 	if errors.Is(err, diskaccess.ErrRefMismatch) {
 		return ref, fmt.Errorf("%w (%v)", errNotThisRef, err)
-	}
-	if err == nil {
-		p.streamed = true
 	}
 	return ref, err
 }
 
-// storeSpool stores the spooled content; the caller holds mu.
-func (p *pendingNode) storeSpool(ctx context.Context) (blobstore.Ref, error) {
+// storeSpool stores the spooled content; the caller holds writeMu, which
+// keeps the content as it is.
+func (p *pendingNode) storeSpool(ctx context.Context, name string) (blobstore.Ref, error) {
 	ref, err := p.content.Ref()
 	if err != nil {
 		return ref, err
 	}
-	if want, err := blobstore.ParseRef(p.name); err == nil && want != ref {
+	if want, err := blobstore.ParseRef(name); err == nil && want != ref {
 		return ref, fmt.Errorf("%w (it hashes to %s)", errNotThisRef, ref)
 	}
 	cfg := p.dir.fsys.cfg
@@ -439,21 +471,38 @@ func (p *pendingNode) release(writable bool) {
 		p.content.Close()
 	}
 	unwritten := last && !p.rewrite && !p.released && p.awaitingContent()
-	name := p.name
 	p.mu.Unlock()
 	if unwritten {
-		// Closed for good with nothing written (touch): see awaitingContent.
-		if _, err := blobstore.ParseRef(name); err == nil {
-			p.dir.fsys.logf("ref/%s was closed with nothing written: not stored", name)
-			p.dir.dropPending(name, p)
-			p.dir.forget(name)
-			p.discard()
-		} else {
-			p.store(context.Background(), false)
-		}
+		p.settleUnwritten()
 	}
 	if last && p.onRelease != nil {
 		p.onRelease()
+	}
+}
+
+// settleUnwritten ends a file closed for good with nothing written (touch;
+// see awaitingContent): under a hex name it is dropped, under another its
+// empty content is stored. Both check again under the locks: the file may
+// have been opened again since its last handle closed.
+func (p *pendingNode) settleUnwritten() {
+	if _, err := blobstore.ParseRef(p.currentName()); err != nil {
+		p.store(context.Background(), atRelease)
+		return
+	}
+	p.writeMu.Lock()
+	p.mu.Lock()
+	unwritten := p.handles == 0 && !p.released && p.awaitingContent()
+	if unwritten {
+		p.released = true
+		p.content.Close()
+	}
+	name := p.name
+	p.mu.Unlock()
+	p.writeMu.Unlock()
+	if unwritten {
+		p.dir.fsys.logf("ref/%s was closed with nothing written: not stored", name)
+		p.dir.dropPending(name, p)
+		p.dir.forget(name)
 	}
 }
 
@@ -511,7 +560,7 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	case awaiting:
 		return 0 // stored at release if nothing is written
 	}
-	return p.store(ctx, false)
+	return p.store(ctx, atClose)
 }
 
 // Fsync implements fs.FileFsyncer: fsync stores the file as it is now.
@@ -519,28 +568,30 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if !h.writable {
 		return 0
 	}
-	return h.node.store(ctx, true)
+	return h.node.store(ctx, atFsync)
 }
 
 // store commits the file (see commit) and settles its name: a file that
 // failed to store, or that is now stored under its hex name, leaves the
 // names being written.
-func (p *pendingNode) store(ctx context.Context, fromFsync bool) syscall.Errno {
+func (p *pendingNode) store(ctx context.Context, at commitAt) syscall.Errno {
 	ctx = storing(ctx)
 	start := time.Now()
-	err := p.commit(ctx, fromFsync)
-	defer func() { p.dir.fsys.observeStored(p.storedSize(), start, toErrno(err)) }()
+	stored, err := p.commit(ctx, at)
+	if stored || err != nil {
+		defer func() { p.dir.fsys.observeStored(p.storedSize(), start, toErrno(err)) }()
+	}
 	d, name := p.dir, p.currentName()
 	if err != nil {
 		errno := d.fsys.errno(describe("store", name), err)
-		if !p.rewrite && !fromFsync {
+		if !p.rewrite && at != atFsync {
 			// Nothing was stored: the name does not stay behind.
 			d.dropPending(name, p)
 			d.forget(name)
 		}
 		return errno
 	}
-	if ref, stored := p.committedRef(); stored && !fromFsync && !p.rewrite && ref.String() == name {
+	if ref, stored := p.committedRef(); stored && at != atFsync && !p.rewrite && ref.String() == name {
 		// Stored under its hex name: from now on the metadata store lists
 		// it; open handles keep reading it through this node.
 		d.dropPending(name, p)

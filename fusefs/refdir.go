@@ -202,7 +202,7 @@ func (d *refDir) Rename(ctx context.Context, name string, newParent fs.InodeEmbe
 		}
 		return syscall.ENOENT
 	}
-	if err := p.commit(storing(ctx), false); err != nil {
+	if _, err := p.commit(storing(ctx), atClose); err != nil {
 		return d.fsys.errno(describe("rename", name), err)
 	}
 	if newRef, err := blobstore.ParseRef(newName); err == nil {

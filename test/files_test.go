@@ -276,4 +276,29 @@ func TestFilesAttributesSetWhileWriting(t *testing.T) {
 	if got := sh(t, "cat "+path); got != "content\n" {
 		t.Fatalf("content after a remount: %q", got)
 	}
+
+	// Rewriting a file that has content: set at once, and the time set
+	// before close is the one the commit keeps (cp -p onto a file).
+	f, err = os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("CONTENT\n")
+	if err := unix.Futimes(int(f.Fd()), []unix.Timeval{unix.NsecToTimeval(mtime.UnixNano()), unix.NsecToTimeval(mtime.UnixNano())}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		t.Fatal(err)
+	}
+	want("rewriting", 0o600, 42, 43, mtime)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.unmount()
+	m = s.mount()
+	path = filepath.Join(m.dir, "files", "default", "extracted")
+	want("rewritten, after a remount", 0o600, 42, 43, mtime)
+	if got := sh(t, "cat "+path); got != "CONTENT\n" {
+		t.Fatalf("content after the rewrite and a remount: %q", got)
+	}
 }

@@ -482,8 +482,35 @@ func TestMountShellRedirection(t *testing.T) {
 		t.Fatalf("touch of the empty blob's name: %v, %v", info, err)
 	}
 
+	// Writing on after the content was stored (the file's descriptor is
+	// shared, and the first process to close it stores it): EPERM, and
+	// the blob keeps its content.
+	third := filepath.Join(dir, "third")
+	thirdRef := writeRandomFile(t, third, 23, 1<<20)
+	out = shFails(t, "{ cat "+third+"; /bin/echo more; } > "+m.ref(thirdRef))
+	if !strings.Contains(out, "Operation not permitted") {
+		t.Fatalf("writing after the blob was stored printed %q, want EPERM", out)
+	}
+	sh(t, "cmp "+third+" "+m.ref(thirdRef))
+
+	// fsync before anything is written stores nothing and checks nothing.
+	small := []byte("fsynced first\n")
+	f, err := os.OpenFile(m.ref(sha256Hex(small)), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatalf("fsync of ref/<hex> before writing: %v", err)
+	}
+	if _, err := f.Write(small); err != nil {
+		t.Fatalf("write after fsync: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after fsync and write: %v", err)
+	}
+
 	m.unmount()
-	if volumes := s.mustRun("--json", "volume", "ls"); !strings.Contains(volumes, `"blob_count":3`) {
-		t.Fatalf("want 3 blobs stored (shell and named.txt, dd, empty): %s", volumes)
+	if volumes := s.mustRun("--json", "volume", "ls"); !strings.Contains(volumes, `"blob_count":5`) {
+		t.Fatalf("want 5 blobs stored (shell and named.txt, dd, empty, third, fsynced): %s", volumes)
 	}
 }
