@@ -227,78 +227,77 @@ func TestSignalsDoNotFailClose(t *testing.T) {
 func TestFilesAttributesSetWhileWriting(t *testing.T) {
 	s := newStore(t)
 	m := s.mount()
-	path := filepath.Join(m.dir, "files", "default", "extracted")
+	path := func() string { return filepath.Join(m.dir, "files", "default", "extracted") }
+	remount := func() {
+		m.unmount()
+		m = s.mount()
+	}
 	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
+	setWhileWriting := func(f *os.File, content string, uid, gid int, mode os.FileMode) {
+		t.Helper()
+		if _, err := f.WriteString(content); err != nil {
+			t.Fatal(err)
+		}
+		tv := unix.NsecToTimeval(mtime.UnixNano())
+		if err := unix.Futimes(int(f.Fd()), []unix.Timeval{tv, tv}); err != nil {
+			t.Fatal(err)
+		}
+		if uid >= 0 {
+			if err := f.Chown(uid, gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.Chmod(mode); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := f.WriteString("content\n"); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Futimes(int(f.Fd()), []unix.Timeval{unix.NsecToTimeval(mtime.UnixNano()), unix.NsecToTimeval(mtime.UnixNano())}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Chown(1234, 5678); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Chmod(0o751); err != nil {
-		t.Fatal(err)
-	}
-	want := func(when string, mode os.FileMode, uid, gid uint32, mtime time.Time) {
+	want := func(when string, mode os.FileMode, uid, gid uint32, mtime time.Time, content string) {
 		t.Helper()
 		var st unix.Stat_t
-		if err := unix.Stat(path, &st); err != nil {
+		if err := unix.Stat(path(), &st); err != nil {
 			t.Fatal(err)
 		}
 		got := time.Unix(st.Mtim.Unix()).UTC()
-		if os.FileMode(st.Mode&0o7777) != mode || st.Uid != uid || st.Gid != gid || !got.Equal(mtime) || st.Size != 8 {
-			t.Fatalf("%s: mode %o, owner %d:%d, mtime %v, size %d; want %o, %d:%d, %v, 8",
-				when, st.Mode&0o7777, st.Uid, st.Gid, got, st.Size, mode, uid, gid, mtime)
+		if os.FileMode(st.Mode&0o7777) != mode || st.Uid != uid || st.Gid != gid || !got.Equal(mtime) || st.Size != int64(len(content)) {
+			t.Fatalf("%s: mode %o, owner %d:%d, mtime %v, size %d; want %o, %d:%d, %v, %d",
+				when, st.Mode&0o7777, st.Uid, st.Gid, got, st.Size, mode, uid, gid, mtime, len(content))
+		}
+		if got := sh(t, "cat "+path()); got != content {
+			t.Fatalf("%s: content %q, want %q", when, got, content)
 		}
 	}
-	want("while writing", 0o751, 1234, 5678, mtime)
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	want("after close", 0o751, 1234, 5678, mtime)
-	m.unmount()
-	m = s.mount()
-	path = filepath.Join(m.dir, "files", "default", "extracted")
-	want("after a remount", 0o751, 1234, 5678, mtime)
 
-	later := mtime.Add(time.Hour)
-	sh(t, "chmod 640 "+path+" && chown 42:43 "+path+" && touch -d @"+strconv.FormatInt(later.Unix(), 10)+" "+path)
-	m.unmount()
-	m = s.mount()
-	path = filepath.Join(m.dir, "files", "default", "extracted")
-	want("set after close, after a remount", 0o640, 42, 43, later)
-	if got := sh(t, "cat "+path); got != "content\n" {
-		t.Fatalf("content after a remount: %q", got)
-	}
-
-	// Rewriting a file that has content: set at once, and the time set
-	// before close is the one the commit keeps (cp -p onto a file).
-	f, err = os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	// A new file: held, and stored with the content.
+	f, err := os.OpenFile(path(), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString("CONTENT\n")
-	if err := unix.Futimes(int(f.Fd()), []unix.Timeval{unix.NsecToTimeval(mtime.UnixNano()), unix.NsecToTimeval(mtime.UnixNano())}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		t.Fatal(err)
-	}
-	want("rewriting", 0o600, 42, 43, mtime)
+	setWhileWriting(f, "content\n", 1234, 5678, 0o751)
+	want("while writing", 0o751, 1234, 5678, mtime, "content\n")
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	m.unmount()
-	m = s.mount()
-	path = filepath.Join(m.dir, "files", "default", "extracted")
-	want("rewritten, after a remount", 0o600, 42, 43, mtime)
-	if got := sh(t, "cat "+path); got != "CONTENT\n" {
-		t.Fatalf("content after the rewrite and a remount: %q", got)
+	want("after close", 0o751, 1234, 5678, mtime, "content\n")
+	remount()
+	want("after a remount", 0o751, 1234, 5678, mtime, "content\n")
+
+	// Set after close: stored at once.
+	later := mtime.Add(time.Hour)
+	sh(t, "chmod 640 "+path()+" && chown 42:43 "+path()+" && touch -d @"+strconv.FormatInt(later.Unix(), 10)+" "+path())
+	remount()
+	want("set after close, after a remount", 0o640, 42, 43, later, "content\n")
+
+	// Rewriting a file that has content: set at once, and the time set
+	// before close is the one the commit keeps (cp -p onto a file).
+	f, err = os.OpenFile(path(), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
+	setWhileWriting(f, "CONTENT\n", -1, -1, 0o600)
+	want("rewriting", 0o600, 42, 43, mtime, "CONTENT\n")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	remount()
+	want("rewritten, after a remount", 0o600, 42, 43, mtime, "CONTENT\n")
 }
