@@ -44,7 +44,7 @@ type writeSession struct {
 	baseSize int64
 	dirty    bool // changed since the last commit
 	handles  int
-	held     heldAttrs // for a new file: see fileNode.hold
+	held     heldAttrs // set while dirty, stored at the commit: see fileNode.hold
 }
 
 // heldAttrs are the mode, owner and time set on a new file while its

@@ -501,8 +501,7 @@ func (p *pendingNode) settleUnwritten() {
 	p.writeMu.Unlock()
 	if unwritten {
 		p.dir.fsys.logf("ref/%s was closed with nothing written: not stored", name)
-		p.dir.dropPending(name, p)
-		p.dir.forget(name)
+		p.dir.leave(name, p)
 	}
 }
 
@@ -586,16 +585,14 @@ func (p *pendingNode) store(ctx context.Context, at commitAt) syscall.Errno {
 		errno := d.fsys.errno(describe("store", name), err)
 		if !p.rewrite && at != atFsync {
 			// Nothing was stored: the name does not stay behind.
-			d.dropPending(name, p)
-			d.forget(name)
+			d.leave(name, p)
 		}
 		return errno
 	}
 	if ref, stored := p.committedRef(); stored && at != atFsync && !p.rewrite && ref.String() == name {
 		// Stored under its hex name: from now on the metadata store lists
 		// it; open handles keep reading it through this node.
-		d.dropPending(name, p)
-		d.forget(name)
+		d.leave(name, p)
 	}
 	return 0
 }

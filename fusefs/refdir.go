@@ -238,6 +238,14 @@ func (d *refDir) dropPending(name string, p *pendingNode) {
 	d.mu.Unlock()
 }
 
+// leave drops the written name and the kernel's entry for it: the file
+// was stored under its hex name (which the metadata store lists now), or
+// not stored at all.
+func (d *refDir) leave(name string, p *pendingNode) {
+	d.dropPending(name, p)
+	d.forget(name)
+}
+
 // forget asks the kernel to drop its entry for name, so that the next
 // lookup finds the committed blob. It runs in its own goroutine: the kernel
 // may hold the directory lock while it waits for the current request.
