@@ -5,8 +5,8 @@ import (
 	"io"
 )
 
-// Driver holds raw blobs on one volume: a local directory, later an S3
-// bucket. Raw means raw: a driver stores and returns exactly the bytes it is
+// Driver holds raw blobs on one volume: a local directory (localfs) or a
+// prefix in an S3 bucket (s3). Raw means raw: a driver stores and returns exactly the bytes it is
 // given, with no crypto and no verification; integrity is checked above it.
 //
 // Not found is always reported with an error that satisfies

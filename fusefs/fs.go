@@ -1,14 +1,20 @@
 // Package fusefs presents a stofuse volume as a FUSE filesystem (go-fuse's
 // fs API):
 //
-//	MOUNTPOINT/ref/<64 hex>   one file per blob on the mounted volume
+//	MOUNTPOINT/ref/<64 hex>            one file per blob on the mounted volume
+//	MOUNTPOINT/files/<collection>/...  a directory tree whose files are blobs
 //
 // Reads go through diskaccess's verified, random-access path with the keys
 // loaded at mount time: a damaged blob reads as EIO, never as wrong bytes.
-// Blobs are immutable, so the kernel may cache their entries, attributes
-// and pages for long. Unless the mount is read-only, files written into
-// ref/ are spooled to disk and stored as blobs when they are closed; see
-// refdir.go for the rules.
+// Blobs are immutable, so the kernel may cache ref/'s entries, attributes
+// and pages for long. Unless the mount is read-only, a file written into
+// ref/ under its hex name is streamed into the store as it is written and
+// committed at close if it hashes to the name; under another name it is
+// spooled and stored under its hash at close (refdir.go has the rules).
+// files/ is served from the Tree the mount is given (the metadata store):
+// a file's content is spooled while written and stored as a blob at close
+// or fsync (file.go, tree.go). fusefs imports no driver, no Badger and no
+// store: it defines the interfaces it needs (Catalog, Tree, Observer).
 package fusefs
 
 import (

@@ -1,11 +1,14 @@
-// Package keyring handles stofuse's keys.
+// Package keyring handles stofuse's keys, in two levels.
 //
-// A data key (DEK) seals the blobs of one collection. It is never stored in
-// plaintext: it lives only inside an Envelope, sealed once per
-// key-encryption key (KEK) that may open it. A KEK comes from a key file (32
-// random bytes) or from a passphrase stretched with argon2id; it is never
-// stored at all. Keys are unlocked once, at mount time or when a command
-// starts, into a Ring.
+// A store has one random root key, kept only inside the root Envelope:
+// sealed once per key-encryption key (KEK) that may open the store, one
+// slot each. A KEK comes from a key file (32 random bytes) or from a
+// passphrase stretched with argon2id; it is never stored at all, so adding
+// or removing a KEK rewrites only the root envelope. Each collection has a
+// random data key (DEK) that seals its blobs, kept only inside the
+// collection's Envelope, sealed with the root key. Keys are unlocked once,
+// at mount time or when a command starts: the root envelope with a KEK,
+// then every collection's envelope with the root key, into a Ring.
 package keyring
 
 import (

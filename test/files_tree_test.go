@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -18,7 +17,11 @@ import (
 // wrote, with symlinks, empty files and deep directories.
 func goSource(t *testing.T) string {
 	t.Helper()
-	src := filepath.Join(runtime.GOROOT(), "src")
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	src := filepath.Join(strings.TrimSpace(string(goroot)), "src")
 	if _, err := os.Stat(filepath.Join(src, "go.mod")); err != nil {
 		t.Fatalf("no Go source tree at %s: %v", src, err)
 	}

@@ -27,11 +27,15 @@ const passphraseFdEnv = "STOFUSE_PASSPHRASE_FD"
 // exit code 2 if wrong), then starts this command again detached, and
 // returns once the child reports the mount ready, or its error.
 func mountInBackground(c *cli.Context) error {
-	s, err := openSession(c, needKeys)
+	dir, err := storeDir(c)
 	if err != nil {
 		return err
 	}
-	dir, passphrase := s.dir, s.prompted
+	s, err := openHere(c, dir, needKeys)
+	if err != nil {
+		return err
+	}
+	passphrase := s.prompted
 	s.Close()
 
 	ready, readyWriter, err := os.Pipe()

@@ -2,17 +2,14 @@ package main
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/stofuse/stofuse/blobstore"
-	"github.com/stofuse/stofuse/diskaccess"
+	"github.com/stofuse/stofuse/store"
 )
 
 // parseRefs parses the command's arguments as refs.
@@ -65,60 +62,10 @@ func catCommand() *cli.Command {
 	}
 }
 
-// cat writes a blob to stdout from the cheapest volume that holds it. If
-// that copy is damaged or lost, it goes on from the same offset with the
-// next volume, so the output is whole and every byte verified.
+// cat writes a blob to stdout, every byte verified, reading around a
+// damaged copy.
 func (s *session) cat(c *cli.Context, ref blobstore.Ref) error {
-	meta, err := s.meta.QueryBlobMetadata(c.Context, ref, nil)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no blob %s", ref)
-	}
-	if err != nil {
-		return err
-	}
-	order := s.ctl.ReadOrder(meta.Volumes)
-	if len(order) == 0 {
-		return s.explainUnavailable(meta.Volumes, fmt.Errorf("no volume holding blob %s is available", ref))
-	}
-	var written int64
-	for i, volume := range order {
-		n, err := s.catFrom(c, ref, volume, written)
-		written += n
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, diskaccess.ErrCorrupt) || i == len(order)-1 {
-			return err
-		}
-		s.out.warnf("%v; reading on from volume %s", err, s.volumeName(c, order[i+1]))
-	}
-	return nil
-}
-
-// catFrom writes blob ref from offset on, read from volume with frames
-// opened ahead.
-func (s *session) catFrom(c *cli.Context, ref blobstore.Ref, volume int, offset int64) (int64, error) {
-	blob, err := s.ctl.OpenBlob(c.Context, ref, s.meta.Ring(), volume)
-	if err != nil {
-		return 0, err
-	}
-	stream := blob.Stream(offset)
-	defer stream.Close()
-	return io.Copy(c.App.Writer, stream)
-}
-
-// explainUnavailable says why none of the volumes holding a blob is mounted.
-func (s *session) explainUnavailable(volumes []int, err error) error {
-	var reasons []string
-	for _, id := range volumes {
-		if why := s.unavailable.get(id); why != nil {
-			reasons = append(reasons, why.Error())
-		}
-	}
-	if len(reasons) == 0 {
-		return err
-	}
-	return errors.New(strings.Join(reasons, "; "))
+	return s.Cat(c.Context, ref, c.App.Writer, s.out.reporter())
 }
 
 func statCommand() *cli.Command {
@@ -133,44 +80,23 @@ func statCommand() *cli.Command {
 }
 
 type statResult struct {
-	Ref        blobstore.Ref `json:"ref"`
-	Size       int64         `json:"size"`
-	Stored     int64         `json:"stored_size"`
-	Compressed bool          `json:"compressed"`
-	CRC32C     string        `json:"crc32c"`
-	Volumes    []string      `json:"volumes"`
-	KeyID      string        `json:"key_id"`
-	Created    time.Time     `json:"created"`
-	Files      int           `json:"files"` // files of files/ whose content it is
+	*store.BlobStat
+	CRC32C string `json:"crc32c"`
 }
 
 func (s *session) stat(c *cli.Context, ref blobstore.Ref) error {
-	meta, err := s.meta.QueryBlobMetadata(c.Context, ref, nil)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no blob %s", ref)
-	}
+	st, err := s.Stat(c.Context, ref)
 	if err != nil {
 		return err
 	}
-	r := statResult{Ref: ref, Size: meta.RealSize, Stored: meta.SizeOnDisk, Compressed: meta.IsCompressed,
-		CRC32C: hex.EncodeToString(meta.ExpectedCrc32), KeyID: meta.EncryptionKeyId, Created: meta.Created}
-	for _, id := range meta.Volumes {
-		r.Volumes = append(r.Volumes, s.volumeName(c, id))
-	}
-	if r.Files, err = s.meta.FilesUsing(c.Context, ref); err != nil {
-		return err
-	}
-	files := fmt.Sprint(r.Files)
-	if r.Files == 0 {
+	r := statResult{BlobStat: st, CRC32C: hex.EncodeToString(st.CRC32C)}
+	files := fmt.Sprint(st.Files)
+	if st.Files == 0 {
 		files = "0 (no file under files/ uses it: stored with put or through ref/, or its files were deleted; blobs are kept)"
 	}
 	s.out.result(r, "ref:         %s\nsize:        %d bytes\nstored size: %d bytes\ncompressed:  %s\ncrc32c:      %s\nvolumes:     %s\nkey:         %s\ncreated:     %s\nfiles:       %s",
-		ref, r.Size, r.Stored, yesNo(r.Compressed), r.CRC32C, strings.Join(r.Volumes, ", "), r.KeyID, r.Created.Format(time.RFC3339), files)
+		ref, st.Size, st.Stored, yesNo(st.Compressed), r.CRC32C, strings.Join(st.Volumes, ", "), st.KeyID, st.Created.Format(time.RFC3339), files)
 	return nil
-}
-
-func (s *session) volumeName(c *cli.Context, id int) string {
-	return s.meta.VolumeName(c.Context, id)
 }
 
 func yesNo(b bool) string {

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-
-	"golang.org/x/term"
 )
 
 // localCommands run in the calling process even while the store is
@@ -114,11 +112,6 @@ func sendStdin(conn net.Conn, mu *sync.Mutex, stdin io.Reader) {
 	}
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
 // commandAndStore finds, without running the app, the command a command
 // line runs and the store it uses (--store, STOFUSE_STORE, or the default).
 func commandAndStore(args []string) (command, store string) {
@@ -138,7 +131,7 @@ func commandAndStore(args []string) (command, store string) {
 		}
 	}
 	if store == "" {
-		store = defaultStoreDir()
+		store = defaultStoreDir(os.Getenv)
 	}
 	if abs, err := filepath.Abs(store); err == nil {
 		store = abs

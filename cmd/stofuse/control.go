@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -101,5 +100,3 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
-var errBadFrame = errors.New("control protocol: unexpected frame")

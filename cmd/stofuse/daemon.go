@@ -9,15 +9,15 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"github.com/stofuse/stofuse/keyring"
+	"github.com/stofuse/stofuse/store"
 )
 
 // daemon is a mount's control server: it runs the commands of clients
@@ -57,7 +57,7 @@ type job struct {
 // The socket lives in the store directory, which is the owner's alone
 // (0700), and is made 0600 as soon as it exists.
 func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metrics) (*daemon, error) {
-	path := controlSocket(s.dir)
+	path := controlSocket(s.Dir())
 	if conn, err := net.Dial("unix", path); err == nil {
 		conn.Close()
 		return nil, fmt.Errorf("another daemon serves %s", path)
@@ -150,7 +150,7 @@ func (d *daemon) serve(conn *net.UnixConn) {
 		writeFrame(conn, frameExit, binary.BigEndian.AppendUint32(nil, uint32(code)))
 	}
 	if uid, err := peerUID(conn); err != nil || uid != d.owner && uid != 0 {
-		fmt.Fprintf(stderr, "stofuse: the mount daemon of %s runs commands only for its owner (uid %d), not for uid %d\n", d.session.dir, d.owner, uid)
+		fmt.Fprintf(stderr, "stofuse: the mount daemon of %s runs commands only for its owner (uid %d), not for uid %d\n", d.session.Dir(), d.owner, uid)
 		exit(exitUsage)
 		return
 	}
@@ -166,9 +166,9 @@ func (d *daemon) serve(conn *net.UnixConn) {
 	stdin := newStdinQueue()
 	go readClient(conn, stdin, cancel)
 	defer stdin.closeWithError(errors.New("the command has ended"))
-	r := &remote{daemon: d, req: req, job: d.addJob(req.Args)}
-	defer d.removeJob(r.job)
-	code := runApp(context.WithValue(ctx, remoteKey{}, r), append([]string{"stofuse"}, req.Args...), stdin, stdout, stderr)
+	j := d.addJob(req.Args)
+	defer d.removeJob(j)
+	code := runApp(ctx, append([]string{"stofuse"}, req.Args...), d.requestEnv(req, j, stdin, stdout, stderr))
 	exit(code)
 }
 
@@ -274,66 +274,68 @@ func (d *daemon) runningJobs() []*job {
 	return jobs
 }
 
-// remote is a command run by a daemon for a client.
-type remote struct {
+// requestEnv is the environment of a client's command: the client's
+// variables, working directory, terminal and standard streams, and the
+// daemon's open store.
+func (d *daemon) requestEnv(req controlRequest, j *job, stdin io.Reader, stdout, stderr io.Writer) *env {
+	return &env{
+		stdin: stdin, stdout: stdout, stderr: stderr,
+		terminal:     req.Terminal, // the user's terminal, at the other end
+		cwd:          req.Cwd,
+		vars:         func(name string) string { return req.Env[name] },
+		defaultStore: d.session.Dir(),
+		host:         &daemonHost{daemon: d, job: j},
+		onOutput: func(o *output) {
+			d.mu.Lock()
+			j.out = o
+			d.mu.Unlock()
+		},
+	}
+}
+
+// daemonHost lends the daemon's open store to the command of one client.
+type daemonHost struct {
 	daemon *daemon
-	req    controlRequest
-	job    *job
+	job    *job // the client's command
 }
 
-type remoteKey struct{}
-
-// remoteOf returns the client request a command runs for, or nil when it
-// runs in the user's own process.
-func remoteOf(c *cli.Context) *remote {
-	if c == nil || c.Context == nil {
-		return nil
-	}
-	r, _ := c.Context.Value(remoteKey{}).(*remote)
-	return r
-}
-
-// getenv reads the user's environment: the client's, for a command run by
-// a daemon.
-func getenv(c *cli.Context, name string) string {
-	if r := remoteOf(c); r != nil {
-		return r.req.Env[name]
-	}
-	return os.Getenv(name)
-}
-
-// clientPath makes a path in a command's arguments absolute against the
-// directory the user ran it in.
-func clientPath(c *cli.Context, path string) string {
-	if r := remoteOf(c); r != nil && path != "-" && path != "" && !filepath.IsAbs(path) {
-		return filepath.Join(r.req.Cwd, path)
-	}
-	return path
-}
-
-// sessionFor gives a command the daemon's open store. A key the client gave
-// is still checked: a wrong one fails, as it would without a daemon.
-func (d *daemon) sessionFor(c *cli.Context) (*session, error) {
-	shared := d.session
-	s := &session{dir: shared.dir, meta: shared.meta, ctl: shared.ctl, unavailable: shared.unavailable, out: newOutput(c), shared: true, remote: remoteOf(c)}
+// open lends the store. A key the client gave is still checked: a wrong
+// one fails, as it would without a daemon.
+func (h *daemonHost) open(c *cli.Context, dir string, keys keyNeed) (*session, error) {
+	s := &session{Store: h.daemon.session.Store, out: newOutput(c), lent: true}
 	if keyGiven(c) {
-		kek, err := s.findKEK(c)
+		key, err := s.findKey(c, dir)
 		if err != nil {
 			return nil, err
 		}
-		infos, err := s.meta.KEKs(c.Context)
-		if err != nil {
+		if err := s.CheckKey(c.Context, key); err != nil {
 			return nil, err
-		}
-		known := false
-		for _, info := range infos {
-			known = known || info.ID == kek.ID()
-		}
-		if !known {
-			return nil, keyError(fmt.Errorf("this %s (fingerprint %s) does not open the store: %w", kek.Kind(), kek.ID(), keyring.ErrWrongKey))
 		}
 	}
 	return s, nil
+}
+
+func (h *daemonHost) mount() *mountStatus {
+	d := h.daemon
+	return &mountStatus{Mountpoint: d.mountpoint, Volume: d.volume, ReadOnly: d.readOnly, PID: os.Getpid(), Since: d.started}
+}
+
+// jobs lists the other commands the daemon runs now, oldest first.
+func (h *daemonHost) jobs() []jobStatus {
+	var jobs []jobStatus
+	for _, j := range h.daemon.runningJobs() {
+		if j != h.job {
+			jobs = append(jobs, jobStatus{Command: "stofuse " + strings.Join(j.args, " "), Started: j.started, Progress: j.progressLine(), args: j.args})
+		}
+	}
+	return jobs
+}
+
+func (h *daemonHost) observer() store.Observer {
+	if h.daemon.metrics == nil {
+		return nil
+	}
+	return h.daemon.metrics
 }
 
 // progressLine describes how far a job's long-running work is.

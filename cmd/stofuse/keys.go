@@ -3,14 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
 	"github.com/stofuse/stofuse/keyring"
+	"github.com/stofuse/stofuse/store"
 )
 
 const (
@@ -19,98 +20,74 @@ const (
 )
 
 func keyGiven(c *cli.Context) bool {
-	return keyFileFlag(c) != "" || getenv(c, passphraseEnv) != ""
+	return keyFileFlag(c) != "" || envOf(c).getenv(passphraseEnv) != ""
 }
 
-// keyFileFlag is --key-file, or STOFUSE_KEY_FILE (the client's, for a
-// command run by a daemon), as a path the daemon can open.
+// keyFileFlag is --key-file, or the user's STOFUSE_KEY_FILE, as a path
+// that can be opened here.
 func keyFileFlag(c *cli.Context) string {
 	path := c.String("key-file")
-	if r := remoteOf(c); r != nil && !c.IsSet("key-file") {
-		path = getenv(c, "STOFUSE_KEY_FILE")
+	if path == "" {
+		path = envOf(c).getenv("STOFUSE_KEY_FILE")
 	}
-	return clientPath(c, path)
+	return envOf(c).path(path)
 }
 
-// findKEK finds the KEK to unlock an existing store with: --key-file,
-// STOFUSE_PASSPHRASE, the key file inside the store, or a passphrase
-// prompt on a terminal.
-func (s *session) findKEK(c *cli.Context) (*keyring.KEK, error) {
+// findKey finds the key to unlock an existing store with: --key-file,
+// STOFUSE_PASSPHRASE, a passphrase handed down by a --background parent,
+// the key file inside the store, or a passphrase prompt on a terminal.
+func (s *session) findKey(c *cli.Context, dir string) (store.Key, error) {
+	e := envOf(c)
 	if path := keyFileFlag(c); path != "" {
-		kek, err := keyring.LoadKeyFile(path)
-		if err != nil {
-			return nil, &exitError{code: exitUsage, err: err}
+		return loadKeyFile(path)
+	}
+	if passphrase := e.getenv(passphraseEnv); passphrase != "" {
+		return store.Passphrase([]byte(passphrase)), nil
+	}
+	if e.inherited != nil {
+		if passphrase, ok := e.inherited(); ok {
+			return store.Passphrase(passphrase), nil
 		}
-		return kek, nil
 	}
-	if passphrase := getenv(c, passphraseEnv); passphrase != "" {
-		return s.passphraseKEK(c, []byte(passphrase))
-	}
-	if passphrase, ok := passphraseFromParent(); ok {
-		return s.passphraseKEK(c, passphrase)
-	}
-	inside := filepath.Join(s.dir, autoKeyFile)
+	inside := store.KeyFileInsidePath(dir)
 	if _, err := os.Stat(inside); err == nil {
-		kek, err := keyring.LoadKeyFile(inside)
-		if err != nil {
-			return nil, &exitError{code: exitUsage, err: err}
-		}
-		return kek, nil
+		return loadKeyFile(inside)
 	}
-	if remoteOf(c) == nil && term.IsTerminal(int(os.Stdin.Fd())) {
-		passphrase, err := prompt("passphrase for " + s.dir)
+	if e.prompt != nil {
+		passphrase, err := e.prompt("passphrase for " + dir)
 		if err != nil {
-			return nil, err
+			return store.Key{}, err
 		}
 		s.prompted = passphrase
-		return s.passphraseKEK(c, passphrase)
+		return store.Passphrase(passphrase), nil
 	}
-	return nil, usageError("no key: give --key-file (or STOFUSE_KEY_FILE) or STOFUSE_PASSPHRASE")
+	return store.Key{}, usageError("no key: give --key-file (or STOFUSE_KEY_FILE) or STOFUSE_PASSPHRASE")
 }
 
-func (s *session) passphraseKEK(c *cli.Context, passphrase []byte) (*keyring.KEK, error) {
-	params, err := s.meta.KDFParams(c.Context)
+// loadKeyFile loads a key file; one that cannot be used is a usage error.
+func loadKeyFile(path string) (store.Key, error) {
+	kek, err := keyring.LoadKeyFile(path)
 	if err != nil {
-		return nil, err
+		return store.Key{}, &exitError{code: exitUsage, err: err}
 	}
-	if params == nil {
-		return nil, usageError("wrong key: this store has no passphrase; give --key-file")
-	}
-	kek, err := keyring.FromPassphrase(passphrase, *params)
-	if err != nil {
-		return nil, &exitError{code: exitUsage, err: err}
-	}
-	return kek, nil
+	return store.KEK(kek), nil
 }
 
-// newPassphraseKEK makes a KEK from a new passphrase (from
-// STOFUSE_PASSPHRASE, or asked twice on a terminal) with new argon2id
-// parameters.
-func newPassphraseKEK(c *cli.Context, what string) (*keyring.KEK, *keyring.KDFParams, error) {
-	passphrase, err := newPassphrase(c, passphraseEnv, what)
-	if err != nil {
-		return nil, nil, err
-	}
-	params, err := keyring.NewKDFParams()
-	if err != nil {
-		return nil, nil, err
-	}
-	kek, err := keyring.FromPassphrase(passphrase, params)
-	return kek, &params, err
-}
-
+// newPassphrase is a new passphrase: from env, or asked twice on a
+// terminal.
 func newPassphrase(c *cli.Context, env, what string) ([]byte, error) {
-	if v := getenv(c, env); v != "" {
+	e := envOf(c)
+	if v := e.getenv(env); v != "" {
 		return []byte(v), nil
 	}
-	if remoteOf(c) != nil || !term.IsTerminal(int(os.Stdin.Fd())) {
+	if e.prompt == nil {
 		return nil, usageError("no %s: set %s or run on a terminal", what, env)
 	}
-	first, err := prompt(what)
+	first, err := e.prompt(what)
 	if err != nil {
 		return nil, err
 	}
-	second, err := prompt("repeat " + what)
+	second, err := e.prompt("repeat " + what)
 	if err != nil {
 		return nil, err
 	}
@@ -120,10 +97,11 @@ func newPassphrase(c *cli.Context, env, what string) ([]byte, error) {
 	return first, nil
 }
 
-func prompt(what string) ([]byte, error) {
-	fmt.Fprintf(os.Stderr, "%s: ", what)
-	passphrase, err := term.ReadPassword(int(os.Stdin.Fd()))
-	fmt.Fprintln(os.Stderr)
+// promptTerminal asks for a passphrase on the terminal tty, without echo.
+func promptTerminal(tty *os.File, stderr io.Writer, what string) ([]byte, error) {
+	fmt.Fprintf(stderr, "%s: ", what)
+	passphrase, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -150,23 +128,15 @@ func initCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			meta, err := openMeta(dir)
-			if err != nil {
-				return err
-			}
-			defer meta.Close()
-			if done, err := meta.IsInitialized(c.Context); err != nil || done {
-				if err == nil {
-					err = usageError("store %s already exists", dir)
-				}
-				return err
-			}
-			s := &session{dir: dir, meta: meta, out: newOutput(c)}
 			kind := keyring.Kind("")
 			if c.Bool("passphrase") {
 				kind = keyring.KindPassphrase
 			}
-			return s.create(c, kind)
+			s := &session{out: newOutput(c)}
+			if err := s.create(c, dir, kind, nil); err != nil {
+				return err
+			}
+			return s.Close()
 		},
 	}
 }
@@ -217,7 +187,7 @@ func keyCommand() *cli.Command {
 						return err
 					}
 					defer s.Close()
-					infos, err := s.meta.KEKs(c.Context)
+					infos, err := s.Keys(c.Context)
 					if err != nil {
 						return err
 					}
@@ -232,7 +202,7 @@ func keyCommand() *cli.Command {
 }
 
 func keyAdd(c *cli.Context) error {
-	newFile, newPass := clientPath(c, c.String("new-key-file")), c.Bool("new-passphrase")
+	newFile, newPass := envOf(c).path(c.String("new-key-file")), c.Bool("new-passphrase")
 	if newFile == "" == !newPass {
 		return usageError("key add needs exactly one of --new-key-file and --new-passphrase")
 	}
@@ -242,43 +212,25 @@ func keyAdd(c *cli.Context) error {
 	}
 	defer s.Close()
 	var kek *keyring.KEK
-	var kdf *keyring.KDFParams
 	if newFile != "" {
 		kek, err = keyring.LoadKeyFile(newFile)
 		if errors.Is(err, fs.ErrNotExist) {
 			kek, err = keyring.GenerateKeyFile(newFile)
 		}
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		err = s.AddKey(c.Context, kek)
 	} else {
-		kek, kdf, err = s.newPassphraseForStore(c)
+		passphrase, perr := newPassphrase(c, newPassphraseEnv, "new passphrase")
+		if perr != nil {
+			return perr
+		}
+		kek, err = s.AddPassphrase(c.Context, passphrase)
 	}
 	if err != nil {
-		return &exitError{code: exitUsage, err: err}
-	}
-	if err := s.meta.AddKEK(c.Context, kek, kdf); err != nil {
 		return err
 	}
 	s.out.result(map[string]any{"fingerprint": kek.ID(), "kind": kek.Kind()}, "added %s %s", kek.Kind(), kek.ID())
 	return nil
-}
-
-// newPassphraseForStore makes a KEK from a new passphrase, with the store's
-// argon2id parameters if it has them (one set per store).
-func (s *session) newPassphraseForStore(c *cli.Context) (*keyring.KEK, *keyring.KDFParams, error) {
-	params, err := s.meta.KDFParams(c.Context)
-	if err != nil {
-		return nil, nil, err
-	}
-	passphrase, err := newPassphrase(c, newPassphraseEnv, "new passphrase")
-	if err != nil {
-		return nil, nil, err
-	}
-	if params == nil {
-		fresh, err := keyring.NewKDFParams()
-		if err != nil {
-			return nil, nil, err
-		}
-		params = &fresh
-	}
-	kek, err := keyring.FromPassphrase(passphrase, *params)
-	return kek, params, err
 }

@@ -13,9 +13,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/stofuse/stofuse/keyring"
+	"github.com/stofuse/stofuse/store"
 )
 
 const (
@@ -52,19 +57,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return runApp(ctx, args, os.Stdin, stdout, stderr)
+	return runApp(ctx, args, localEnv(os.Stdin, stdout, stderr))
 }
 
-// runApp runs a command line, here or in a mount daemon for a client, and
-// returns its exit code.
-func runApp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
-	app.Reader = stdin
+// runApp runs a command line in e, here or in a mount daemon for a
+// client, and returns its exit code.
+func runApp(ctx context.Context, args []string, e *env) int {
+	app := newApp(e)
 	err := app.RunContext(ctx, flagsFirst(app, args))
-	return report(stderr, err, ctx.Err() != nil)
+	return report(e.stderr, err, ctx.Err() != nil)
 }
 
-// report prints err as one line and returns the exit code.
+// report prints err as one line and returns the exit code: the one place
+// that decides what an error means to the user.
 func report(stderr io.Writer, err error, interrupted bool) int {
 	if err == nil {
 		return exitOK
@@ -73,18 +78,33 @@ func report(stderr io.Writer, err error, interrupted bool) int {
 		fmt.Fprintln(stderr, "stofuse: interrupted")
 		return exitInterrupted
 	}
-	var exit *exitError
-	if errors.As(err, &exit) {
-		if msg := exit.Error(); msg != "" {
-			fmt.Fprintf(stderr, "stofuse: %s\n", msg)
-		}
-		return exit.code
+	code, msg := classify(err)
+	if msg != "" {
+		fmt.Fprintf(stderr, "stofuse: %s\n", msg)
 	}
-	fmt.Fprintf(stderr, "stofuse: %v\n", err)
-	return exitFailure
+	return code
 }
 
-func newApp(stdout, stderr io.Writer) *cli.App {
+// classify maps an error to its exit code and the line the user sees.
+func classify(err error) (int, string) {
+	var exit *exitError
+	var notFound *store.NotFoundError
+	switch {
+	case errors.As(err, &exit):
+		return exit.code, exit.Error()
+	case errors.Is(err, store.ErrNoPassphrase):
+		return exitUsage, "wrong key: this store has no passphrase; give --key-file"
+	case errors.Is(err, keyring.ErrWrongKey):
+		return exitUsage, "wrong key: " + err.Error()
+	case errors.As(err, &notFound) && notFound.What == "volume":
+		return exitUsage, err.Error() + " (see stofuse volume ls)"
+	case errors.Is(err, store.ErrInvalid):
+		return exitUsage, err.Error()
+	}
+	return exitFailure, err.Error()
+}
+
+func newApp(e *env) *cli.App {
 	app := &cli.App{
 		Name:  "stofuse",
 		Usage: "an encrypted, content-addressed, self-verifying blob store you can mount",
@@ -93,8 +113,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"$XDG_DATA_HOME/stofuse, else ~/.local/share/stofuse; the first command creates it.\n\n" +
 			"Exit codes: 0 success; 1 failure (damage or missing blobs found, a file not stored,\n" +
 			"an I/O error); 2 usage error, or a missing or wrong key; 130 interrupted.",
-		Writer:    stdout,
-		ErrWriter: stderr,
+		Writer:    e.stdout,
+		ErrWriter: e.stderr,
+		Reader:    e.stdin,
+		Metadata:  map[string]any{"env": e},
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "store", EnvVars: []string{"STOFUSE_STORE"}, Usage: "store directory", TakesFile: true},
 			&cli.StringFlag{Name: "key-file", EnvVars: []string{"STOFUSE_KEY_FILE"}, Usage: "key file (32 bytes, mode 0600); the passphrase comes from STOFUSE_PASSPHRASE or a prompt", TakesFile: true},
@@ -122,7 +144,20 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 }
 
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
-	return usageError("%v (see stofuse %s --help)", err, c.Command.FullName())
+	return usageError("%v (see %s --help)", err, commandPath(c))
+}
+
+// commandPath is the command line that names c's command, as its help
+// shows it: "stofuse volume add".
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Command.Name != "" && ctx.Command.Name != c.App.Name {
+			names = append(names, ctx.Command.Name)
+		}
+	}
+	slices.Reverse(names)
+	return strings.Join(append([]string{"stofuse"}, names...), " ")
 }
 
 // setUsageErrors makes every command's flag errors usage errors (exit 2).

@@ -102,11 +102,9 @@ func (m *metrics) Stored(bytes int64, took time.Duration, errno syscall.Errno) {
 // volume).
 func (m *metrics) Corrupt() { m.corrupt.WithLabelValues(m.volume).Inc() }
 
-// scrubbed counts a blob a scrub in the daemon checked.
-func (m *metrics) scrubbed(volume string, err error) {
-	if m == nil {
-		return
-	}
+// Scrubbed implements store.Observer: it counts a blob a scrub in the
+// daemon checked.
+func (m *metrics) Scrubbed(volume string, err error) {
 	m.verified.WithLabelValues(volume).Inc()
 	if errors.Is(err, diskaccess.ErrCorrupt) {
 		m.corrupt.WithLabelValues(volume).Inc()

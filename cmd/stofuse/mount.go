@@ -21,6 +21,7 @@ import (
 	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/fusefs"
 	"github.com/stofuse/stofuse/metastore/badger"
+	"github.com/stofuse/stofuse/store"
 )
 
 var _ fusefs.Tree = (*badger.Store)(nil)
@@ -51,8 +52,8 @@ func mountCommand() *cli.Command {
 			"As root it mounts directly; otherwise it needs fusermount3 (Debian: fuse3).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "read-only", Usage: "mount read-only: every write is EROFS"},
-			&cli.StringFlag{Name: "volume", Value: defaultVolume, Usage: "the volume to mount (name or id)"},
-			&cli.StringFlag{Name: "collection", Value: defaultCollection, Usage: "the collection whose key seals files written into the mount"},
+			&cli.StringFlag{Name: "volume", Value: store.DefaultVolume, Usage: "the volume to mount (name or id)"},
+			&cli.StringFlag{Name: "collection", Value: store.DefaultCollection, Usage: "the collection whose key seals files written into the mount"},
 			&cli.BoolFlag{Name: "background", Usage: "return once mounted; the mount keeps running"},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (ADDR: host:port, e.g. 127.0.0.1:9101)"},
 		},
@@ -90,7 +91,11 @@ func mount(c *cli.Context) (err error) {
 		return mountInBackground(c)
 	}
 	cache := diskaccess.NewFrameCache(frameCacheBytes)
-	s, err := openSession(c, needKeys, diskaccess.WithFrameCache(cache))
+	dir, err := storeDir(c)
+	if err != nil {
+		return err
+	}
+	s, err := openHere(c, dir, needKeys, mountOptions(cache)...)
 	if err != nil {
 		return err
 	}
@@ -114,19 +119,20 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(daemonMemoryLimit)
 	}
-	v, err := s.volume(ctx, c.String("volume"))
+	v, err := s.Volume(ctx, c.String("volume"))
 	if err != nil {
 		return err
 	}
-	if _, err := s.meta.Collection(ctx, c.String("collection")); err != nil {
-		return usageError("no collection %q", c.String("collection"))
+	if _, err := s.Collection(ctx, c.String("collection")); err != nil {
+		return err
 	}
-	if removed, err := s.meta.RemoveUncommitted(ctx); err != nil {
+	meta := s.Meta()
+	if removed, err := meta.RemoveUncommitted(ctx); err != nil {
 		return err
 	} else if removed > 0 {
 		s.out.notef("removed %d files that an earlier mount created but never finished writing", removed)
 	}
-	spoolDir := filepath.Join(s.dir, "spool")
+	spoolDir := filepath.Join(s.Dir(), "spool")
 	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
 		return err
 	}
@@ -138,10 +144,10 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		defer observer.stop()
 	}
 	cfg := fusefs.Config{
-		Controller: s.ctl, Catalog: s.meta, Tree: s.meta, Keys: s.meta.Ring(),
+		Controller: s.Controller(), Catalog: meta, Tree: meta, Keys: meta.Ring(),
 		Volume: v.ID, Collection: c.String("collection"), ReadOnly: c.Bool("read-only"),
 		SpoolDir: spoolDir, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
-		FsName: "stofuse:" + s.dir,
+		FsName: "stofuse:" + s.Dir(),
 		Logger: log.New(c.App.ErrWriter, "stofuse: ", log.LstdFlags),
 	}
 	if observer != nil {

@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 )
 
 // output is where a command's results, notes and progress go: results on
@@ -28,18 +26,13 @@ type output struct {
 }
 
 func newOutput(c *cli.Context) *output {
-	o := &output{stdout: c.App.Writer, stderr: c.App.ErrWriter, json: c.Bool("json"), interval: 10 * time.Second}
-	if f, ok := o.stderr.(*os.File); ok {
-		o.terminal = term.IsTerminal(int(f.Fd()))
-	}
-	if v, err := time.ParseDuration(getenv(c, "STOFUSE_PROGRESS_INTERVAL")); err == nil && v > 0 {
+	e := envOf(c)
+	o := &output{stdout: e.stdout, stderr: e.stderr, json: c.Bool("json"), terminal: e.terminal, interval: 10 * time.Second}
+	if v, err := time.ParseDuration(e.getenv("STOFUSE_PROGRESS_INTERVAL")); err == nil && v > 0 {
 		o.interval = v
 	}
-	if r := remoteOf(c); r != nil {
-		o.terminal = r.req.Terminal // the user's terminal, at the other end
-		r.daemon.mu.Lock()
-		r.job.out = o
-		r.daemon.mu.Unlock()
+	if e.onOutput != nil {
+		e.onOutput(o)
 	}
 	return o
 }

@@ -96,3 +96,33 @@ func (p *progress) finish() {
 		o.progress = nil
 	}
 }
+
+// reporter is the store.Reporter that draws a job's stages as progress
+// and prints its notes and warnings.
+func (o *output) reporter() *jobReporter { return &jobReporter{out: o} }
+
+type jobReporter struct {
+	out *output
+	cur *progress // the stage being drawn, if any
+}
+
+func (r *jobReporter) Begin(stage string, items, bytes int64) {
+	r.End()
+	r.cur = r.out.startProgress(stage, items, bytes)
+}
+
+func (r *jobReporter) Add(items, bytes int64) {
+	if r.cur != nil {
+		r.cur.add(items, bytes)
+	}
+}
+
+func (r *jobReporter) End() {
+	if r.cur != nil {
+		r.cur.finish()
+		r.cur = nil
+	}
+}
+
+func (r *jobReporter) Note(msg string) { r.out.notef("%s", msg) }
+func (r *jobReporter) Warn(msg string) { r.out.warnf("%s", msg) }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/stofuse/stofuse/blobstore"
-	"github.com/stofuse/stofuse/diskaccess"
+	"github.com/stofuse/stofuse/store"
 )
 
 func putCommand() *cli.Command {
@@ -23,8 +22,8 @@ func putCommand() *cli.Command {
 			"sha256sum does, so that `sha256sum -c` can check the output against the files.\n" +
 			"A blob the volume has already is not stored again.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "collection", Value: defaultCollection, Usage: "the collection whose key seals the blobs"},
-			&cli.StringFlag{Name: "volume", Value: defaultVolume, Usage: "the volume to store on (name or id)"},
+			&cli.StringFlag{Name: "collection", Value: store.DefaultCollection, Usage: "the collection whose key seals the blobs"},
+			&cli.StringFlag{Name: "volume", Value: store.DefaultVolume, Usage: "the volume to store on (name or id)"},
 		},
 		Action: putFiles,
 	}
@@ -45,27 +44,28 @@ func putFiles(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	ctx := c.Context
-	v, err := s.volume(ctx, c.String("volume"))
+	ctx, e := c.Context, envOf(c)
+	v, err := s.Volume(ctx, c.String("volume"))
 	if err != nil {
 		return err
 	}
 	collection := c.String("collection")
-	if _, err := s.meta.Collection(ctx, collection); err != nil {
-		return usageError("no collection %q", collection)
+	if _, err := s.Collection(ctx, collection); err != nil {
+		return err
 	}
 	var total int64
 	for _, path := range c.Args().Slice() {
-		if info, err := os.Stat(clientPath(c, path)); err == nil && info.Mode().IsRegular() {
+		if info, err := os.Stat(e.path(path)); err == nil && info.Mode().IsRegular() {
 			total += info.Size()
 		}
 	}
-	p := s.out.startProgress("put", int64(c.NArg()), total)
+	p := s.out.reporter()
+	p.Begin("put", int64(c.NArg()), total)
+	defer p.End()
 	failed := 0
 	for _, path := range c.Args().Slice() {
-		ref, size, err := putFile(ctx, s.ctl, v.ID, collection, clientPath(c, path), c.App.Reader, p)
+		ref, size, err := putFile(ctx, s, v.ID, collection, e.path(path), e.stdin, p)
 		if ctx.Err() != nil {
-			p.finish()
 			return ctx.Err()
 		}
 		if err != nil {
@@ -73,38 +73,23 @@ func putFiles(c *cli.Context) error {
 			failed++
 			continue
 		}
-		p.add(1, 0)
+		p.Add(1, 0)
 		s.out.result(putResult{Ref: ref, File: path, Size: size}, "%s  %s", ref, path)
 	}
-	p.finish()
 	if failed > 0 {
 		return &exitError{code: exitFailure, err: fmt.Errorf("%d of %d files not stored", failed, c.NArg())}
 	}
 	return nil
 }
 
-// putFile stores one file: it hashes it, then writes it, checked against
-// that hash (so a file changed in between is refused, not stored wrong).
-func putFile(ctx context.Context, ctl *diskaccess.Controller, volume int, collection, path string, stdin io.Reader, p *progress) (blobstore.Ref, int64, error) {
+// putFile stores one file, or standard input ("-").
+func putFile(ctx context.Context, s *session, volume int, collection, path string, stdin io.Reader, r store.Reporter) (blobstore.Ref, int64, error) {
 	f, cleanup, err := openInput(path, stdin)
 	if err != nil {
 		return blobstore.Ref{}, 0, err
 	}
 	defer cleanup()
-	h := sha256.New()
-	size, err := io.Copy(h, f)
-	if err != nil {
-		return blobstore.Ref{}, 0, err
-	}
-	ref := blobstore.Ref(h.Sum(nil))
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return ref, 0, err
-	}
-	err = ctl.WriteBlob(ctx, volume, collection, ref, &countingReader{r: f, p: p}, true)
-	if errors.Is(err, diskaccess.ErrRefMismatch) {
-		return ref, 0, errors.New("the file changed while it was being stored; nothing was stored")
-	}
-	return ref, size, err
+	return s.Put(ctx, volume, collection, f, r)
 }
 
 // openInput opens a regular file, or spools standard input ("-") to an
@@ -140,14 +125,3 @@ func openInput(path string, stdin io.Reader) (*os.File, func(), error) {
 	return spool, func() { spool.Close() }, nil
 }
 
-// countingReader counts bytes into a progress report.
-type countingReader struct {
-	r io.Reader
-	p *progress
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.p.add(0, int64(n))
-	return n, err
-}

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/store"
 )
 
 func replicateCommand() *cli.Command {
@@ -29,15 +27,6 @@ func replicateCommand() *cli.Command {
 	}
 }
 
-type replicateSummary struct {
-	From    string `json:"from"`
-	To      string `json:"to"`
-	Copied  int    `json:"copied"`
-	Bytes   int64  `json:"bytes"`
-	Present int    `json:"already_there"`
-	Failed  int    `json:"failed"`
-}
-
 func replicate(c *cli.Context) error {
 	refs, err := parseRefs(c)
 	if err != nil {
@@ -46,7 +35,7 @@ func replicate(c *cli.Context) error {
 	if c.String("from") == "" || c.String("to") == "" {
 		return usageError("usage: stofuse replicate --from VOLUME --to VOLUME [REF...]")
 	}
-	ctx, err := limitedContext(c)
+	rate, err := limitRate(c)
 	if err != nil {
 		return err
 	}
@@ -55,55 +44,20 @@ func replicate(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	from, err := s.volume(ctx, c.String("from"))
+	from, err := s.Volume(c.Context, c.String("from"))
 	if err != nil {
 		return err
 	}
-	to, err := s.volume(ctx, c.String("to"))
+	to, err := s.Volume(c.Context, c.String("to"))
 	if err != nil {
 		return err
 	}
-	if from.ID == to.ID {
-		return usageError("--from and --to name the same volume")
+	summary, err := s.Replicate(c.Context, from, to, store.ReplicateOptions{Refs: refs, ReadRate: rate,
+		Reporter: s.out.reporter(), Failed: func(f store.Finding) { s.out.result(f, "FAILED   %s  %s", f.Ref, f.Error) }})
+	if err != nil {
+		return err
 	}
-	if len(refs) == 0 {
-		err := s.meta.ListVolumeBlobs(ctx, from.ID, blobstore.Ref{}, func(ref blobstore.Ref) error {
-			refs = append(refs, ref)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	summary := replicateSummary{From: from.Label, To: to.Label}
-	p := s.out.startProgress("replicate", int64(len(refs)), 0)
-	for _, ref := range refs {
-		meta, err := s.meta.QueryBlobMetadata(ctx, ref, nil)
-		if err == nil && slices.Contains(meta.Volumes, to.ID) {
-			summary.Present++
-			p.add(1, 0)
-			continue
-		}
-		if err == nil {
-			err = s.ctl.Replicate(ctx, from.ID, to.ID, ref)
-		}
-		if ctx.Err() != nil {
-			p.finish()
-			return ctx.Err()
-		}
-		if err != nil {
-			summary.Failed++
-			s.out.result(finding{Kind: "failed", Ref: ref, Volume: from.Label, Error: err.Error()},
-				"FAILED   %s  %v", ref, err)
-			p.add(1, 0)
-			continue
-		}
-		summary.Copied++
-		summary.Bytes += meta.SizeOnDisk
-		p.add(1, meta.SizeOnDisk)
-	}
-	p.finish()
-	s.out.result(map[string]replicateSummary{"summary": summary},
+	s.out.result(map[string]store.ReplicateSummary{"summary": summary},
 		"replicated %d blobs (%s) from %s to %s; %d already there; %d failed",
 		summary.Copied, formatBytes(summary.Bytes), from.Label, to.Label, summary.Present, summary.Failed)
 	if summary.Failed > 0 {
@@ -113,5 +67,3 @@ func replicate(c *cli.Context) error {
 }
 
 func upper(s string) string { return strings.ToUpper(s) }
-
-func itoa(i int) string { return strconv.Itoa(i) }

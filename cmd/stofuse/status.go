@@ -3,11 +3,12 @@ package main
 import (
 	"errors"
 	"io/fs"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/stofuse/stofuse/metastore/badger"
+	"github.com/stofuse/stofuse/store"
 )
 
 func statusCommand() *cli.Command {
@@ -24,7 +25,7 @@ type statusReport struct {
 	Store   string       `json:"store"`
 	Mount   *mountStatus `json:"mount,omitempty"`
 	Volumes []any        `json:"volumes"`
-	Scrubs  []scrubState `json:"scrubs"`
+	Scrubs  []store.ScrubState `json:"scrubs"`
 	Jobs    []jobStatus  `json:"jobs"`
 }
 
@@ -40,6 +41,7 @@ type jobStatus struct {
 	Command  string    `json:"command"`
 	Started  time.Time `json:"started"`
 	Progress string    `json:"progress"`
+	args     []string
 }
 
 func status(c *cli.Context) error {
@@ -48,25 +50,17 @@ func status(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	report := statusReport{Store: s.dir}
-	if r := remoteOf(c); r != nil {
-		d := r.daemon
-		report.Mount = &mountStatus{Mountpoint: d.mountpoint, Volume: d.volume, ReadOnly: d.readOnly, PID: os.Getpid(), Since: d.started}
-		for _, j := range d.runningJobs() {
-			if j != r.job {
-				report.Jobs = append(report.Jobs, jobStatus{Command: "stofuse " + strings.Join(j.args, " "), Started: j.started, Progress: j.progressLine()})
-			}
-		}
-	}
-	volumes, err := s.meta.Volumes(c.Context)
+	host := envOf(c).host
+	report := statusReport{Store: s.Dir(), Mount: host.mount(), Jobs: host.jobs()}
+	volumes, err := s.Volumes(c.Context)
 	if err != nil {
 		return err
 	}
 	for _, v := range volumes {
 		report.Volumes = append(report.Volumes, v)
-		var state scrubState
-		if err := s.meta.State(c.Context, scrubStateName(v.ID), &state); err == nil {
-			report.Scrubs = append(report.Scrubs, state)
+		state, err := s.ScrubState(c.Context, v.ID)
+		if err == nil {
+			report.Scrubs = append(report.Scrubs, *state)
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -75,11 +69,11 @@ func status(c *cli.Context) error {
 		s.out.result(report, "")
 		return nil
 	}
-	s.printStatus(c, &report)
+	s.printStatus(volumes, &report)
 	return nil
 }
 
-func (s *session) printStatus(c *cli.Context, report *statusReport) {
+func (s *session) printStatus(volumes []*badger.Volume, report *statusReport) {
 	out := s.out
 	out.textf("store:    %s", report.Store)
 	if m := report.Mount; m != nil {
@@ -91,14 +85,9 @@ func (s *session) printStatus(c *cli.Context, report *statusReport) {
 	} else {
 		out.textf("mounted:  no")
 	}
-	volumes, _ := s.meta.Volumes(c.Context)
 	out.textf("volumes:")
 	for _, v := range volumes {
-		state := ""
-		if why := s.unavailable.get(v.ID); why != nil {
-			state = " (unavailable: " + why.Error() + ")"
-		}
-		out.textf("  %-12s %10d blobs %12s  %s%s", v.Label, v.BlobCount, formatBytes(v.Bytes), where(v), state)
+		out.textf("  %-12s %10d blobs %12s  %s", v.Label, v.BlobCount, formatBytes(v.Bytes), s.whereAndState(v))
 	}
 	out.textf("scrubs:")
 	if len(report.Scrubs) == 0 {

@@ -2,71 +2,23 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/keyring"
-	"github.com/stofuse/stofuse/metastore/badger"
+	"github.com/stofuse/stofuse/store"
 )
 
-// The defaults a new store is created with.
-const (
-	defaultVolume     = "default"
-	defaultCollection = "default"
-	autoKeyFile       = "key"
-)
-
-// storeDir is --store (or STOFUSE_STORE), else $XDG_DATA_HOME/stofuse,
-// else ~/.local/share/stofuse. A command run by a mount daemon uses the
-// daemon's store.
-func storeDir(c *cli.Context) (string, error) {
-	if r := remoteOf(c); r != nil {
-		return r.daemon.session.dir, nil
-	}
-	if dir := c.String("store"); dir != "" {
-		return filepath.Abs(dir)
-	}
-	if dir := defaultStoreDir(); dir != "" {
-		return dir, nil
-	}
-	return "", usageError("no --store given and no home directory")
-}
-
-// defaultStoreDir is STOFUSE_STORE, else $XDG_DATA_HOME/stofuse, else
-// ~/.local/share/stofuse ("" without a home directory).
-func defaultStoreDir() string {
-	if dir := os.Getenv("STOFUSE_STORE"); dir != "" {
-		return dir
-	}
-	if xdg := os.Getenv("XDG_DATA_HOME"); xdg != "" {
-		return filepath.Join(xdg, "stofuse")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(home, ".local", "share", "stofuse")
-}
-
-// session is an open store: its metadata, and a Controller with every
-// available volume mounted.
+// session is a command's open store and its output.
 type session struct {
-	dir  string
-	meta *badger.Store
-	ctl  *diskaccess.Controller
-	// unavailable explains why a registered volume is not mounted.
-	unavailable *volumeErrors
-	out         *output
-	// shared: the session of a mount daemon, lent to a command; the
-	// command does not close it.
-	shared bool
-	remote *remote // the client request a daemon runs this for, or nil
+	*store.Store
+	out *output
+	// lent: the store is a mount daemon's, lent to the command, which
+	// does not close it.
+	lent bool
 	// prompted is the passphrase typed at a prompt, if one was, so that a
 	// --background mount can hand it to its child.
 	prompted []byte
@@ -80,136 +32,90 @@ const (
 	noKeys   keyNeed = false
 )
 
-// openSession opens the store, creating it on first use. A key given with
-// --key-file or STOFUSE_PASSPHRASE is always checked, before anything else
-// happens; commands that need keys also find one if none was given.
-func openSession(c *cli.Context, keys keyNeed, opts ...diskaccess.Option) (*session, error) {
-	if r := remoteOf(c); r != nil {
-		return r.daemon.sessionFor(c)
+// storeDir is --store, else the environment's default store.
+func storeDir(c *cli.Context) (string, error) {
+	e := envOf(c)
+	if dir := c.String("store"); dir != "" {
+		return filepath.Abs(e.path(dir))
 	}
+	if e.defaultStore != "" {
+		return e.defaultStore, nil
+	}
+	return "", usageError("no --store given and no home directory")
+}
+
+// openSession opens the command's store (creating it on first use). A key
+// given with --key-file or STOFUSE_PASSPHRASE is always checked, before
+// anything else happens; commands that need keys also find one if none
+// was given.
+func openSession(c *cli.Context, keys keyNeed) (*session, error) {
 	dir, err := storeDir(c)
 	if err != nil {
 		return nil, err
 	}
-	out := newOutput(c)
-	meta, err := openMeta(dir)
-	if err != nil {
-		return nil, err
-	}
-	s := &session{dir: dir, meta: meta, out: out, unavailable: &volumeErrors{m: map[int]error{}}}
-	if err := s.prepare(c, keys, opts); err != nil {
-		meta.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-func openMeta(dir string) (*badger.Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store directory: %w", err)
-	}
-	meta, err := badger.Open(filepath.Join(dir, "meta"))
-	if errors.Is(err, badger.ErrStoreBusy) {
-		return nil, fmt.Errorf("store %s is in use by another stofuse process (a running mount?)", dir)
-	}
-	return meta, err
-}
-
-func (s *session) prepare(c *cli.Context, keys keyNeed, opts []diskaccess.Option) error {
-	ctx := c.Context
-	initialized, err := s.meta.IsInitialized(ctx)
-	if err != nil {
-		return err
-	}
-	if !initialized {
-		if err := s.create(c, ""); err != nil {
-			return err
-		}
-	} else if keys == needKeys || keyGiven(c) {
-		kek, err := s.findKEK(c)
-		if err != nil {
-			return err
-		}
-		if err := s.meta.Unlock(ctx, kek); err != nil {
-			return keyError(err)
-		}
-	}
-	s.ctl = diskaccess.New(s.meta, opts...)
-	return s.mountVolumes(ctx)
-}
-
-func keyError(err error) error {
-	if errors.Is(err, keyring.ErrWrongKey) {
-		return &exitError{code: exitUsage, err: fmt.Errorf("wrong key: %w", err)}
-	}
-	return err
+	return envOf(c).host.open(c, dir, keys)
 }
 
 // Close closes the store (not a daemon's, which only lends it).
 func (s *session) Close() error {
-	if s.shared {
+	if s.lent {
 		return nil
 	}
-	return s.meta.Close()
+	return s.Store.Close()
 }
 
-// volumeErrors says why registered volumes are not mounted; a daemon's
-// commands share it.
-type volumeErrors struct {
-	mu sync.Mutex // guards m
-	m  map[int]error
+// localHost opens the store in this process.
+type localHost struct{}
+
+func (localHost) mount() *mountStatus      { return nil }
+func (localHost) jobs() []jobStatus        { return nil }
+func (localHost) observer() store.Observer { return nil }
+
+func (localHost) open(c *cli.Context, dir string, keys keyNeed) (*session, error) {
+	return openHere(c, dir, keys)
 }
 
-func (v *volumeErrors) get(id int) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.m[id]
-}
-
-func (v *volumeErrors) set(id int, err error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if err == nil {
-		delete(v.m, id)
-	} else {
-		v.m[id] = err
+// openHere opens the store in dir in this process, creating it on first
+// use.
+func openHere(c *cli.Context, dir string, keys keyNeed, opts ...store.Option) (*session, error) {
+	s := &session{out: newOutput(c)}
+	if keys == needKeys || keyGiven(c) {
+		opts = append(opts, store.WithKeyFunc(func() (store.Key, error) { return s.findKey(c, dir) }))
 	}
+	st, err := store.Open(c.Context, dir, opts...)
+	if errors.Is(err, store.ErrNotCreated) {
+		return s, s.create(c, dir, "", opts)
+	}
+	s.Store = st
+	return s, err
 }
 
 // create makes a new store: its root key sealed for the given or a new
 // KEK, the default collection and the default volume. kind forces the KEK
 // kind ("" picks: the key file given, STOFUSE_PASSPHRASE, or a new key file
 // inside the store).
-func (s *session) create(c *cli.Context, kind keyring.Kind) error {
-	ctx := c.Context
-	kek, kdf, err := s.newStoreKEK(c, kind)
+func (s *session) create(c *cli.Context, dir string, kind keyring.Kind, opts []store.Option) error {
+	seal := func() (*keyring.KEK, *keyring.KDFParams, error) { return s.newStoreKEK(c, dir, kind) }
+	var err error
+	s.Store, err = store.Create(c.Context, dir, seal, opts...)
 	if err != nil {
 		return err
 	}
-	if err := s.meta.Initialize(ctx, kek, kdf); err != nil {
-		return err
-	}
-	if _, err := s.meta.CreateCollection(ctx, defaultCollection); err != nil {
-		return err
-	}
-	ctl := diskaccess.New(s.meta)
-	path := filepath.Join(s.dir, "volumes", defaultVolume)
-	if err := os.MkdirAll(path, 0o700); err != nil {
-		return err
-	}
-	if _, err := addLocalVolume(ctx, s.meta, ctl, defaultVolume, path); err != nil {
-		return err
-	}
-	s.out.notef("created store %s with volume %q and collection %q", s.dir, defaultVolume, defaultCollection)
+	s.out.notef("created store %s with volume %q and collection %q", dir, store.DefaultVolume, store.DefaultCollection)
 	return nil
 }
 
 // newStoreKEK returns the KEK a new store is sealed for.
-func (s *session) newStoreKEK(c *cli.Context, kind keyring.Kind) (*keyring.KEK, *keyring.KDFParams, error) {
-	keyFile := clientPath(c, c.String("key-file"))
+func (s *session) newStoreKEK(c *cli.Context, dir string, kind keyring.Kind) (*keyring.KEK, *keyring.KDFParams, error) {
+	e := envOf(c)
+	keyFile := keyFileFlag(c)
 	switch {
-	case kind == keyring.KindPassphrase || (kind == "" && keyFile == "" && getenv(c, passphraseEnv) != ""):
-		return newPassphraseKEK(c, "new passphrase for the store")
+	case kind == keyring.KindPassphrase || (kind == "" && keyFile == "" && e.getenv(passphraseEnv) != ""):
+		passphrase, err := newPassphrase(c, passphraseEnv, "new passphrase for the store")
+		if err != nil {
+			return nil, nil, err
+		}
+		return store.NewPassphraseKEK(passphrase)
 	case keyFile != "":
 		kek, err := keyring.LoadKeyFile(keyFile)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -218,9 +124,9 @@ func (s *session) newStoreKEK(c *cli.Context, kind keyring.Kind) (*keyring.KEK, 
 				s.out.notef("created key file %s", keyFile)
 			}
 		}
-		return kek, nil, keyError(err)
+		return kek, nil, err
 	}
-	path := filepath.Join(s.dir, autoKeyFile)
+	path := store.KeyFileInsidePath(dir)
 	kek, err := keyring.GenerateKeyFile(path)
 	if err != nil {
 		return nil, nil, err
@@ -230,3 +136,9 @@ func (s *session) newStoreKEK(c *cli.Context, kind keyring.Kind) (*keyring.KEK, 
 		"--key-file or STOFUSE_KEY_FILE from then on.", path)
 	return kek, nil, nil
 }
+
+// mountOptions are the store options of a mount: its frame cache.
+func mountOptions(cache *diskaccess.FrameCache) []store.Option {
+	return []store.Option{store.WithController(diskaccess.WithFrameCache(cache))}
+}
+

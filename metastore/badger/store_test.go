@@ -130,11 +130,9 @@ func TestVolumeCountsAndListing(t *testing.T) {
 	if _, err := store.AddVolume(ctx, badger.Volume{Label: "disk", UUID: "u-2", Driver: "localfs"}); !errors.Is(err, badger.ErrVolumeExists) {
 		t.Fatalf("second volume with the same label: %v", err)
 	}
-	var refs []blobstore.Ref
 	var wg sync.WaitGroup
 	for i := range 20 {
 		ref := blobstore.RefOf([]byte{byte(i)})
-		refs = append(refs, ref)
 		wg.Go(func() {
 			if err := store.WriteBlobCreated(ctx, testMeta(ref), 1); err != nil {
 				t.Error(err)

@@ -17,15 +17,12 @@ import (
 	"io"
 	"log"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"time"
 
 	"github.com/stofuse/stofuse/blobstore"
-	"github.com/stofuse/stofuse/blobstore/localfs"
-	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/keyring"
-	"github.com/stofuse/stofuse/metastore/badger"
+	"github.com/stofuse/stofuse/store"
 )
 
 func main() {
@@ -35,18 +32,14 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
 	flag.Parse()
 	ctx := context.Background()
-	meta, err := badger.Open(filepath.Join(*storeDir, "meta"))
+	kek, err := keyring.LoadKeyFile(store.KeyFileInsidePath(*storeDir))
 	check(err)
-	defer meta.Close()
-	kek, err := keyring.LoadKeyFile(filepath.Join(*storeDir, "key"))
+	st, err := store.Open(ctx, *storeDir, store.WithKey(store.KEK(kek)))
 	check(err)
-	check(meta.Unlock(ctx, kek))
-	v, err := meta.Volume(ctx, "default")
+	defer st.Close()
+	v, err := st.Volume(ctx, store.DefaultVolume)
 	check(err)
-	driver, err := localfs.Open(v.Settings["path"])
-	check(err)
-	ctl := diskaccess.New(meta)
-	check(ctl.Mount(ctx, v.ID, v.UUID, driver))
+	ctl := st.Controller()
 
 	var ref blobstore.Ref
 	if *write != "" {
@@ -64,7 +57,7 @@ func main() {
 	case *fetch != "":
 		ref, err := blobstore.ParseRef(*fetch)
 		check(err)
-		rc, err := ctl.Fetch(ctx, ref, meta.Ring(), v.ID)
+		rc, err := ctl.Fetch(ctx, ref, st.Meta().Ring(), v.ID)
 		check(err)
 		n, err = io.Copy(io.Discard, rc)
 		check(err)
@@ -74,7 +67,7 @@ func main() {
 		check(err)
 		info, _ := f.Stat()
 		n = info.Size()
-		check(ctl.WriteBlob(ctx, v.ID, "default", ref, f, true))
+		check(ctl.WriteBlob(ctx, v.ID, store.DefaultCollection, ref, f, true))
 		f.Close()
 	default:
 		log.Fatal("give -fetch REF or -write FILE")

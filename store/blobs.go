@@ -1,0 +1,151 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
+)
+
+// ErrChanged: content being put changed between its hashing and its
+// storing; nothing was stored.
+var ErrChanged = errors.New("the file changed while it was being stored; nothing was stored")
+
+// Put stores content as one blob on volume, sealed with collection's key:
+// it hashes content, then writes it checked against that hash (content
+// that changed in between is ErrChanged, not stored wrong). A blob the
+// volume has already is not stored again. The bytes written are counted
+// into r. It returns the blob's ref and plaintext size.
+func (s *Store) Put(ctx context.Context, volumeID int, collection string, content io.ReadSeeker, r Reporter) (blobstore.Ref, int64, error) {
+	h := sha256.New()
+	size, err := io.Copy(h, content)
+	if err != nil {
+		return blobstore.Ref{}, 0, err
+	}
+	ref := blobstore.Ref(h.Sum(nil))
+	if _, err := content.Seek(0, io.SeekStart); err != nil {
+		return ref, 0, err
+	}
+	err = s.ctl.WriteBlob(ctx, volumeID, collection, ref, &countingReader{r: content, to: reporterOr(r)}, true)
+	if errors.Is(err, diskaccess.ErrRefMismatch) {
+		return ref, 0, ErrChanged
+	}
+	return ref, size, err
+}
+
+// countingReader counts bytes read into a Reporter.
+type countingReader struct {
+	r  io.Reader
+	to Reporter
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.to.Add(0, int64(n))
+	return n, err
+}
+
+// ErrNoBlob: the store has no blob of that ref.
+var ErrNoBlob = errors.New("no blob")
+
+// Cat writes blob ref's plaintext to w, read from the cheapest volume
+// that holds it, every byte verified. If that copy is damaged or lost, it
+// goes on from the same offset with the next volume (warning r), so the
+// output is whole. A ref the store does not know is ErrNoBlob; a store
+// opened without a key is ErrLocked.
+func (s *Store) Cat(ctx context.Context, ref blobstore.Ref, w io.Writer, r Reporter) error {
+	if s.meta.Ring() == nil {
+		return ErrLocked
+	}
+	meta, err := s.meta.QueryBlobMetadata(ctx, ref, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w %s", ErrNoBlob, ref)
+	}
+	if err != nil {
+		return err
+	}
+	order := s.ctl.ReadOrder(meta.Volumes)
+	if len(order) == 0 {
+		return s.explainUnavailable(meta.Volumes, fmt.Errorf("no volume holding blob %s is available", ref))
+	}
+	var written int64
+	for i, volume := range order {
+		n, err := s.catFrom(ctx, ref, volume, written, w)
+		written += n
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, diskaccess.ErrCorrupt) || i == len(order)-1 {
+			return err
+		}
+		reporterOr(r).Warn(fmt.Sprintf("%v; reading on from volume %s", err, s.VolumeName(ctx, order[i+1])))
+	}
+	return nil
+}
+
+// catFrom writes blob ref from offset on, read from volume with frames
+// opened ahead.
+func (s *Store) catFrom(ctx context.Context, ref blobstore.Ref, volume int, offset int64, w io.Writer) (int64, error) {
+	blob, err := s.ctl.OpenBlob(ctx, ref, s.meta.Ring(), volume)
+	if err != nil {
+		return 0, err
+	}
+	stream := blob.Stream(offset)
+	defer stream.Close()
+	return io.Copy(w, stream)
+}
+
+// explainUnavailable says why none of the volumes holding a blob is mounted.
+func (s *Store) explainUnavailable(volumes []int, err error) error {
+	var reasons []string
+	for _, id := range volumes {
+		if why := s.unavailable.get(id); why != nil {
+			reasons = append(reasons, why.Error())
+		}
+	}
+	if len(reasons) == 0 {
+		return err
+	}
+	return errors.New(strings.Join(reasons, "; "))
+}
+
+// BlobStat is what the store records about a blob.
+type BlobStat struct {
+	Ref        blobstore.Ref `json:"ref"`
+	Size       int64         `json:"size"`
+	Stored     int64         `json:"stored_size"`
+	Compressed bool          `json:"compressed"`
+	CRC32C     []byte        `json:"-"`
+	Volumes    []string      `json:"volumes"`
+	KeyID      string        `json:"key_id"`
+	Created    time.Time     `json:"created"`
+	Files      int           `json:"files"` // files of files/ whose content it is
+}
+
+// Stat returns what the store records about blob ref; needs no key. A ref
+// the store does not know is ErrNoBlob.
+func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (*BlobStat, error) {
+	meta, err := s.meta.QueryBlobMetadata(ctx, ref, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w %s", ErrNoBlob, ref)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st := &BlobStat{Ref: ref, Size: meta.RealSize, Stored: meta.SizeOnDisk, Compressed: meta.IsCompressed,
+		CRC32C: meta.ExpectedCrc32, KeyID: meta.EncryptionKeyId, Created: meta.Created}
+	for _, id := range meta.Volumes {
+		st.Volumes = append(st.Volumes, s.VolumeName(ctx, id))
+	}
+	if st.Files, err = s.meta.FilesUsing(ctx, ref); err != nil {
+		return nil, err
+	}
+	return st, nil
+}

@@ -1,0 +1,264 @@
+// Package store is a stofuse store as a library: a directory holding the
+// metadata (Badger, in meta/) and the registry of volumes, opened with a
+// key, and the jobs that are more than one blob: put, cat, stat, the
+// scrub of a volume, replicate, and the management of volumes,
+// collections and keys.
+//
+// It prints nothing, parses no flags and reads no environment: the caller
+// (the CLI, the mount daemon, a benchmark) passes in what it needs,
+// reports progress through a Reporter it gives, and renders the typed
+// results that come back.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/stofuse/stofuse/diskaccess"
+	"github.com/stofuse/stofuse/keyring"
+	"github.com/stofuse/stofuse/metastore/badger"
+)
+
+// The names a new store is created with.
+const (
+	DefaultVolume     = "default"
+	DefaultCollection = "default"
+	// KeyFileInside is the key file Create may leave inside the store
+	// (when the caller gives no key of its own); see KeyFileInsidePath.
+	KeyFileInside = "key"
+)
+
+var (
+	// ErrNotCreated: the directory holds no store yet (see Create).
+	ErrNotCreated = errors.New("no store here yet")
+	// ErrBusy: another process has the store open (a running mount).
+	ErrBusy = errors.New("in use by another stofuse process (a running mount?)")
+	// ErrNoPassphrase: a passphrase was given to a store that was never
+	// sealed with one.
+	ErrNoPassphrase = errors.New("this store has no passphrase")
+	// ErrLocked: the work needs the data keys, and the store was opened
+	// without a key.
+	ErrLocked = errors.New("the store was opened without a key")
+)
+
+// ErrInvalid is wrapped by the errors that say a request cannot be done
+// as asked (the caller's to change), as opposed to a failure on the way:
+// a name in use, a directory that holds a volume already, no such
+// volume or collection.
+var ErrInvalid = errors.New("invalid request")
+
+// invalidf is an error that satisfies errors.Is(err, ErrInvalid) and
+// reads as its own message.
+func invalidf(format string, args ...any) error {
+	return &invalidError{err: fmt.Errorf(format, args...)}
+}
+
+type invalidError struct{ err error }
+
+func (e *invalidError) Error() string        { return e.err.Error() }
+func (e *invalidError) Unwrap() error        { return e.err }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+// NotFoundError: no volume or collection of that name. It satisfies
+// errors.Is(err, ErrInvalid).
+type NotFoundError struct {
+	What string // "volume", "collection"
+	Name string
+}
+
+func (e *NotFoundError) Error() string        { return fmt.Sprintf("no %s %q", e.What, e.Name) }
+func (e *NotFoundError) Is(target error) bool { return target == ErrInvalid }
+
+// Store is an open store: its metadata, and a Controller with every
+// registered volume that is available mounted. Its methods may be called
+// from many goroutines at once.
+type Store struct {
+	dir  string
+	meta *badger.Store
+	ctl  *diskaccess.Controller
+	// unavailable says why registered volumes are not mounted.
+	unavailable volumeErrors
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// An Option sets how Open and Create open a store.
+type Option func(*config)
+
+type config struct {
+	key        func() (Key, error)
+	controller []diskaccess.Option
+}
+
+// WithKey unlocks the data keys with key. It is checked before anything
+// else happens: a wrong key is an error wrapping keyring.ErrWrongKey.
+// Without a key the store opens for keyless work only (stat, scrub,
+// replicate, volumes).
+func WithKey(key Key) Option {
+	return WithKeyFunc(func() (Key, error) { return key, nil })
+}
+
+// WithKeyFunc is WithKey with a key found only once the store is known to
+// exist (a key file inside it, a prompt): Open calls find before it
+// mounts any volume, and fails with its error.
+func WithKeyFunc(find func() (Key, error)) Option { return func(c *config) { c.key = find } }
+
+// WithController passes options to the store's diskaccess.Controller (a
+// mount's frame cache, for instance).
+func WithController(opts ...diskaccess.Option) Option {
+	return func(c *config) { c.controller = append(c.controller, opts...) }
+}
+
+// Open opens the store in dir and mounts every registered volume it can.
+// A directory without a store is ErrNotCreated (nothing is left behind
+// but an empty meta/); a store another process holds is ErrBusy.
+func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
+	cfg := configOf(opts)
+	s, err := openMeta(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.open(ctx, cfg); err != nil {
+		s.meta.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func configOf(opts []Option) *config {
+	cfg := &config{}
+	for _, opt := range opts {
+		opt(cfg)
+	}
+	return cfg
+}
+
+func openMeta(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store directory: %w", err)
+	}
+	meta, err := badger.Open(filepath.Join(dir, "meta"))
+	if errors.Is(err, badger.ErrStoreBusy) {
+		return nil, fmt.Errorf("store %s is %w", dir, ErrBusy)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Store{dir: dir, meta: meta, unavailable: volumeErrors{m: map[int]error{}}}, nil
+}
+
+func (s *Store) open(ctx context.Context, cfg *config) error {
+	initialized, err := s.meta.IsInitialized(ctx)
+	if err != nil {
+		return err
+	}
+	if !initialized {
+		return fmt.Errorf("store %s: %w", s.dir, ErrNotCreated)
+	}
+	if cfg.key != nil {
+		key, err := cfg.key()
+		if err != nil {
+			return err
+		}
+		if err := s.Unlock(ctx, key); err != nil {
+			return err
+		}
+	}
+	s.ctl = diskaccess.New(s.meta, cfg.controller...)
+	return s.mountVolumes(ctx)
+}
+
+// SealFunc returns the KEK a new store is sealed for, and its argon2id
+// parameters when it comes from a passphrase (else nil).
+type SealFunc func() (*keyring.KEK, *keyring.KDFParams, error)
+
+// Create makes a new store in dir, sealed for the KEK seal returns, with
+// the default collection and the default volume in dir/volumes/default,
+// and returns it open and unlocked. A directory that holds a store is
+// refused (ErrInvalid) before seal is called, so that no key is made or
+// asked for in vain.
+func Create(ctx context.Context, dir string, seal SealFunc, opts ...Option) (*Store, error) {
+	cfg := configOf(opts)
+	s, err := openMeta(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.create(ctx, seal, cfg); err != nil {
+		s.meta.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) create(ctx context.Context, seal SealFunc, cfg *config) error {
+	if done, err := s.meta.IsInitialized(ctx); err != nil || done {
+		if err == nil {
+			err = invalidf("store %s already exists", s.dir)
+		}
+		return err
+	}
+	kek, kdf, err := seal()
+	if err != nil {
+		return err
+	}
+	if err := s.meta.Initialize(ctx, kek, kdf); err != nil {
+		return err
+	}
+	if _, err := s.meta.CreateCollection(ctx, DefaultCollection); err != nil {
+		return err
+	}
+	s.ctl = diskaccess.New(s.meta, cfg.controller...)
+	path := filepath.Join(s.dir, "volumes", DefaultVolume)
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return err
+	}
+	_, err = s.AddVolume(ctx, LocalVolume(DefaultVolume, path))
+	return err
+}
+
+// Close closes the store's metadata; a second Close does nothing. The
+// store must not be used after.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.meta.Close() })
+	return s.closeErr
+}
+
+// Dir is the store directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Meta is the store's metadata: the catalog and files/ tree a mount
+// serves.
+func (s *Store) Meta() *badger.Store { return s.meta }
+
+// Controller reads and writes blobs on the store's mounted volumes.
+func (s *Store) Controller() *diskaccess.Controller { return s.ctl }
+
+// KeyFileInsidePath is where Create's caller may keep a key file inside
+// the store (see KeyFileInside), which Open's caller may then find.
+func KeyFileInsidePath(dir string) string { return filepath.Join(dir, KeyFileInside) }
+
+// volumeErrors says why registered volumes are not mounted.
+type volumeErrors struct {
+	mu sync.Mutex // guards m
+	m  map[int]error
+}
+
+func (v *volumeErrors) get(id int) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.m[id]
+}
+
+func (v *volumeErrors) set(id int, err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err == nil {
+		delete(v.m, id)
+	} else {
+		v.m[id] = err
+	}
+}
