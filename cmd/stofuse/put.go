@@ -124,4 +124,3 @@ func openInput(path string, stdin io.Reader) (*os.File, func(), error) {
 	}
 	return spool, func() { spool.Close() }, nil
 }
-

@@ -22,11 +22,11 @@ func statusCommand() *cli.Command {
 }
 
 type statusReport struct {
-	Store   string       `json:"store"`
-	Mount   *mountStatus `json:"mount,omitempty"`
-	Volumes []any        `json:"volumes"`
+	Store   string             `json:"store"`
+	Mount   *mountStatus       `json:"mount,omitempty"`
+	Volumes []any              `json:"volumes"`
 	Scrubs  []store.ScrubState `json:"scrubs"`
-	Jobs    []jobStatus  `json:"jobs"`
+	Jobs    []jobStatus        `json:"jobs"`
 }
 
 type mountStatus struct {

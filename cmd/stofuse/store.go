@@ -141,4 +141,3 @@ func (s *session) newStoreKEK(c *cli.Context, dir string, kind keyring.Kind) (*k
 func mountOptions(cache *diskaccess.FrameCache) []store.Option {
 	return []store.Option{store.WithController(diskaccess.WithFrameCache(cache))}
 }
-
