@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -40,6 +41,10 @@ var (
 	// ErrNoPassphrase: a passphrase was given to a store that was never
 	// sealed with one.
 	ErrNoPassphrase = errors.New("this store has no passphrase")
+	// ErrMetadataMissing: the store directory holds volumes but its
+	// metadata directory is gone. Open changes nothing then: the store is
+	// never re-created empty over its volumes.
+	ErrMetadataMissing = errors.New("its metadata directory is missing")
 	// ErrLocked: the work needs the data keys, and the store was opened
 	// without a key.
 	ErrLocked = errors.New("the store was opened without a key")
@@ -138,6 +143,9 @@ func configOf(opts []Option) *config {
 }
 
 func openMeta(dir string) (*Store, error) {
+	if lostMetadata(dir) {
+		return nil, fmt.Errorf("store %s holds volumes, but %w (%s)", dir, ErrMetadataMissing, filepath.Join(dir, "meta"))
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store directory: %w", err)
 	}
@@ -149,6 +157,16 @@ func openMeta(dir string) (*Store, error) {
 		return nil, err
 	}
 	return &Store{dir: dir, meta: meta, unavailable: volumeErrors{m: map[int]error{}}}, nil
+}
+
+// lostMetadata reports whether dir holds volumes but no metadata: meta/
+// is gone, or holds no Badger manifest (a database never written).
+func lostMetadata(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "volumes")); err != nil {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(dir, "meta", "MANIFEST"))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 func (s *Store) open(ctx context.Context, cfg *config) error {

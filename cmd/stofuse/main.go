@@ -92,6 +92,8 @@ func classify(err error) (int, string) {
 	switch {
 	case errors.As(err, &exit):
 		return exit.code, exit.Error()
+	case errors.Is(err, store.ErrMetadataMissing):
+		return exitFailure, err.Error() + ": nothing was changed; rebuild it from a volume with stofuse recover"
 	case errors.Is(err, store.ErrNoPassphrase):
 		return exitUsage, "wrong key: this store has no passphrase; give --key-file"
 	case errors.Is(err, keyring.ErrWrongKey):
