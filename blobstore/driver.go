@@ -50,13 +50,19 @@ type Driver interface {
 	// RoutingCost says how expensive reads from this volume are, relative to
 	// other drivers: a local disk is cheap (10), a network store is not
 	// (100 or more). Of the volumes that hold a blob, reads go to the
-	// cheapest.
+	// cheapest. How to read the volume is said by Properties, not by this
+	// number.
 	RoutingCost() int
+
+	// Properties says what kind of volume this is (see Properties). It does
+	// no I/O and returns the same value every time.
+	Properties() Properties
 }
 
 // RandomAccessDriver is a Driver that can read part of a blob without
 // reading what comes before it. diskaccess uses it for random-access reads;
-// a Driver without it is read from the start and skipped forward.
+// a Driver without it is read from the start and skipped forward (see
+// SequentialReaderAt).
 type RandomAccessDriver interface {
 	Driver
 

@@ -80,6 +80,10 @@ func (s *Store) path(ref blobstore.Ref) string {
 	return filepath.Join(s.shardDir(ref), ref.String())
 }
 
+// Properties implements blobstore.Driver: a local disk, read at random
+// offsets, with the reader's own read-ahead.
+func (s *Store) Properties() blobstore.Properties { return blobstore.Properties{} }
+
 // RawFetch implements blobstore.Driver.
 func (s *Store) RawFetch(ctx context.Context, ref blobstore.Ref) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {

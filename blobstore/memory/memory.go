@@ -17,17 +17,34 @@ import (
 
 // Store is an in-memory blobstore.Driver.
 type Store struct {
-	cost int
+	cost       int
+	properties blobstore.Properties
 
 	mu    sync.Mutex // guards blobs
 	blobs map[blobstore.Ref][]byte
 }
 
-var _ blobstore.RandomAccessDriver = (*Store)(nil)
+var (
+	_ blobstore.Driver             = (*Store)(nil)
+	_ blobstore.RandomAccessDriver = (*Store)(nil)
+)
+
+// Option changes a Store's defaults.
+type Option func(*Store)
+
+// WithProperties makes the store report p (the default is a local volume's
+// zero Properties), so that a test can stand in for a network volume.
+func WithProperties(p blobstore.Properties) Option {
+	return func(s *Store) { s.properties = p }
+}
 
 // New returns an empty store with the given routing cost.
-func New(routingCost int) *Store {
-	return &Store{cost: routingCost, blobs: make(map[blobstore.Ref][]byte)}
+func New(routingCost int, opts ...Option) *Store {
+	s := &Store{cost: routingCost, blobs: make(map[blobstore.Ref][]byte)}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
 }
 
 func notFound(ref blobstore.Ref) error {
@@ -36,6 +53,9 @@ func notFound(ref blobstore.Ref) error {
 
 // RoutingCost implements blobstore.Driver.
 func (s *Store) RoutingCost() int { return s.cost }
+
+// Properties implements blobstore.Driver.
+func (s *Store) Properties() blobstore.Properties { return s.properties }
 
 // RawStore implements blobstore.Driver.
 func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Reader) error {

@@ -52,6 +52,9 @@ const (
 	holdDir = "hold/"
 	// RoutingCost of an S3 volume: every read is a network round trip.
 	RoutingCost = 100
+	// readAhead is how many frames a sequential reader should keep in
+	// flight: enough requests to hide a round trip each.
+	readAhead = 16
 )
 
 // Store is a blobstore.Driver over an S3 bucket and key prefix.
@@ -134,6 +137,12 @@ func (s *Store) String() string {
 
 // RoutingCost implements blobstore.Driver.
 func (s *Store) RoutingCost() int { return RoutingCost }
+
+// Properties implements blobstore.Driver: a network store, where one
+// streaming GET of a blob beats a request per frame.
+func (s *Store) Properties() blobstore.Properties {
+	return blobstore.Properties{Remote: true, PreferStream: true, ReadAhead: readAhead}
+}
 
 func (s *Store) key(ref blobstore.Ref) string {
 	hex := ref.String()

@@ -42,6 +42,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
 		{"ConcurrentStores", testConcurrentStores},
 		{"ReadersNeverSeePartialBlobs", testReadersNeverSeePartial},
 		{"RandomAccess", testRandomAccess},
+		{"Properties", testProperties},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -351,5 +352,22 @@ func testRandomAccess(t *testing.T, d blobstore.Driver) {
 	buf := make([]byte, 100)
 	if _, err := r.ReadAt(buf, 1000); err != nil || !bytes.Equal(buf, content[1000:1100]) {
 		t.Fatalf("ReadAt after Remove: %v or wrong bytes", err)
+	}
+}
+
+// maxReadAhead bounds a sane read-ahead: each frame in flight holds up to
+// 1 MiB of buffers.
+const maxReadAhead = 256
+
+func testProperties(t *testing.T, d blobstore.Driver) {
+	p := d.Properties()
+	if p.ReadAhead < 0 || p.ReadAhead > maxReadAhead {
+		t.Fatalf("Properties().ReadAhead = %d, want 0..%d frames", p.ReadAhead, maxReadAhead)
+	}
+	if again := d.Properties(); again != p {
+		t.Fatalf("Properties() changed between calls: %+v, then %+v", p, again)
+	}
+	if p.Remote && d.RoutingCost() < 100 {
+		t.Fatalf("a remote driver has RoutingCost %d, want 100 or more (reads should go to local copies first)", d.RoutingCost())
 	}
 }
