@@ -3,6 +3,7 @@ package blobstore
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // Driver holds raw blobs on one volume: a local directory, later an S3
@@ -31,15 +32,16 @@ type Driver interface {
 	// unverified: bit rot is the caller's to detect.
 	RawFetch(ctx context.Context, ref Ref) (io.ReadCloser, error)
 
-	// Stat returns the stored size of the blob under ref in bytes, or an
-	// fs.ErrNotExist error. It reads no blob content.
-	Stat(ctx context.Context, ref Ref) (int64, error)
+	// Stat returns the stored size and modification time of the blob under
+	// ref, or an fs.ErrNotExist error. It reads no blob content.
+	Stat(ctx context.Context, ref Ref) (BlobInfo, error)
 
 	// List calls fn once for every stored blob, in ascending ref order, with
-	// its stored size. Blobs stored or removed while List runs may or may
-	// not be seen. Returning an error from fn stops the listing and List
-	// returns that error. Listing an empty volume is not an error.
-	List(ctx context.Context, fn func(ref Ref, size int64) error) error
+	// what Stat would return for it. Blobs stored or removed while List
+	// runs may or may not be seen. Returning an error from fn stops the
+	// listing and List returns that error. Listing an empty volume is not
+	// an error.
+	List(ctx context.Context, fn func(BlobInfo) error) error
 
 	// Remove deletes the blob under ref. It returns an fs.ErrNotExist error
 	// if there is none, so a second Remove of the same ref reports that;
@@ -57,6 +59,17 @@ type Driver interface {
 	// Properties says what kind of volume this is (see Properties). It does
 	// no I/O and returns the same value every time.
 	Properties() Properties
+}
+
+// BlobInfo describes a stored blob, as Stat and List report it.
+type BlobInfo struct {
+	Ref Ref
+	// Size is the stored size in bytes.
+	Size int64
+	// ModTime is when the blob was last stored (a replace by RawStore sets
+	// it again), by the volume's clock and to its resolution: a second on
+	// S3. A grace period measured against it must allow for both.
+	ModTime time.Time
 }
 
 // RandomAccessDriver is a Driver that can read part of a blob without

@@ -16,11 +16,11 @@ import (
 // It returns an fs.ErrNotExist error if there is no blob under ref. ctx
 // bounds every RawFetch the reader makes, until Close.
 func SequentialReaderAt(ctx context.Context, driver Driver, ref Ref) (RawReaderAt, error) {
-	size, err := driver.Stat(ctx, ref)
+	info, err := driver.Stat(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	return &sequentialReaderAt{ctx: ctx, driver: driver, ref: ref, size: size}, nil
+	return &sequentialReaderAt{ctx: ctx, driver: driver, ref: ref, size: info.Size}, nil
 }
 
 type sequentialReaderAt struct {

@@ -118,15 +118,15 @@ type rawFile struct {
 func (f *rawFile) Size() int64 { return f.size }
 
 // Stat implements blobstore.Driver.
-func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (int64, error) {
+func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (blobstore.BlobInfo, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return blobstore.BlobInfo{}, err
 	}
 	info, err := os.Stat(s.path(ref))
 	if err != nil {
-		return 0, err
+		return blobstore.BlobInfo{}, err
 	}
-	return info.Size(), nil
+	return blobstore.BlobInfo{Ref: ref, Size: info.Size(), ModTime: info.ModTime()}, nil
 }
 
 // Remove implements blobstore.Driver. The removal is made durable by an
@@ -143,8 +143,9 @@ func (s *Store) Remove(ctx context.Context, ref blobstore.Ref) error {
 
 // List implements blobstore.Driver. Shards and the names in them are read in
 // sorted order, which is ascending ref order. Names that are not refs
-// (temp files, strays) are not listed.
-func (s *Store) List(ctx context.Context, fn func(ref blobstore.Ref, size int64) error) error {
+// (temp files, strays) are not listed. The modification time is the
+// file's, which the rename of a store leaves as the temp file's last write.
+func (s *Store) List(ctx context.Context, fn func(blobstore.BlobInfo) error) error {
 	shards, err := readShardNames(s.dir)
 	if err != nil {
 		return err
@@ -157,7 +158,7 @@ func (s *Store) List(ctx context.Context, fn func(ref blobstore.Ref, size int64)
 	return nil
 }
 
-func (s *Store) listShard(ctx context.Context, shard string, fn func(blobstore.Ref, int64) error) error {
+func (s *Store) listShard(ctx context.Context, shard string, fn func(blobstore.BlobInfo) error) error {
 	entries, err := os.ReadDir(filepath.Join(s.dir, shard))
 	if err != nil {
 		return err
@@ -177,7 +178,7 @@ func (s *Store) listShard(ctx context.Context, shard string, fn func(blobstore.R
 		if err != nil {
 			return err
 		}
-		if err := fn(ref, info.Size()); err != nil {
+		if err := fn(blobstore.BlobInfo{Ref: ref, Size: info.Size(), ModTime: info.ModTime()}); err != nil {
 			return err
 		}
 	}

@@ -104,8 +104,8 @@ func TestListSkipsStrays(t *testing.T) {
 		t.Fatal(err)
 	}
 	var listed []blobstore.Ref
-	err := s.List(context.Background(), func(r blobstore.Ref, _ int64) error {
-		listed = append(listed, r)
+	err := s.List(context.Background(), func(info blobstore.BlobInfo) error {
+		listed = append(listed, info.Ref)
 		return nil
 	})
 	if err != nil || len(listed) != 1 || listed[0] != ref {

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/stofuse/stofuse/blobstore"
 )
@@ -21,7 +22,13 @@ type Store struct {
 	properties blobstore.Properties
 
 	mu    sync.Mutex // guards blobs
-	blobs map[blobstore.Ref][]byte
+	blobs map[blobstore.Ref]stored
+}
+
+// stored is one blob or named object and when it was stored.
+type stored struct {
+	data    []byte
+	modTime time.Time
 }
 
 var (
@@ -40,7 +47,7 @@ func WithProperties(p blobstore.Properties) Option {
 
 // New returns an empty store with the given routing cost.
 func New(routingCost int, opts ...Option) *Store {
-	s := &Store{cost: routingCost, blobs: make(map[blobstore.Ref][]byte)}
+	s := &Store{cost: routingCost, blobs: make(map[blobstore.Ref]stored)}
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -68,16 +75,16 @@ func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Read
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.blobs[ref] = buf.Bytes()
+	s.blobs[ref] = stored{buf.Bytes(), time.Now()}
 	return nil
 }
 
-func (s *Store) get(ref blobstore.Ref) ([]byte, error) {
+func (s *Store) get(ref blobstore.Ref) (stored, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	blob, ok := s.blobs[ref]
 	if !ok {
-		return nil, notFound(ref)
+		return stored{}, notFound(ref)
 	}
 	return blob, nil
 }
@@ -88,7 +95,7 @@ func (s *Store) RawFetch(ctx context.Context, ref blobstore.Ref) (io.ReadCloser,
 	if err != nil {
 		return nil, err
 	}
-	return io.NopCloser(bytes.NewReader(blob)), nil
+	return io.NopCloser(bytes.NewReader(blob.data)), nil
 }
 
 // RawOpen implements blobstore.RandomAccessDriver.
@@ -97,7 +104,7 @@ func (s *Store) RawOpen(ctx context.Context, ref blobstore.Ref) (blobstore.RawRe
 	if err != nil {
 		return nil, err
 	}
-	return readerAt{bytes.NewReader(blob)}, nil
+	return readerAt{bytes.NewReader(blob.data)}, nil
 }
 
 type readerAt struct{ *bytes.Reader }
@@ -105,30 +112,28 @@ type readerAt struct{ *bytes.Reader }
 func (readerAt) Close() error { return nil }
 
 // Stat implements blobstore.Driver.
-func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (int64, error) {
+func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (blobstore.BlobInfo, error) {
 	blob, err := s.get(ref)
 	if err != nil {
-		return 0, err
+		return blobstore.BlobInfo{}, err
 	}
-	return int64(len(blob)), nil
+	return blobstore.BlobInfo{Ref: ref, Size: int64(len(blob.data)), ModTime: blob.modTime}, nil
 }
 
 // List implements blobstore.Driver.
-func (s *Store) List(ctx context.Context, fn func(blobstore.Ref, int64) error) error {
+func (s *Store) List(ctx context.Context, fn func(blobstore.BlobInfo) error) error {
 	s.mu.Lock()
-	refs := make([]blobstore.Ref, 0, len(s.blobs))
-	sizes := make(map[blobstore.Ref]int64, len(s.blobs))
+	infos := make([]blobstore.BlobInfo, 0, len(s.blobs))
 	for ref, blob := range s.blobs {
-		refs = append(refs, ref)
-		sizes[ref] = int64(len(blob))
+		infos = append(infos, blobstore.BlobInfo{Ref: ref, Size: int64(len(blob.data)), ModTime: blob.modTime})
 	}
 	s.mu.Unlock()
-	slices.SortFunc(refs, blobstore.Ref.Compare)
-	for _, ref := range refs {
+	slices.SortFunc(infos, func(a, b blobstore.BlobInfo) int { return a.Ref.Compare(b.Ref) })
+	for _, info := range infos {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := fn(ref, sizes[ref]); err != nil {
+		if err := fn(info); err != nil {
 			return err
 		}
 	}
@@ -151,5 +156,7 @@ func (s *Store) Remove(ctx context.Context, ref blobstore.Ref) error {
 func (s *Store) Corrupt(ref blobstore.Ref, fn func([]byte) []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.blobs[ref] = fn(slices.Clone(s.blobs[ref]))
+	blob := s.blobs[ref]
+	blob.data = fn(slices.Clone(blob.data))
+	s.blobs[ref] = blob
 }

@@ -168,9 +168,13 @@ func (s *Store) refOfKey(key string) (ref blobstore.Ref, ok bool) {
 }
 
 // Stat implements blobstore.Driver with a HEAD request.
-func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (int64, error) {
+// The modification time is the object's Last-Modified, to the second.
+func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (blobstore.BlobInfo, error) {
 	info, err := s.statKey(ctx, s.key(ref))
-	return info.Size, err
+	if err != nil {
+		return blobstore.BlobInfo{}, err
+	}
+	return blobstore.BlobInfo{Ref: ref, Size: info.Size, ModTime: info.LastModified}, nil
 }
 
 func (s *Store) statKey(ctx context.Context, key string) (minio.ObjectInfo, error) {
@@ -204,7 +208,7 @@ func (s *Store) Remove(ctx context.Context, ref blobstore.Ref) error {
 // List implements blobstore.Driver. A listing that fails for a transient
 // reason resumes after the last key it returned; the retry policy bounds
 // the failures in a row, not over the whole listing.
-func (s *Store) List(ctx context.Context, fn func(ref blobstore.Ref, size int64) error) error {
+func (s *Store) List(ctx context.Context, fn func(blobstore.BlobInfo) error) error {
 	lastKey := ""
 	for failures := 1; ; failures++ {
 		resumedFrom := lastKey
@@ -227,7 +231,7 @@ func (s *Store) List(ctx context.Context, fn func(ref blobstore.Ref, size int64)
 
 // listFrom lists the blobs after *lastKey, advancing it. It returns the
 // listing's error, or fn's error when fn stopped it.
-func (s *Store) listFrom(ctx context.Context, lastKey *string, fn func(blobstore.Ref, int64) error) (err, fnErr error) {
+func (s *Store) listFrom(ctx context.Context, lastKey *string, fn func(blobstore.BlobInfo) error) (err, fnErr error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	options := minio.ListObjectsOptions{Prefix: s.prefix, Recursive: true, StartAfter: *lastKey}
@@ -237,7 +241,7 @@ func (s *Store) listFrom(ctx context.Context, lastKey *string, fn func(blobstore
 		}
 		*lastKey = object.Key
 		if ref, ok := s.refOfKey(object.Key); ok {
-			if err := fn(ref, object.Size); err != nil {
+			if err := fn(blobstore.BlobInfo{Ref: ref, Size: object.Size, ModTime: object.LastModified}); err != nil {
 				return nil, err
 			}
 		}

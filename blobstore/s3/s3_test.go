@@ -60,8 +60,8 @@ func TestListSkipsStrays(t *testing.T) {
 	}
 	put(t, srv, strings.TrimSuffix(cfg.Prefix, "/")+"0/"+hex[:3]+"/"+hex, "another volume's prefix")
 	var listed []blobstore.Ref
-	err := store.List(context.Background(), func(r blobstore.Ref, _ int64) error {
-		listed = append(listed, r)
+	err := store.List(context.Background(), func(info blobstore.BlobInfo) error {
+		listed = append(listed, info.Ref)
 		return nil
 	})
 	if err != nil || len(listed) != 1 || listed[0] != ref {

@@ -169,8 +169,8 @@ func (h *harness) damage(t *testing.T, volume int, ref blobstore.Ref, fn func([]
 func (h *harness) blobCount(t *testing.T, volume int) int {
 	t.Helper()
 	n := 0
-	err := h.volumes[volume].List(h.ctx, func(ref blobstore.Ref, _ int64) error {
-		if !diskaccess.IsVolumeDescriptor(ref) {
+	err := h.volumes[volume].List(h.ctx, func(info blobstore.BlobInfo) error {
+		if !diskaccess.IsVolumeDescriptor(info.Ref) {
 			n++
 		}
 		return nil
