@@ -49,6 +49,40 @@ type Driver interface {
 	// that opened the blob before keep reading the whole old blob.
 	Remove(ctx context.Context, ref Ref) error
 
+	// PutObject stores the bytes read from content as the named object
+	// name (see CheckObjectName), replacing any object of that name. Named
+	// objects are a namespace apart from blobs: List never reports one, and
+	// ListObjects never reports a blob. A name that is not valid is an
+	// ErrInvalidObjectName error, and nothing is stored.
+	//
+	// Atomic and durable as RawStore is: a reader sees the old object or the
+	// whole new one; a content error or a cancelled ctx before io.EOF stores
+	// nothing and leaves the old object as it was; when PutObject returns nil
+	// the object survives a crash or power loss. Idempotent.
+	PutObject(ctx context.Context, name string, content io.Reader) error
+
+	// GetObject opens the named object for reading from its start. It
+	// returns an fs.ErrNotExist error if there is none, and an
+	// ErrInvalidObjectName error for a name that is not valid. The caller
+	// must close the reader. If the object is replaced or removed while it is
+	// read, the reader reads the old object to its end or fails; it never
+	// mixes two versions.
+	GetObject(ctx context.Context, name string) (io.ReadCloser, error)
+
+	// ListObjects calls fn once for every named object whose name starts
+	// with prefix (compared byte by byte; "" lists them all), in ascending
+	// name order. Objects stored or removed while it runs may or may not be
+	// seen. Returning an error from fn stops the listing and ListObjects
+	// returns that error. No object matching is not an error.
+	ListObjects(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
+
+	// RemoveObject deletes the named object. It returns an fs.ErrNotExist
+	// error if there is none (so a second RemoveObject reports that), and an
+	// ErrInvalidObjectName error for a name that is not valid. When it
+	// returns nil the removal is durable. Readers that opened the object
+	// before read it to its end or fail, as for a replace.
+	RemoveObject(ctx context.Context, name string) error
+
 	// RoutingCost says how expensive reads from this volume are, relative to
 	// other drivers: a local disk is cheap (10), a network store is not
 	// (100 or more). Of the volumes that hold a blob, reads go to the

@@ -3,10 +3,12 @@
 // Layout: a blob with ref abcdef... lives at DIR/abc/abcdef... (the first
 // three hex characters name its shard). 4096 shards keep every directory
 // at a few thousand entries at 10 million blobs. Shards are made on first
-// use.
+// use. Named objects live in DIR/objects, one file each, a name's '/'
+// spelled '+' (see blobstore.FlatObjectName).
 //
-// Writes are durable and atomic: temp file in the shard directory, write,
-// length check, fsync, rename, fsync of the directory. A temp file is locked
+// Writes of blobs and named objects alike are durable and atomic: temp file
+// in the file's own directory, write, length check, fsync, rename, fsync of
+// the directory. A temp file is locked
 // (flock) while it is written, so Sweep can tell an abandoned one from one
 // being written by a live process.
 package localfs
@@ -39,7 +41,7 @@ type Store struct {
 	dir string
 
 	mu     sync.Mutex      // guards synced
-	synced map[string]bool // shard directories whose entry is known durable
+	synced map[string]bool // directories (shards, objects) whose entry is known durable
 }
 
 var (

@@ -16,16 +16,30 @@ import (
 	"github.com/stofuse/stofuse/blobstore"
 )
 
-// RawStore implements blobstore.Driver: temp file in the shard directory ->
-// write -> length check -> fsync -> rename -> fsync directory. Until the
-// rename nothing is visible under the ref; after the directory fsync the
-// blob survives power loss.
+// RawStore implements blobstore.Driver (see storeFile).
 func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Reader) error {
-	shard := s.shardDir(ref)
-	if err := s.makeShard(shard); err != nil {
+	return s.storeFile(ctx, s.shardDir(ref), s.path(ref), content)
+}
+
+// PutObject implements blobstore.Driver: a named object is stored like a
+// blob (see storeFile), in the objects directory.
+func (s *Store) PutObject(ctx context.Context, name string, content io.Reader) error {
+	path, err := s.objectPath(name)
+	if err != nil {
 		return err
 	}
-	temp, tempName, err := createLockedTemp(shard)
+	return s.storeFile(ctx, s.objectsDir(), path, content)
+}
+
+// storeFile stores content at path, a file in dir: temp file in dir ->
+// write -> length check -> fsync -> rename -> fsync dir. Until the rename
+// nothing is visible at path; after the directory fsync the file survives
+// power loss.
+func (s *Store) storeFile(ctx context.Context, dir, path string, content io.Reader) error {
+	if err := s.makeDir(dir); err != nil {
+		return err
+	}
+	temp, tempName, err := createLockedTemp(dir)
 	if err != nil {
 		return err
 	}
@@ -36,32 +50,33 @@ func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Read
 		os.Remove(tempName)
 		return err
 	}
-	if err := os.Rename(tempName, s.path(ref)); err != nil {
+	if err := os.Rename(tempName, path); err != nil {
 		os.Remove(tempName)
 		return err
 	}
-	return syncDir(shard)
+	return syncDir(dir)
 }
 
-// makeShard creates a shard directory on first use and makes its entry in
-// the volume directory durable. A shard made by someone else (another
-// writer that may not have synced yet, or an earlier process) is synced
-// once too before a blob in it is trusted to be durable.
-func (s *Store) makeShard(shard string) error {
+// makeDir creates a directory of the volume (a shard, or the objects
+// directory) on first use and makes its entry in the volume directory
+// durable. A directory made by someone else (another writer that may not
+// have synced yet, or an earlier process) is synced once too before a file
+// in it is trusted to be durable.
+func (s *Store) makeDir(dir string) error {
 	s.mu.Lock()
-	known := s.synced[shard]
+	known := s.synced[dir]
 	s.mu.Unlock()
 	if known {
 		return nil
 	}
-	if err := os.Mkdir(shard, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
 	if err := syncDir(s.dir); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.synced[shard] = true
+	s.synced[dir] = true
 	s.mu.Unlock()
 	return nil
 }
@@ -126,19 +141,23 @@ type onlyWriter struct{ w io.Writer }
 func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // Sweep implements blobstore.Sweeper: it removes the temp files of writes
-// that died. A temp file whose lock it cannot take belongs to a write in
-// progress and is left alone.
+// that died, in the shards and the objects directory. A temp file whose
+// lock it cannot take belongs to a write in progress and is left alone.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	shards, err := readShardNames(s.dir)
 	if err != nil {
 		return 0, err
 	}
-	removed := 0
+	dirs := []string{s.objectsDir()}
 	for _, shard := range shards {
+		dirs = append(dirs, filepath.Join(s.dir, shard))
+	}
+	removed := 0
+	for _, dir := range dirs {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
-		n, err := sweepShard(filepath.Join(s.dir, shard))
+		n, err := sweepDir(dir)
 		removed += n
 		if err != nil {
 			return removed, err
@@ -147,14 +166,19 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	return removed, nil
 }
 
-func sweepShard(shard string) (int, error) {
-	entries, err := os.ReadDir(shard)
+// sweepDir removes the abandoned temp files of one directory; a directory
+// not made yet has none.
+func sweepDir(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
 	removed := 0
 	for _, entry := range entries {
-		path := filepath.Join(shard, entry.Name())
+		path := filepath.Join(dir, entry.Name())
 		var gone bool
 		var err error
 		switch {
@@ -173,7 +197,7 @@ func sweepShard(shard string) (int, error) {
 		}
 	}
 	if removed > 0 {
-		return removed, syncDir(shard)
+		return removed, syncDir(dir)
 	}
 	return removed, nil
 }

@@ -21,8 +21,9 @@ type Store struct {
 	cost       int
 	properties blobstore.Properties
 
-	mu    sync.Mutex // guards blobs
-	blobs map[blobstore.Ref]stored
+	mu      sync.Mutex // guards blobs and objects
+	blobs   map[blobstore.Ref]stored
+	objects map[string]stored // named objects, by name
 }
 
 // stored is one blob or named object and when it was stored.
@@ -47,7 +48,7 @@ func WithProperties(p blobstore.Properties) Option {
 
 // New returns an empty store with the given routing cost.
 func New(routingCost int, opts ...Option) *Store {
-	s := &Store{cost: routingCost, blobs: make(map[blobstore.Ref]stored)}
+	s := &Store{cost: routingCost, blobs: make(map[blobstore.Ref]stored), objects: make(map[string]stored)}
 	for _, opt := range opts {
 		opt(s)
 	}

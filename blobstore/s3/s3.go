@@ -4,7 +4,8 @@
 // Layout: a blob with ref abcdef... is the object PREFIX + "abc/abcdef...",
 // sharded like localfs. S3 lists keys in byte order, and the shard is the
 // ref's own first characters, so listing the prefix yields ascending refs.
-// The volume descriptor is the blob under the all-zero ref, like any other.
+// Named objects are PREFIX + "objects/" + the name with each '/' spelled
+// '+' (see blobstore.FlatObjectName).
 //
 // Writes: a blob is read into memory one part (Config.PartSize) at a time,
 // never whole (the next part is read while one is sent, so two parts at

@@ -46,7 +46,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
 		{"Properties", testProperties},
 		{"ModTimes", testModTimes},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, objectTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newDriver(t))
 		})
