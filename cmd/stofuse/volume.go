@@ -53,7 +53,7 @@ func addVolume(ctx context.Context, meta *badger.Store, ctl *diskaccess.Controll
 	added, err := meta.AddVolume(ctx, *v)
 	if err != nil {
 		// Leave the volume as it was, so that volume add can be retried.
-		driver.Remove(ctx, blobstore.Ref{})
+		driver.RemoveObject(ctx, diskaccess.VolumeDescriptorName)
 		return nil, err
 	}
 	return added, nil
