@@ -21,7 +21,8 @@ type Driver interface {
 	// partial one. If content returns an error, or ctx is cancelled, before
 	// io.EOF, nothing is stored, the old blob (if any) is left as it was, and
 	// the error is returned. When RawStore returns nil the blob is durable:
-	// it survives a crash or power loss from then on.
+	// it survives a crash or power loss from then on (unless ctx comes from
+	// WithDeferredSync: then from the next Sync on).
 	//
 	// Idempotent: storing the same bytes twice leaves one copy.
 	RawStore(ctx context.Context, ref Ref, content io.Reader) error
@@ -58,7 +59,8 @@ type Driver interface {
 	// Atomic and durable as RawStore is: a reader sees the old object or the
 	// whole new one; a content error or a cancelled ctx before io.EOF stores
 	// nothing and leaves the old object as it was; when PutObject returns nil
-	// the object survives a crash or power loss. Idempotent.
+	// the object survives a crash or power loss (under WithDeferredSync,
+	// once the next Sync returned nil). Idempotent.
 	PutObject(ctx context.Context, name string, content io.Reader) error
 
 	// GetObject opens the named object for reading from its start. It
@@ -82,6 +84,16 @@ type Driver interface {
 	// returns nil the removal is durable. Readers that opened the object
 	// before read it to its end or fail, as for a replace.
 	RemoveObject(ctx context.Context, name string) error
+
+	// Sync makes durable everything this Driver value stored under a
+	// WithDeferredSync context with a RawStore or PutObject that returned
+	// before Sync was called. When Sync returns nil those blobs and objects
+	// survive a crash or power loss. If it fails, some may be durable and
+	// some not: treat none as durable; the next Sync tries them all again.
+	// With nothing deferred it returns nil at once. It may be called any
+	// number of times, concurrently with stores and with other Syncs. A
+	// driver whose stores are always durable at return does nothing.
+	Sync(ctx context.Context) error
 
 	// RoutingCost says how expensive reads from this volume are, relative to
 	// other drivers: a local disk is cheap (10), a network store is not

@@ -8,7 +8,8 @@
 //
 // Writes of blobs and named objects alike are durable and atomic: temp file
 // in the file's own directory, write, length check, fsync, rename, fsync of
-// the directory. A temp file is locked
+// the directory; under blobstore.WithDeferredSync a new file's two fsyncs
+// wait for Sync. A temp file is locked
 // (flock) while it is written, so Sweep can tell an abandoned one from one
 // being written by a live process.
 package localfs
@@ -42,6 +43,8 @@ type Store struct {
 
 	mu     sync.Mutex      // guards synced
 	synced map[string]bool // directories (shards, objects) whose entry is known durable
+
+	deferred deferredSyncs // what stores under WithDeferredSync left to Sync
 }
 
 var (

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +35,9 @@ func (s *Store) PutObject(ctx context.Context, name string, content io.Reader) e
 // storeFile stores content at path, a file in dir: temp file in dir ->
 // write -> length check -> fsync -> rename -> fsync dir. Until the rename
 // nothing is visible at path; after the directory fsync the file survives
-// power loss.
+// power loss. Under blobstore.WithDeferredSync both fsyncs of a new file
+// are left to Sync; a file that replaces one is synced at once, so that a
+// crash never costs the durable old one.
 func (s *Store) storeFile(ctx context.Context, dir, path string, content io.Reader) error {
 	if err := s.makeDir(dir); err != nil {
 		return err
@@ -46,7 +49,8 @@ func (s *Store) storeFile(ctx context.Context, dir, path string, content io.Read
 	// Closing releases the lock, so the file is closed only after it has
 	// been renamed or removed: Sweep never takes a live temp file.
 	defer temp.Close()
-	if err := writeAndSync(ctx, temp, content); err != nil {
+	deferred := blobstore.SyncDeferred(ctx) && !exists(path)
+	if err := writeTemp(ctx, temp, content, !deferred); err != nil {
 		os.Remove(tempName)
 		return err
 	}
@@ -54,7 +58,16 @@ func (s *Store) storeFile(ctx context.Context, dir, path string, content io.Read
 		os.Remove(tempName)
 		return err
 	}
+	if deferred {
+		s.deferred.add(path, dir)
+		return nil
+	}
 	return syncDir(dir)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // makeDir creates a directory of the volume (a shard, or the objects
@@ -108,7 +121,9 @@ func createLockedTemp(dir string) (*os.File, string, error) {
 // 32 KiB, so that a blob of 128 KiB frames takes few write calls.
 var copyBuffers = sync.Pool{New: func() any { return new([256 << 10]byte) }}
 
-func writeAndSync(ctx context.Context, temp *os.File, content io.Reader) error {
+// writeTemp copies content to temp, checks that the file holds all of it,
+// and fsyncs it if asked to.
+func writeTemp(ctx context.Context, temp *os.File, content io.Reader, fsync bool) error {
 	buf := copyBuffers.Get().(*[256 << 10]byte)
 	defer copyBuffers.Put(buf)
 	written, err := io.CopyBuffer(onlyWriter{temp}, blobstore.ContextReader(ctx, content), buf[:])
@@ -121,6 +136,9 @@ func writeAndSync(ctx context.Context, temp *os.File, content io.Reader) error {
 	}
 	if info.Size() != written {
 		return fmt.Errorf("localfs: a temp file holds %d bytes after writing %d", info.Size(), written)
+	}
+	if !fsync {
+		return nil
 	}
 	return temp.Sync()
 }

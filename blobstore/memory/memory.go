@@ -141,6 +141,9 @@ func (s *Store) List(ctx context.Context, fn func(blobstore.BlobInfo) error) err
 	return nil
 }
 
+// Sync implements blobstore.Driver: RAM has no durability to wait for.
+func (s *Store) Sync(ctx context.Context) error { return nil }
+
 // Remove implements blobstore.Driver.
 func (s *Store) Remove(ctx context.Context, ref blobstore.Ref) error {
 	s.mu.Lock()

@@ -91,6 +91,11 @@ func (s *Store) upload(ctx context.Context, target putTarget, content io.Reader)
 	return s.putMultipart(ctx, target, part, content)
 }
 
+// Sync implements blobstore.Driver. It has nothing to do: a store is
+// durable when the server acknowledged it, and RawStore and PutObject wait
+// for that whether or not their context defers syncs.
+func (s *Store) Sync(ctx context.Context) error { return nil }
+
 // readPart reads up to partSize bytes into buf, reusing its memory and
 // growing it as needed. It returns io.EOF when content ended (with the last
 // bytes, if any) and any other error of content as is, even one returned

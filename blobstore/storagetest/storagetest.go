@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
 		{"Properties", testProperties},
 		{"ModTimes", testModTimes},
 	}
-	for _, tc := range append(tests, objectTests...) {
+	for _, tc := range slices.Concat(tests, objectTests, syncTests) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newDriver(t))
 		})
