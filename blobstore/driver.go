@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// Driver holds raw blobs on one volume: a local directory, later an S3
-// bucket. Raw means raw: a driver stores and returns exactly the bytes it is
+// Driver holds raw blobs, and a few named objects beside them, on one
+// volume: a local directory or an S3 bucket prefix. Raw means raw: a driver stores and returns exactly the bytes it is
 // given, with no crypto and no verification; integrity is checked above it.
 //
 // Not found is always reported with an error that satisfies
@@ -90,7 +90,7 @@ type Driver interface {
 	// before Sync was called. When Sync returns nil those blobs and objects
 	// survive a crash or power loss. If it fails, some may be durable and
 	// some not: treat none as durable; the next Sync tries them all again.
-	// With nothing deferred it returns nil at once. It may be called any
+	// With nothing deferred it has nothing to do. It may be called any
 	// number of times, concurrently with stores and with other Syncs. A
 	// driver whose stores are always durable at return does nothing.
 	Sync(ctx context.Context) error

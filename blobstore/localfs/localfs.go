@@ -9,9 +9,8 @@
 // Writes of blobs and named objects alike are durable and atomic: temp file
 // in the file's own directory, write, length check, fsync, rename, fsync of
 // the directory; under blobstore.WithDeferredSync a new file's two fsyncs
-// wait for Sync. A temp file is locked
-// (flock) while it is written, so Sweep can tell an abandoned one from one
-// being written by a live process.
+// wait for Sync. A temp file is locked (flock) while it is written, so
+// Sweep can tell an abandoned one from one being written by a live process.
 package localfs
 
 import (
