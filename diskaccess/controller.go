@@ -3,7 +3,6 @@ package diskaccess
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 	"time"
@@ -140,7 +139,7 @@ func rawOpen(ctx context.Context, driver blobstore.Driver, ref blobstore.Ref, vo
 	if ra, ok := driver.(blobstore.RandomAccessDriver); ok {
 		src, err = ra.RawOpen(ctx, ref)
 	} else {
-		src, err = openSequential(ctx, driver, ref)
+		src, err = blobstore.SequentialReaderAt(ctx, driver, ref)
 	}
 	if isNotExist(err) {
 		return nil, missingError(ref, volumeId)
@@ -183,71 +182,4 @@ func (l *refLocks) lock(ref blobstore.Ref) func() {
 		}
 		l.mu.Unlock()
 	}
-}
-
-// sequentialReaderAt serves ReadAt from a driver that can only read from
-// the start: forward reads skip ahead, backward reads reopen the blob.
-type sequentialReaderAt struct {
-	ctx    context.Context
-	driver blobstore.Driver
-	ref    blobstore.Ref
-	size   int64
-
-	mu  sync.Mutex // guards rc and pos
-	rc  io.ReadCloser
-	pos int64
-}
-
-func openSequential(ctx context.Context, driver blobstore.Driver, ref blobstore.Ref) (*sequentialReaderAt, error) {
-	size, err := driver.Stat(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	return &sequentialReaderAt{ctx: ctx, driver: driver, ref: ref, size: size}, nil
-}
-
-func (s *sequentialReaderAt) Size() int64 { return s.size }
-
-func (s *sequentialReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.rc == nil || s.pos < 0 || off < s.pos {
-		if err := s.reopen(); err != nil {
-			return 0, err
-		}
-	}
-	if _, err := io.CopyN(io.Discard, s.rc, off-s.pos); err != nil {
-		s.pos = -1 // unknown: reopen next time
-		return 0, err
-	}
-	n, err := io.ReadFull(s.rc, p)
-	s.pos = off + int64(n)
-	if err == io.ErrUnexpectedEOF {
-		err = io.EOF
-	}
-	return n, err
-}
-
-func (s *sequentialReaderAt) reopen() error {
-	if s.rc != nil {
-		s.rc.Close()
-	}
-	rc, err := s.driver.RawFetch(s.ctx, s.ref)
-	if err != nil {
-		s.rc = nil
-		return err
-	}
-	s.rc, s.pos = rc, 0
-	return nil
-}
-
-func (s *sequentialReaderAt) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.rc == nil {
-		return nil
-	}
-	err := s.rc.Close()
-	s.rc = nil
-	return err
 }

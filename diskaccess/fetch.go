@@ -48,9 +48,12 @@ func (c *Controller) OpenBlob(ctx context.Context, ref blobstore.Ref, keys KeyRi
 		return nil, err
 	}
 	blob.cache = c.frameCache
-	if driver.RoutingCost() >= 100 {
-		// A network volume: a Stream reads the blob in one request.
-		blob.readAhead = remoteReadAhead
+	props := driver.Properties()
+	if props.ReadAhead > 0 {
+		blob.readAhead = props.ReadAhead
+	}
+	if props.PreferStream {
+		// A Stream reads the blob in one request rather than one per frame.
 		streamCtx := context.WithoutCancel(ctx)
 		blob.rawStream = func() (io.ReadCloser, error) { return driver.RawFetch(streamCtx, ref) }
 	}

@@ -198,13 +198,9 @@ func putFrameBuffers(shift uint8, bufs *frameBuffers) {
 
 // readAhead is how many frames a sequential Fetch opens ahead of its
 // reader, on other cores: with 128 KiB frames, 4 frames hold about 1 MiB
-// of buffers per open Fetch. From a network volume (RoutingCost 100 or
-// more) it opens remoteReadAhead, so that enough requests are in flight
-// to hide their latency.
-const (
-	readAhead       = 4
-	remoteReadAhead = 16
-)
+// of buffers per open Fetch. A volume whose Properties ask for a deeper
+// read-ahead (a network volume, to hide its latency) gets what it asks.
+const readAhead = 4
 
 // fetchReader reads a blob from start to end. It opens up to readAhead
 // frames ahead, each in its own goroutine, and hands them out in order, so

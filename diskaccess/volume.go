@@ -10,10 +10,24 @@ import (
 	"github.com/stofuse/stofuse/blobstore"
 )
 
-// The volume descriptor is stored on the volume itself, under the zero ref
-// (no content hashes to it), so that a volume knows who it is: mounting the
-// wrong disk as a volume fails instead of serving or overwriting blobs.
-var descriptorRef = blobstore.Ref{}
+// The volume descriptor is stored on the volume itself, so that a volume
+// knows who it is: mounting the wrong disk as a volume fails instead of
+// serving or overwriting blobs. Initialize writes it as the named object
+// VolumeDescriptorName.
+//
+// Volumes initialized before named objects existed hold it as a blob under
+// the zero ref (no content hashes to it). Every reader of a descriptor
+// looks for the named object first and that blob second, so an old volume
+// mounts as it always did. Nothing rewrites an old descriptor: a volume
+// keeps the form it was made with, and older stofuse versions can still
+// mount it.
+
+// VolumeDescriptorName is the named object that holds a volume's
+// descriptor.
+const VolumeDescriptorName = "volume"
+
+// legacyDescriptorRef is where old volumes hold their descriptor.
+var legacyDescriptorRef = blobstore.Ref{}
 
 const descriptorFormat = "stofuse volume"
 
@@ -26,12 +40,14 @@ type volumeDescriptor struct {
 	VolumeUuid string `json:"volume_uuid"`
 }
 
-// IsVolumeDescriptor reports whether a ref listed by a driver is the volume
-// descriptor rather than a blob.
-func IsVolumeDescriptor(ref blobstore.Ref) bool { return ref == descriptorRef }
+// IsVolumeDescriptor reports whether a ref listed by a driver is a volume
+// descriptor rather than a blob: the zero ref, where volumes initialized
+// before named objects keep theirs. A newer volume lists no such ref.
+func IsVolumeDescriptor(ref blobstore.Ref) bool { return ref == legacyDescriptorRef }
 
 // Initialize prepares a volume for use by writing its descriptor with
-// volumeUuid. A volume that already has a descriptor is refused with
+// volumeUuid, as the named object VolumeDescriptorName. A volume that
+// already has a descriptor (of either form) is refused with
 // ErrVolumeAlreadyInitialized, whichever UUID it holds.
 func (c *Controller) Initialize(ctx context.Context, volumeUuid string, driver blobstore.Driver) error {
 	if volumeUuid == "" {
@@ -48,7 +64,7 @@ func (c *Controller) Initialize(ctx context.Context, volumeUuid string, driver b
 	if err != nil {
 		return err
 	}
-	return driver.RawStore(ctx, descriptorRef, bytes.NewReader(body))
+	return driver.PutObject(ctx, VolumeDescriptorName, bytes.NewReader(body))
 }
 
 // Mountable checks, without mounting, that driver holds the volume
@@ -104,10 +120,14 @@ func (c *Controller) Unmount(volumeId int) error {
 	return nil
 }
 
-// readDescriptor returns the UUID in the volume's descriptor, or an
-// fs.ErrNotExist error if it has none.
+// readDescriptor returns the UUID in the volume's descriptor, the named
+// object or else the legacy blob, or an fs.ErrNotExist error if it has
+// neither.
 func readDescriptor(ctx context.Context, driver blobstore.Driver) (string, error) {
-	rc, err := driver.RawFetch(ctx, descriptorRef)
+	rc, err := driver.GetObject(ctx, VolumeDescriptorName)
+	if isNotExist(err) {
+		rc, err = driver.RawFetch(ctx, legacyDescriptorRef)
+	}
 	if err != nil {
 		return "", err
 	}

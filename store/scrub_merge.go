@@ -54,8 +54,8 @@ func (sc *scrub) all() error {
 func listStored(ctx context.Context, driver blobstore.Driver, errp *error) iter.Seq2[blobstore.Ref, int64] {
 	return func(yield func(blobstore.Ref, int64) bool) {
 		stopped := errors.New("stopped")
-		err := driver.List(ctx, func(ref blobstore.Ref, size int64) error {
-			if !yield(ref, size) {
+		err := driver.List(ctx, func(info blobstore.BlobInfo) error {
+			if !yield(info.Ref, info.Size) {
 				return stopped
 			}
 			return nil

@@ -58,7 +58,7 @@ func (s *Store) AddVolume(ctx context.Context, v badger.Volume) (*badger.Volume,
 	added, err := s.meta.AddVolume(ctx, v)
 	if err != nil {
 		// Leave the volume as it was, so that adding it can be retried.
-		driver.Remove(ctx, blobstore.Ref{})
+		driver.RemoveObject(ctx, diskaccess.VolumeDescriptorName)
 		return nil, err
 	}
 	// Usable at once, also by a running mount's daemon.

@@ -3,12 +3,14 @@
 // Layout: a blob with ref abcdef... lives at DIR/abc/abcdef... (the first
 // three hex characters name its shard). 4096 shards keep every directory
 // at a few thousand entries at 10 million blobs. Shards are made on first
-// use.
+// use. Named objects live in DIR/objects, one file each, a name's '/'
+// spelled '+' (see blobstore.FlatObjectName).
 //
-// Writes are durable and atomic: temp file in the shard directory, write,
-// length check, fsync, rename, fsync of the directory. A temp file is locked
-// (flock) while it is written, so Sweep can tell an abandoned one from one
-// being written by a live process.
+// Writes of blobs and named objects alike are durable and atomic: temp file
+// in the file's own directory, write, length check, fsync, rename, fsync of
+// the directory; under blobstore.WithDeferredSync a new file's two fsyncs
+// wait for Sync. A temp file is locked (flock) while it is written, so
+// Sweep can tell an abandoned one from one being written by a live process.
 package localfs
 
 import (
@@ -39,7 +41,9 @@ type Store struct {
 	dir string
 
 	mu     sync.Mutex      // guards synced
-	synced map[string]bool // shard directories whose entry is known durable
+	synced map[string]bool // directories (shards, objects) whose entry is known durable
+
+	deferred deferredSyncs // what stores under WithDeferredSync left to Sync
 }
 
 var (
@@ -80,6 +84,10 @@ func (s *Store) path(ref blobstore.Ref) string {
 	return filepath.Join(s.shardDir(ref), ref.String())
 }
 
+// Properties implements blobstore.Driver: a local disk, read at random
+// offsets, with the reader's own read-ahead.
+func (s *Store) Properties() blobstore.Properties { return blobstore.Properties{} }
+
 // RawFetch implements blobstore.Driver.
 func (s *Store) RawFetch(ctx context.Context, ref blobstore.Ref) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
@@ -114,15 +122,15 @@ type rawFile struct {
 func (f *rawFile) Size() int64 { return f.size }
 
 // Stat implements blobstore.Driver.
-func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (int64, error) {
+func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (blobstore.BlobInfo, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return blobstore.BlobInfo{}, err
 	}
 	info, err := os.Stat(s.path(ref))
 	if err != nil {
-		return 0, err
+		return blobstore.BlobInfo{}, err
 	}
-	return info.Size(), nil
+	return blobstore.BlobInfo{Ref: ref, Size: info.Size(), ModTime: info.ModTime()}, nil
 }
 
 // Remove implements blobstore.Driver. The removal is made durable by an
@@ -139,8 +147,9 @@ func (s *Store) Remove(ctx context.Context, ref blobstore.Ref) error {
 
 // List implements blobstore.Driver. Shards and the names in them are read in
 // sorted order, which is ascending ref order. Names that are not refs
-// (temp files, strays) are not listed.
-func (s *Store) List(ctx context.Context, fn func(ref blobstore.Ref, size int64) error) error {
+// (temp files, strays) are not listed. The modification time is the
+// file's, which the rename of a store leaves as the temp file's last write.
+func (s *Store) List(ctx context.Context, fn func(blobstore.BlobInfo) error) error {
 	shards, err := readShardNames(s.dir)
 	if err != nil {
 		return err
@@ -153,7 +162,7 @@ func (s *Store) List(ctx context.Context, fn func(ref blobstore.Ref, size int64)
 	return nil
 }
 
-func (s *Store) listShard(ctx context.Context, shard string, fn func(blobstore.Ref, int64) error) error {
+func (s *Store) listShard(ctx context.Context, shard string, fn func(blobstore.BlobInfo) error) error {
 	entries, err := os.ReadDir(filepath.Join(s.dir, shard))
 	if err != nil {
 		return err
@@ -173,7 +182,7 @@ func (s *Store) listShard(ctx context.Context, shard string, fn func(blobstore.R
 		if err != nil {
 			return err
 		}
-		if err := fn(ref, info.Size()); err != nil {
+		if err := fn(blobstore.BlobInfo{Ref: ref, Size: info.Size(), ModTime: info.ModTime()}); err != nil {
 			return err
 		}
 	}

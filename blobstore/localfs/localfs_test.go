@@ -51,6 +51,41 @@ func TestShardedLayout(t *testing.T) {
 	}
 }
 
+func TestObjectLayout(t *testing.T) {
+	s := open(t)
+	if err := s.PutObject(context.Background(), "snapshots/default/1", strings.NewReader("record")); err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(s.Dir(), "objects", "snapshots+default+1")
+	if got, err := os.ReadFile(want); err != nil || string(got) != "record" {
+		t.Fatalf("object not at %s: %v", want, err)
+	}
+}
+
+// TestSweepObjects: an interrupted PutObject's temp file in the objects
+// directory is swept as a blob's would be, and the objects stay.
+func TestSweepObjects(t *testing.T) {
+	s := open(t)
+	if err := s.PutObject(context.Background(), "volume", strings.NewReader("v")); err != nil {
+		t.Fatal(err)
+	}
+	abandoned := filepath.Join(s.Dir(), "objects", ".tmp-abandoned")
+	if err := os.WriteFile(abandoned, []byte("half an object"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := s.Sweep(context.Background()); err != nil || removed != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1, nil", removed, err)
+	}
+	var names []string
+	s.ListObjects(context.Background(), "", func(info blobstore.ObjectInfo) error {
+		names = append(names, info.Name)
+		return nil
+	})
+	if len(names) != 1 || names[0] != "volume" {
+		t.Fatalf("objects after Sweep: %v, want [volume]", names)
+	}
+}
+
 // TestSweep leaves two temp files as a crash would, one abandoned and one
 // still locked by a live writer: Sweep removes only the abandoned one.
 func TestSweep(t *testing.T) {
@@ -104,8 +139,8 @@ func TestListSkipsStrays(t *testing.T) {
 		t.Fatal(err)
 	}
 	var listed []blobstore.Ref
-	err := s.List(context.Background(), func(r blobstore.Ref, _ int64) error {
-		listed = append(listed, r)
+	err := s.List(context.Background(), func(info blobstore.BlobInfo) error {
+		listed = append(listed, info.Ref)
 		return nil
 	})
 	if err != nil || len(listed) != 1 || listed[0] != ref {

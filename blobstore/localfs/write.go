@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,52 +17,79 @@ import (
 	"github.com/stofuse/stofuse/blobstore"
 )
 
-// RawStore implements blobstore.Driver: temp file in the shard directory ->
-// write -> length check -> fsync -> rename -> fsync directory. Until the
-// rename nothing is visible under the ref; after the directory fsync the
-// blob survives power loss.
+// RawStore implements blobstore.Driver (see storeFile).
 func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Reader) error {
-	shard := s.shardDir(ref)
-	if err := s.makeShard(shard); err != nil {
+	return s.storeFile(ctx, s.shardDir(ref), s.path(ref), content)
+}
+
+// PutObject implements blobstore.Driver: a named object is stored like a
+// blob (see storeFile), in the objects directory.
+func (s *Store) PutObject(ctx context.Context, name string, content io.Reader) error {
+	path, err := s.objectPath(name)
+	if err != nil {
 		return err
 	}
-	temp, tempName, err := createLockedTemp(shard)
+	return s.storeFile(ctx, s.objectsDir(), path, content)
+}
+
+// storeFile stores content at path, a file in dir: temp file in dir ->
+// write -> length check -> fsync -> rename -> fsync dir. Until the rename
+// nothing is visible at path; after the directory fsync the file survives
+// power loss. Under blobstore.WithDeferredSync both fsyncs of a new file
+// are left to Sync; a file that replaces one is synced at once, so that a
+// crash never costs the durable old one.
+func (s *Store) storeFile(ctx context.Context, dir, path string, content io.Reader) error {
+	if err := s.makeDir(dir); err != nil {
+		return err
+	}
+	temp, tempName, err := createLockedTemp(dir)
 	if err != nil {
 		return err
 	}
 	// Closing releases the lock, so the file is closed only after it has
 	// been renamed or removed: Sweep never takes a live temp file.
 	defer temp.Close()
-	if err := writeAndSync(ctx, temp, content); err != nil {
+	deferred := blobstore.SyncDeferred(ctx) && !exists(path)
+	if err := writeTemp(ctx, temp, content, !deferred); err != nil {
 		os.Remove(tempName)
 		return err
 	}
-	if err := os.Rename(tempName, s.path(ref)); err != nil {
+	if err := os.Rename(tempName, path); err != nil {
 		os.Remove(tempName)
 		return err
 	}
-	return syncDir(shard)
+	if deferred {
+		s.deferred.add(path, dir)
+		return nil
+	}
+	return syncDir(dir)
 }
 
-// makeShard creates a shard directory on first use and makes its entry in
-// the volume directory durable. A shard made by someone else (another
-// writer that may not have synced yet, or an earlier process) is synced
-// once too before a blob in it is trusted to be durable.
-func (s *Store) makeShard(shard string) error {
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// makeDir creates a directory of the volume (a shard, or the objects
+// directory) on first use and makes its entry in the volume directory
+// durable. A directory made by someone else (another writer that may not
+// have synced yet, or an earlier process) is synced once too before a file
+// in it is trusted to be durable.
+func (s *Store) makeDir(dir string) error {
 	s.mu.Lock()
-	known := s.synced[shard]
+	known := s.synced[dir]
 	s.mu.Unlock()
 	if known {
 		return nil
 	}
-	if err := os.Mkdir(shard, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
 	if err := syncDir(s.dir); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.synced[shard] = true
+	s.synced[dir] = true
 	s.mu.Unlock()
 	return nil
 }
@@ -93,7 +121,9 @@ func createLockedTemp(dir string) (*os.File, string, error) {
 // 32 KiB, so that a blob of 128 KiB frames takes few write calls.
 var copyBuffers = sync.Pool{New: func() any { return new([256 << 10]byte) }}
 
-func writeAndSync(ctx context.Context, temp *os.File, content io.Reader) error {
+// writeTemp copies content to temp, checks that the file holds all of it,
+// and fsyncs it if asked to.
+func writeTemp(ctx context.Context, temp *os.File, content io.Reader, fsync bool) error {
 	buf := copyBuffers.Get().(*[256 << 10]byte)
 	defer copyBuffers.Put(buf)
 	written, err := io.CopyBuffer(onlyWriter{temp}, blobstore.ContextReader(ctx, content), buf[:])
@@ -106,6 +136,9 @@ func writeAndSync(ctx context.Context, temp *os.File, content io.Reader) error {
 	}
 	if info.Size() != written {
 		return fmt.Errorf("localfs: a temp file holds %d bytes after writing %d", info.Size(), written)
+	}
+	if !fsync {
+		return nil
 	}
 	return temp.Sync()
 }
@@ -126,19 +159,23 @@ type onlyWriter struct{ w io.Writer }
 func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // Sweep implements blobstore.Sweeper: it removes the temp files of writes
-// that died. A temp file whose lock it cannot take belongs to a write in
-// progress and is left alone.
+// that died, in the shards and the objects directory. A temp file whose
+// lock it cannot take belongs to a write in progress and is left alone.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	shards, err := readShardNames(s.dir)
 	if err != nil {
 		return 0, err
 	}
-	removed := 0
+	dirs := []string{s.objectsDir()}
 	for _, shard := range shards {
+		dirs = append(dirs, filepath.Join(s.dir, shard))
+	}
+	removed := 0
+	for _, dir := range dirs {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
-		n, err := sweepShard(filepath.Join(s.dir, shard))
+		n, err := sweepDir(dir)
 		removed += n
 		if err != nil {
 			return removed, err
@@ -147,14 +184,19 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	return removed, nil
 }
 
-func sweepShard(shard string) (int, error) {
-	entries, err := os.ReadDir(shard)
+// sweepDir removes the abandoned temp files of one directory; a directory
+// not made yet has none.
+func sweepDir(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
 	removed := 0
 	for _, entry := range entries {
-		path := filepath.Join(shard, entry.Name())
+		path := filepath.Join(dir, entry.Name())
 		var gone bool
 		var err error
 		switch {
@@ -173,7 +215,7 @@ func sweepShard(shard string) (int, error) {
 		}
 	}
 	if removed > 0 {
-		return removed, syncDir(shard)
+		return removed, syncDir(dir)
 	}
 	return removed, nil
 }

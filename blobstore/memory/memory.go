@@ -11,23 +11,48 @@ import (
 	"io/fs"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/stofuse/stofuse/blobstore"
 )
 
 // Store is an in-memory blobstore.Driver.
 type Store struct {
-	cost int
+	cost       int
+	properties blobstore.Properties
 
-	mu    sync.Mutex // guards blobs
-	blobs map[blobstore.Ref][]byte
+	mu      sync.Mutex // guards blobs and objects
+	blobs   map[blobstore.Ref]stored
+	objects map[string]stored // named objects, by name
 }
 
-var _ blobstore.RandomAccessDriver = (*Store)(nil)
+// stored is one blob or named object and when it was stored.
+type stored struct {
+	data    []byte
+	modTime time.Time
+}
+
+var (
+	_ blobstore.Driver             = (*Store)(nil)
+	_ blobstore.RandomAccessDriver = (*Store)(nil)
+)
+
+// Option changes a Store's defaults.
+type Option func(*Store)
+
+// WithProperties makes the store report p (the default is a local volume's
+// zero Properties), so that a test can stand in for a network volume.
+func WithProperties(p blobstore.Properties) Option {
+	return func(s *Store) { s.properties = p }
+}
 
 // New returns an empty store with the given routing cost.
-func New(routingCost int) *Store {
-	return &Store{cost: routingCost, blobs: make(map[blobstore.Ref][]byte)}
+func New(routingCost int, opts ...Option) *Store {
+	s := &Store{cost: routingCost, blobs: make(map[blobstore.Ref]stored), objects: make(map[string]stored)}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
 }
 
 func notFound(ref blobstore.Ref) error {
@@ -36,6 +61,9 @@ func notFound(ref blobstore.Ref) error {
 
 // RoutingCost implements blobstore.Driver.
 func (s *Store) RoutingCost() int { return s.cost }
+
+// Properties implements blobstore.Driver.
+func (s *Store) Properties() blobstore.Properties { return s.properties }
 
 // RawStore implements blobstore.Driver.
 func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Reader) error {
@@ -48,16 +76,16 @@ func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Read
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.blobs[ref] = buf.Bytes()
+	s.blobs[ref] = stored{buf.Bytes(), time.Now()}
 	return nil
 }
 
-func (s *Store) get(ref blobstore.Ref) ([]byte, error) {
+func (s *Store) get(ref blobstore.Ref) (stored, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	blob, ok := s.blobs[ref]
 	if !ok {
-		return nil, notFound(ref)
+		return stored{}, notFound(ref)
 	}
 	return blob, nil
 }
@@ -68,7 +96,7 @@ func (s *Store) RawFetch(ctx context.Context, ref blobstore.Ref) (io.ReadCloser,
 	if err != nil {
 		return nil, err
 	}
-	return io.NopCloser(bytes.NewReader(blob)), nil
+	return io.NopCloser(bytes.NewReader(blob.data)), nil
 }
 
 // RawOpen implements blobstore.RandomAccessDriver.
@@ -77,7 +105,7 @@ func (s *Store) RawOpen(ctx context.Context, ref blobstore.Ref) (blobstore.RawRe
 	if err != nil {
 		return nil, err
 	}
-	return readerAt{bytes.NewReader(blob)}, nil
+	return readerAt{bytes.NewReader(blob.data)}, nil
 }
 
 type readerAt struct{ *bytes.Reader }
@@ -85,35 +113,36 @@ type readerAt struct{ *bytes.Reader }
 func (readerAt) Close() error { return nil }
 
 // Stat implements blobstore.Driver.
-func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (int64, error) {
+func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (blobstore.BlobInfo, error) {
 	blob, err := s.get(ref)
 	if err != nil {
-		return 0, err
+		return blobstore.BlobInfo{}, err
 	}
-	return int64(len(blob)), nil
+	return blobstore.BlobInfo{Ref: ref, Size: int64(len(blob.data)), ModTime: blob.modTime}, nil
 }
 
 // List implements blobstore.Driver.
-func (s *Store) List(ctx context.Context, fn func(blobstore.Ref, int64) error) error {
+func (s *Store) List(ctx context.Context, fn func(blobstore.BlobInfo) error) error {
 	s.mu.Lock()
-	refs := make([]blobstore.Ref, 0, len(s.blobs))
-	sizes := make(map[blobstore.Ref]int64, len(s.blobs))
+	infos := make([]blobstore.BlobInfo, 0, len(s.blobs))
 	for ref, blob := range s.blobs {
-		refs = append(refs, ref)
-		sizes[ref] = int64(len(blob))
+		infos = append(infos, blobstore.BlobInfo{Ref: ref, Size: int64(len(blob.data)), ModTime: blob.modTime})
 	}
 	s.mu.Unlock()
-	slices.SortFunc(refs, blobstore.Ref.Compare)
-	for _, ref := range refs {
+	slices.SortFunc(infos, func(a, b blobstore.BlobInfo) int { return a.Ref.Compare(b.Ref) })
+	for _, info := range infos {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := fn(ref, sizes[ref]); err != nil {
+		if err := fn(info); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// Sync implements blobstore.Driver: RAM has no durability to wait for.
+func (s *Store) Sync(ctx context.Context) error { return nil }
 
 // Remove implements blobstore.Driver.
 func (s *Store) Remove(ctx context.Context, ref blobstore.Ref) error {
@@ -131,5 +160,7 @@ func (s *Store) Remove(ctx context.Context, ref blobstore.Ref) error {
 func (s *Store) Corrupt(ref blobstore.Ref, fn func([]byte) []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.blobs[ref] = fn(slices.Clone(s.blobs[ref]))
+	blob := s.blobs[ref]
+	blob.data = fn(slices.Clone(blob.data))
+	s.blobs[ref] = blob
 }

@@ -204,7 +204,7 @@ func TestThrottledServer(t *testing.T) {
 		"RawStore one part":  func() error { return store.RawStore(ctx, blobstore.RefOf(small), bytes.NewReader(small)) },
 		"RawStore multipart": func() error { return store.RawStore(ctx, blobstore.RefOf(large), bytes.NewReader(large)) },
 		"Stat":               func() error { _, err := store.Stat(ctx, blobstore.RefOf(small)); return err },
-		"List":               func() error { return store.List(ctx, func(blobstore.Ref, int64) error { return nil }) },
+		"List":               func() error { return store.List(ctx, func(blobstore.BlobInfo) error { return nil }) },
 		"RawFetch": func() error {
 			if got := fetchAll(t, store, blobstore.RefOf(large)); !bytes.Equal(got, large) {
 				return errors.New("wrong bytes")

@@ -65,7 +65,11 @@ func checkContentRange(contentRange string, offset int64) error {
 // rest, conditional on the ETag of the first answer, so it never splices
 // two versions of an object: a replaced object is ErrObjectChanged.
 func (s *Store) RawFetch(ctx context.Context, ref blobstore.Ref) (io.ReadCloser, error) {
-	key := s.key(ref)
+	return s.fetchKey(ctx, s.key(ref))
+}
+
+// fetchKey streams the object under key, as RawFetch describes.
+func (s *Store) fetchKey(ctx context.Context, key string) (io.ReadCloser, error) {
 	body, info, err := s.getRange(ctx, key, "", 0, -1)
 	if err != nil {
 		return nil, err

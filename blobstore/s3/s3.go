@@ -4,7 +4,8 @@
 // Layout: a blob with ref abcdef... is the object PREFIX + "abc/abcdef...",
 // sharded like localfs. S3 lists keys in byte order, and the shard is the
 // ref's own first characters, so listing the prefix yields ascending refs.
-// The volume descriptor is the blob under the all-zero ref, like any other.
+// Named objects are PREFIX + "objects/" + the name with each '/' spelled
+// '+' (see blobstore.FlatObjectName).
 //
 // Writes: a blob is read into memory one part (Config.PartSize) at a time,
 // never whole (the next part is read while one is sent, so two parts at
@@ -52,6 +53,9 @@ const (
 	holdDir = "hold/"
 	// RoutingCost of an S3 volume: every read is a network round trip.
 	RoutingCost = 100
+	// readAhead is how many frames a sequential reader should keep in
+	// flight: enough requests to hide a round trip each.
+	readAhead = 16
 )
 
 // Store is a blobstore.Driver over an S3 bucket and key prefix.
@@ -135,6 +139,12 @@ func (s *Store) String() string {
 // RoutingCost implements blobstore.Driver.
 func (s *Store) RoutingCost() int { return RoutingCost }
 
+// Properties implements blobstore.Driver: a network store, where one
+// streaming GET of a blob beats a request per frame.
+func (s *Store) Properties() blobstore.Properties {
+	return blobstore.Properties{Remote: true, PreferStream: true, ReadAhead: readAhead}
+}
+
 func (s *Store) key(ref blobstore.Ref) string {
 	hex := ref.String()
 	return s.prefix + hex[:shardLen] + "/" + hex
@@ -159,9 +169,13 @@ func (s *Store) refOfKey(key string) (ref blobstore.Ref, ok bool) {
 }
 
 // Stat implements blobstore.Driver with a HEAD request.
-func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (int64, error) {
+// The modification time is the object's Last-Modified, to the second.
+func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (blobstore.BlobInfo, error) {
 	info, err := s.statKey(ctx, s.key(ref))
-	return info.Size, err
+	if err != nil {
+		return blobstore.BlobInfo{}, err
+	}
+	return blobstore.BlobInfo{Ref: ref, Size: info.Size, ModTime: info.LastModified}, nil
 }
 
 func (s *Store) statKey(ctx context.Context, key string) (minio.ObjectInfo, error) {
@@ -195,7 +209,7 @@ func (s *Store) Remove(ctx context.Context, ref blobstore.Ref) error {
 // List implements blobstore.Driver. A listing that fails for a transient
 // reason resumes after the last key it returned; the retry policy bounds
 // the failures in a row, not over the whole listing.
-func (s *Store) List(ctx context.Context, fn func(ref blobstore.Ref, size int64) error) error {
+func (s *Store) List(ctx context.Context, fn func(blobstore.BlobInfo) error) error {
 	lastKey := ""
 	for failures := 1; ; failures++ {
 		resumedFrom := lastKey
@@ -218,7 +232,7 @@ func (s *Store) List(ctx context.Context, fn func(ref blobstore.Ref, size int64)
 
 // listFrom lists the blobs after *lastKey, advancing it. It returns the
 // listing's error, or fn's error when fn stopped it.
-func (s *Store) listFrom(ctx context.Context, lastKey *string, fn func(blobstore.Ref, int64) error) (err, fnErr error) {
+func (s *Store) listFrom(ctx context.Context, lastKey *string, fn func(blobstore.BlobInfo) error) (err, fnErr error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	options := minio.ListObjectsOptions{Prefix: s.prefix, Recursive: true, StartAfter: *lastKey}
@@ -228,7 +242,7 @@ func (s *Store) listFrom(ctx context.Context, lastKey *string, fn func(blobstore
 		}
 		*lastKey = object.Key
 		if ref, ok := s.refOfKey(object.Key); ok {
-			if err := fn(ref, object.Size); err != nil {
+			if err := fn(blobstore.BlobInfo{Ref: ref, Size: object.Size, ModTime: object.LastModified}); err != nil {
 				return nil, err
 			}
 		}

@@ -30,16 +30,26 @@ func TestLayoutAndRoutingCost(t *testing.T) {
 	if store.RoutingCost() != 100 {
 		t.Fatalf("RoutingCost() = %d, want 100", store.RoutingCost())
 	}
+	if p := store.Properties(); !p.Remote || !p.PreferStream {
+		t.Fatalf("Properties() = %+v, want a remote volume that prefers streams", p)
+	}
 	ref := blobstore.RefOf([]byte("layout"))
-	var descriptor blobstore.Ref // the volume descriptor lives under the zero ref
-	for _, r := range []blobstore.Ref{ref, descriptor} {
+	var zero blobstore.Ref // where old volumes keep their descriptor
+	for _, r := range []blobstore.Ref{ref, zero} {
 		if err := store.RawStore(context.Background(), r, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"volume", "keys/default"} {
+		if err := store.PutObject(context.Background(), name, strings.NewReader("x")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	want := []string{
 		cfg.Prefix + "000/" + strings.Repeat("0", 64),
 		cfg.Prefix + ref.String()[:3] + "/" + ref.String(),
+		cfg.Prefix + "objects/keys+default",
+		cfg.Prefix + "objects/volume",
 	}
 	if got := srv.keys(t, cfg.Prefix); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("keys = %v, want %v", got, want)
@@ -55,13 +65,14 @@ func TestListSkipsStrays(t *testing.T) {
 		t.Fatal(err)
 	}
 	hex := ref.String()
-	for _, stray := range []string{"README", hex[:3] + "/" + strings.ToUpper(hex), "abc/" + hex, "hold/" + hex + ".1"} {
+	for _, stray := range []string{"README", hex[:3] + "/" + strings.ToUpper(hex), "abc/" + hex, "hold/" + hex + ".1",
+		"objects/" + hex, "objects/" + hex[:3] + "+" + hex} {
 		put(t, srv, cfg.Prefix+stray, "stray")
 	}
 	put(t, srv, strings.TrimSuffix(cfg.Prefix, "/")+"0/"+hex[:3]+"/"+hex, "another volume's prefix")
 	var listed []blobstore.Ref
-	err := store.List(context.Background(), func(r blobstore.Ref, _ int64) error {
-		listed = append(listed, r)
+	err := store.List(context.Background(), func(info blobstore.BlobInfo) error {
+		listed = append(listed, info.Ref)
 		return nil
 	})
 	if err != nil || len(listed) != 1 || listed[0] != ref {

@@ -40,19 +40,61 @@ var putOptions = minio.PutObjectOptions{ContentType: "application/octet-stream",
 // reader. An abandoned multipart upload whose abort also failed (the
 // server was down) is invisible to readers and removed by Sweep.
 func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Reader) error {
-	key := s.key(ref)
+	return s.upload(ctx, s.blobTarget(ref), content)
+}
+
+// PutObject implements blobstore.Driver: a named object is uploaded as a
+// blob is (see RawStore), under the objects key prefix.
+func (s *Store) PutObject(ctx context.Context, name string, content io.Reader) error {
+	key, err := s.objectKey(name)
+	if err != nil {
+		return err
+	}
+	return s.upload(ctx, s.objectTarget(name, key), content)
+}
+
+// putTarget is where an upload goes.
+type putTarget struct {
+	key  string
+	what string // names it in messages: a ref, or an object's name
+	// guard runs change, the request that makes the upload visible; for a
+	// blob it first keeps the old version for this process's readers.
+	guard func(ctx context.Context, change func(context.Context) error) error
+}
+
+func (s *Store) blobTarget(ref blobstore.Ref) putTarget {
+	return putTarget{key: s.key(ref), what: ref.String(), guard: func(ctx context.Context, change func(context.Context) error) error {
+		return s.preservingReaders(ctx, ref, change)
+	}}
+}
+
+// objectTarget: a named object has no RawOpen readers to preserve.
+func (s *Store) objectTarget(name, key string) putTarget {
+	return putTarget{key: key, what: "object " + name, guard: func(ctx context.Context, change func(context.Context) error) error {
+		return change(ctx)
+	}}
+}
+
+// upload sends content to target: one PUT if it fits in a part, else a
+// multipart upload.
+func (s *Store) upload(ctx context.Context, target putTarget, content io.Reader) error {
 	content = blobstore.ContextReader(ctx, content)
 	part, err := readPart(content, nil, s.partSize)
 	if err == io.EOF {
-		return s.preservingReaders(ctx, ref, func(ctx context.Context) error {
-			return s.putSingle(ctx, key, part)
+		return target.guard(ctx, func(ctx context.Context) error {
+			return s.putSingle(ctx, target.key, part)
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("s3: storing %s: reading content: %w", ref, err)
+		return fmt.Errorf("s3: storing %s: reading content: %w", target.what, err)
 	}
-	return s.putMultipart(ctx, ref, key, part, content)
+	return s.putMultipart(ctx, target, part, content)
 }
+
+// Sync implements blobstore.Driver. It has nothing to do: a store is
+// durable when the server acknowledged it, and RawStore and PutObject wait
+// for that whether or not their context defers syncs.
+func (s *Store) Sync(ctx context.Context) error { return nil }
 
 // readPart reads up to partSize bytes into buf, reusing its memory and
 // growing it as needed. It returns io.EOF when content ended (with the last
@@ -95,24 +137,25 @@ func payloadHash(data []byte) string {
 type multipartUpload struct {
 	store *Store
 	key   string
+	what  string // names it in messages (see putTarget)
 	id    string
 	parts []minio.CompletePart
 	size  int64 // bytes sent in parts so far
 }
 
-func (s *Store) putMultipart(ctx context.Context, ref blobstore.Ref, key string, first []byte, content io.Reader) error {
-	upload := &multipartUpload{store: s, key: key}
-	err := s.retry(ctx, "start upload of", key, func(ctx context.Context) error {
+func (s *Store) putMultipart(ctx context.Context, target putTarget, first []byte, content io.Reader) error {
+	upload := &multipartUpload{store: s, key: target.key, what: target.what}
+	err := s.retry(ctx, "start upload of", target.key, func(ctx context.Context) error {
 		var err error
-		upload.id, err = s.core.NewMultipartUpload(ctx, s.bucket, key, putOptions)
+		upload.id, err = s.core.NewMultipartUpload(ctx, s.bucket, target.key, putOptions)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	err = upload.sendParts(ctx, ref, first, content)
+	err = upload.sendParts(ctx, first, content)
 	if err == nil {
-		err = s.preservingReaders(ctx, ref, upload.complete)
+		err = target.guard(ctx, upload.complete)
 	}
 	if err != nil {
 		upload.abort(ctx)
@@ -125,14 +168,14 @@ func (s *Store) putMultipart(ctx context.Context, ref blobstore.Ref, key string,
 // sent, the next is read into a second buffer, so reading (and whatever
 // the caller's reader computes) overlaps the network: two parts at most
 // are in memory.
-func (u *multipartUpload) sendParts(ctx context.Context, ref blobstore.Ref, first []byte, content io.Reader) error {
+func (u *multipartUpload) sendParts(ctx context.Context, first []byte, content io.Reader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sending, spare := first, []byte(nil)
 	for {
 		if len(u.parts) == maxParts {
-			return fmt.Errorf("s3: storing %s: blob is larger than %d parts of %d bytes: raise the part size",
-				ref, maxParts, u.store.partSize)
+			return fmt.Errorf("s3: storing %s: it is larger than %d parts of %d bytes: raise the part size",
+				u.what, maxParts, u.store.partSize)
 		}
 		sent := make(chan error, 1)
 		go func(data []byte) { sent <- u.sendPart(ctx, data) }(sending)
@@ -140,7 +183,7 @@ func (u *multipartUpload) sendParts(ctx context.Context, ref blobstore.Ref, firs
 		if readErr != nil && readErr != io.EOF {
 			cancel() // the upload is abandoned: stop sending
 			<-sent
-			return fmt.Errorf("s3: storing %s: reading content: %w", ref, readErr)
+			return fmt.Errorf("s3: storing %s: reading content: %w", u.what, readErr)
 		}
 		if err := <-sent; err != nil {
 			return err

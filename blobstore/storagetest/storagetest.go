@@ -14,8 +14,10 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stofuse/stofuse/blobstore"
 )
@@ -42,8 +44,10 @@ func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
 		{"ConcurrentStores", testConcurrentStores},
 		{"ReadersNeverSeePartialBlobs", testReadersNeverSeePartial},
 		{"RandomAccess", testRandomAccess},
+		{"Properties", testProperties},
+		{"ModTimes", testModTimes},
 	}
-	for _, tc := range tests {
+	for _, tc := range slices.Concat(tests, objectTests, syncTests) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newDriver(t))
 		})
@@ -91,9 +95,9 @@ func assertContent(t *testing.T, d blobstore.Driver, ref blobstore.Ref, want []b
 	if got := fetch(t, d, ref); !bytes.Equal(got, want) {
 		t.Fatalf("RawFetch(%s) = %d bytes, want the %d bytes stored", ref, len(got), len(want))
 	}
-	size, err := d.Stat(context.Background(), ref)
-	if err != nil || size != int64(len(want)) {
-		t.Fatalf("Stat(%s) = %d, %v; want %d, nil", ref, size, err, len(want))
+	info, err := d.Stat(context.Background(), ref)
+	if err != nil || info.Size != int64(len(want)) || info.Ref != ref {
+		t.Fatalf("Stat(%s) = %+v, %v; want size %d, nil", ref, info, err, len(want))
 	}
 }
 
@@ -108,9 +112,9 @@ func listAll(t *testing.T, d blobstore.Driver) ([]blobstore.Ref, []int64) {
 	t.Helper()
 	var refs []blobstore.Ref
 	var sizes []int64
-	err := d.List(context.Background(), func(ref blobstore.Ref, size int64) error {
-		refs = append(refs, ref)
-		sizes = append(sizes, size)
+	err := d.List(context.Background(), func(info blobstore.BlobInfo) error {
+		refs = append(refs, info.Ref)
+		sizes = append(sizes, info.Size)
 		return nil
 	})
 	if err != nil {
@@ -167,10 +171,10 @@ func testReplace(t *testing.T, d blobstore.Driver) {
 	assertContent(t, d, testRef(1), newer)
 }
 
-// failingReader returns n bytes and then an error, as a network or a
-// verifying reader would when content turns out wrong.
+// failingReader fails every read, after what newFailingReader puts before
+// it, as a network or a verifying reader would when content turns out
+// wrong.
 type failingReader struct {
-	r   io.Reader
 	err error
 }
 
@@ -245,7 +249,7 @@ func testListStopsOnError(t *testing.T, d blobstore.Driver) {
 	}
 	stop := errors.New("stop")
 	calls := 0
-	err := d.List(context.Background(), func(blobstore.Ref, int64) error {
+	err := d.List(context.Background(), func(blobstore.BlobInfo) error {
 		calls++
 		return stop
 	})
@@ -352,4 +356,73 @@ func testRandomAccess(t *testing.T, d blobstore.Driver) {
 	if _, err := r.ReadAt(buf, 1000); err != nil || !bytes.Equal(buf, content[1000:1100]) {
 		t.Fatalf("ReadAt after Remove: %v or wrong bytes", err)
 	}
+}
+
+// maxReadAhead bounds a sane read-ahead: each frame in flight holds up to
+// 1 MiB of buffers.
+const maxReadAhead = 256
+
+func testProperties(t *testing.T, d blobstore.Driver) {
+	p := d.Properties()
+	if p.ReadAhead < 0 || p.ReadAhead > maxReadAhead {
+		t.Fatalf("Properties().ReadAhead = %d, want 0..%d frames", p.ReadAhead, maxReadAhead)
+	}
+	if again := d.Properties(); again != p {
+		t.Fatalf("Properties() changed between calls: %+v, then %+v", p, again)
+	}
+	if p.Remote && d.RoutingCost() < 100 {
+		t.Fatalf("a remote driver has RoutingCost %d, want 100 or more (reads should go to local copies first)", d.RoutingCost())
+	}
+}
+
+// clockSlack is how far a volume's modification times may stray from this
+// machine's clock: S3 keeps whole seconds, and a server's clock may be off
+// by a little.
+const clockSlack = 2 * time.Second
+
+// assertModTimeNear fails unless got is a time within [before, after],
+// widened by clockSlack.
+func assertModTimeNear(t *testing.T, what string, got, before, after time.Time) {
+	t.Helper()
+	if got.Before(before.Add(-clockSlack)) || got.After(after.Add(clockSlack)) {
+		t.Fatalf("%s: modification time %v, want one between %v and %v", what, got, before, after)
+	}
+}
+
+func testModTimes(t *testing.T, d blobstore.Driver) {
+	ctx := context.Background()
+	before := time.Now()
+	store(t, d, testRef(1), []byte("first"))
+	after := time.Now()
+	first, err := d.Stat(ctx, testRef(1))
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	assertModTimeNear(t, "Stat after RawStore", first.ModTime, before, after)
+	listed := listInfos(t, d)
+	if len(listed) != 1 || !listed[0].ModTime.Equal(first.ModTime) {
+		t.Fatalf("List = %+v, want the one blob with Stat's modification time %v", listed, first.ModTime)
+	}
+	store(t, d, testRef(1), []byte("second"))
+	second, err := d.Stat(ctx, testRef(1))
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	if second.ModTime.Before(first.ModTime) {
+		t.Fatalf("a replace moved the modification time back: %v, then %v", first.ModTime, second.ModTime)
+	}
+	assertModTimeNear(t, "Stat after a replace", second.ModTime, after, time.Now())
+}
+
+func listInfos(t *testing.T, d blobstore.Driver) []blobstore.BlobInfo {
+	t.Helper()
+	var infos []blobstore.BlobInfo
+	err := d.List(context.Background(), func(info blobstore.BlobInfo) error {
+		infos = append(infos, info)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	return infos
 }

@@ -45,6 +45,8 @@ func RunControllerTests(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"CancelledWrite", testCancelledWrite},
 		{"FetchErrors", testFetchErrors},
 		{"VolumeDescriptor", testVolumeDescriptor},
+		{"DescriptorIsNamedObject", testDescriptorIsNamedObject},
+		{"LegacyDescriptor", testLegacyDescriptor},
 		{"MountSweeps", testMountSweeps},
 		{"BestVolumeId", testBestVolumeId},
 		{"ScrubClean", testScrubClean},
@@ -165,14 +167,13 @@ func (h *harness) damage(t *testing.T, volume int, ref blobstore.Ref, fn func([]
 	}
 }
 
-// blobCount counts the blobs a volume holds, the descriptor aside.
+// blobCount counts the blobs a volume holds (its descriptor is a named
+// object, not one of them).
 func (h *harness) blobCount(t *testing.T, volume int) int {
 	t.Helper()
 	n := 0
-	err := h.volumes[volume].List(h.ctx, func(ref blobstore.Ref, _ int64) error {
-		if !diskaccess.IsVolumeDescriptor(ref) {
-			n++
-		}
+	err := h.volumes[volume].List(h.ctx, func(blobstore.BlobInfo) error {
+		n++
 		return nil
 	})
 	if err != nil {

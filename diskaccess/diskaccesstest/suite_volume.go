@@ -2,10 +2,13 @@ package diskaccesstest
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/blobstore/localfs"
 	"github.com/stofuse/stofuse/blobstore/memory"
 	"github.com/stofuse/stofuse/diskaccess"
@@ -42,6 +45,59 @@ func testVolumeDescriptor(t *testing.T, h *harness) {
 	}
 	if err := h.c.Mount(h.ctx, 3, h.uuids[2], blank); !errors.Is(err, diskaccess.ErrVolumeDescriptorNotFound) {
 		t.Fatalf("Mount of a blank directory: %v, want ErrVolumeDescriptorNotFound", err)
+	}
+}
+
+// testDescriptorIsNamedObject: Initialize writes the descriptor as the
+// named object, byte for byte as docs/format.md gives it, and no blob.
+func testDescriptorIsNamedObject(t *testing.T, h *harness) {
+	store := h.addVolume(t, 2, false)
+	if n := h.blobCount(t, 2); n != 0 {
+		t.Fatalf("a new volume lists %d blobs, want none (the descriptor is a named object)", n)
+	}
+	rc, err := store.GetObject(h.ctx, diskaccess.VolumeDescriptorName)
+	if err != nil {
+		t.Fatalf("GetObject(%q): %v", diskaccess.VolumeDescriptorName, err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	want := `{"format":"stofuse volume","version":1,"volume_uuid":"` + h.uuids[2] + `"}`
+	if err != nil || string(got) != want {
+		t.Fatalf("descriptor = %q, %v; want %q", got, err, want)
+	}
+}
+
+// testLegacyDescriptor: a volume initialized before named objects holds
+// its descriptor as a blob under the zero ref. It is accepted and refused
+// exactly as a new one, and left as it is.
+func testLegacyDescriptor(t *testing.T, h *harness) {
+	old, err := localfs.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"format":"stofuse volume","version":1,"volume_uuid":"old-uuid"}`
+	if err := old.RawStore(h.ctx, blobstore.Ref{}, strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.c.Initialize(h.ctx, "another-uuid", old); !errors.Is(err, diskaccess.ErrVolumeAlreadyInitialized) {
+		t.Fatalf("Initialize of an old volume: %v, want ErrVolumeAlreadyInitialized", err)
+	}
+	if err := h.c.Mountable(h.ctx, 4, "wrong-uuid", old); !errors.Is(err, diskaccess.ErrWrongVolume) {
+		t.Fatalf("Mountable of an old volume with a wrong UUID: %v, want ErrWrongVolume", err)
+	}
+	if err := h.c.Mount(h.ctx, 4, "old-uuid", old); err != nil {
+		t.Fatalf("Mount of an old volume: %v", err)
+	}
+	var named []string
+	old.ListObjects(h.ctx, "", func(info blobstore.ObjectInfo) error {
+		named = append(named, info.Name)
+		return nil
+	})
+	if len(named) != 0 {
+		t.Fatalf("Mount of an old volume wrote named objects %v; it must leave the volume as it was", named)
+	}
+	if !diskaccess.IsVolumeDescriptor(blobstore.Ref{}) {
+		t.Fatal("IsVolumeDescriptor(zero ref) is false: scrub of an old volume would report its descriptor")
 	}
 }
 

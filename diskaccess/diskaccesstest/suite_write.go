@@ -189,9 +189,9 @@ type orderCheckingStore struct {
 }
 
 func (s *orderCheckingStore) WriteBlobCreated(ctx context.Context, meta *diskaccess.BlobMeta, volumeId int) error {
-	size, err := s.driver.Stat(ctx, meta.Ref)
-	if err != nil || size != meta.SizeOnDisk {
-		s.t.Errorf("WriteBlobCreated called before the blob was stored: Stat = %d, %v", size, err)
+	info, err := s.driver.Stat(ctx, meta.Ref)
+	if err != nil || info.Size != meta.SizeOnDisk {
+		s.t.Errorf("WriteBlobCreated called before the blob was stored: Stat = %d, %v", info.Size, err)
 	}
 	return s.MetadataStore.WriteBlobCreated(ctx, meta, volumeId)
 }

@@ -1,4 +1,4 @@
-package diskaccess
+package blobstore_test
 
 import (
 	"bytes"
@@ -47,7 +47,7 @@ func TestSequentialReaderAtRecovers(t *testing.T) {
 	ref := blobstore.RefOf(content)
 	store.RawStore(context.Background(), ref, bytes.NewReader(content))
 	d := &flakyDriver{Store: store}
-	r, err := openSequential(context.Background(), d, ref)
+	r, err := blobstore.SequentialReaderAt(context.Background(), d, ref)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,44 @@
+package localfs
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// TestDeferredSyncDefersOnlyNewFiles: a deferred store of a new file waits
+// for Sync; one that replaces a file is synced at once (a crash must not
+// cost the durable old file); Sync empties the set.
+func TestDeferredSyncDefersOnlyNewFiles(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := blobstore.WithDeferredSync(context.Background())
+	existing, fresh := blobstore.RefOf([]byte("existing")), blobstore.RefOf([]byte("fresh"))
+	if err := s.RawStore(context.Background(), existing, strings.NewReader("old")); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []blobstore.Ref{existing, fresh} {
+		if err := s.RawStore(ctx, ref, strings.NewReader("new")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutObject(ctx, "keys/c", strings.NewReader("envelope")); err != nil {
+		t.Fatal(err)
+	}
+	files, dirs := s.deferred.take()
+	want := []string{s.path(fresh), s.objectsDir() + "/keys+c"}
+	if len(files) != 2 || !files[want[0]] || !files[want[1]] || len(dirs) != 2 {
+		t.Fatalf("deferred files %v, dirs %v; want exactly %v and their directories", files, dirs, want)
+	}
+	s.deferred.putBack(files, dirs)
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if files, dirs := s.deferred.take(); len(files)+len(dirs) != 0 {
+		t.Fatalf("after Sync still deferred: %v, %v", files, dirs)
+	}
+}
