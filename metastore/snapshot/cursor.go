@@ -141,4 +141,3 @@ func (c *Cursor) done() bool {
 	c.settle()
 	return len(c.stack) == 0
 }
-
