@@ -105,8 +105,9 @@ func (c *Cursor) pending() (child Child, level int, ok bool) {
 	return top.node.Children[top.pos], top.node.Level - 1, true
 }
 
-// skipPending moves past the pending child without loading it.
-func (c *Cursor) skipPending() {
+// advance moves past the top frame's current item: the entry that peek
+// returned, or the pending child, which is then never loaded.
+func (c *Cursor) advance() {
 	c.stack[len(c.stack)-1].pos++
 }
 

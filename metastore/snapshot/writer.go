@@ -33,7 +33,7 @@ type Writer struct {
 	emit   Emit
 	state  writerState
 	levels []*levelBuffer // levels[0] fills leaves
-	last   string         // name of the last entry added
+	last   []byte         // name of the last entry added (a buffer: no allocation per entry)
 	added  uint64
 	item   []byte // scratch for one encoded entry
 }
@@ -62,15 +62,15 @@ func (w *Writer) Add(ctx context.Context, e Entry) error {
 	if w.state != writerOpen {
 		return invalid("Add on a %s writer", w.stateName())
 	}
-	if w.added > 0 && e.Name <= w.last {
-		return invalid("entry %q after %q: names must ascend and be unique", truncateName(e.Name), truncateName(w.last))
+	if w.added > 0 && e.Name <= string(w.last) {
+		return invalid("entry %q after %q: names must ascend and be unique", truncateName(e.Name), truncateName(string(w.last)))
 	}
 	item, err := appendEntry(w.item[:0], &e)
 	if err != nil {
 		return err
 	}
 	w.item = item
-	w.last = strings.Clone(e.Name)
+	w.last = append(w.last[:0], e.Name...)
 	w.added++
 	return w.failOn(w.add(ctx, 0, item, e.Name, 1))
 }
