@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stofuse/stofuse/blobstore"
@@ -93,9 +94,23 @@ func TestWriterLargeDir(t *testing.T) {
 			t.Fatalf("entry %d is %+v, want %+v", i, e, want)
 		}
 	}
+	checkRandomAccess(t, NewReader(store.load, root), n)
+	var loads atomic.Int64
+	if _, err := NewReader(countingLoader(store.load, &loads), root).Lookup(context.Background(), bigName(n/2)); err != nil ||
+		loads.Load() != int64(top.Level+1) {
+		t.Fatalf("a lookup loaded %d blobs of a tree of %d levels (%v)", loads.Load(), top.Level+1, err)
+	}
+	if tail := readAll(t, store.load, root, n+5); len(tail) != 0 {
+		t.Fatalf("past the end: %d entries", len(tail))
+	}
+}
+
+// checkRandomAccess reads a generated directory of n entries by offset
+// and by name.
+func checkRandomAccess(t *testing.T, r *Reader, n int) {
+	t.Helper()
 	ctx := context.Background()
-	r := NewReader(store.load, root)
-	if count, err := r.Len(ctx); err != nil || count != n {
+	if count, err := r.Len(ctx); err != nil || count != uint64(n) {
 		t.Fatalf("Len = %d, %v", count, err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -119,9 +134,6 @@ func TestWriterLargeDir(t *testing.T) {
 		if _, err := r.Lookup(ctx, missing); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("Lookup(%q) = %v, want fs.ErrNotExist", missing, err)
 		}
-	}
-	if tail := readAll(t, store.load, root, n+5); len(tail) != 0 {
-		t.Fatalf("past the end: %d entries", len(tail))
 	}
 }
 
