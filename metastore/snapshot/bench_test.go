@@ -58,3 +58,39 @@ func BenchmarkBuildIncremental(b *testing.B) {
 	b.ReportMetric(float64(fresh), "newblobs")
 	b.ReportMetric(float64(freshBytes), "newbytes")
 }
+
+// BenchmarkRead lists the million-file directory from blobs in memory,
+// hashing each one as a loaded blob must be.
+func BenchmarkRead(b *testing.B) {
+	store := newMemStore()
+	root := buildBig(b, benchEntries, store.emit, nil)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		c, err := NewReader(store.load, root).Entries(ctx, 0)
+		count := 0
+		for err == nil {
+			if _, err = c.Next(ctx); err == nil {
+				count++
+			}
+		}
+		if count != benchEntries {
+			b.Fatalf("read %d entries: %v", count, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchEntries), "ns/entry")
+}
+
+// BenchmarkLookup looks up one name in the million-file directory.
+func BenchmarkLookup(b *testing.B) {
+	store := newMemStore()
+	root := buildBig(b, benchEntries, store.emit, nil)
+	r := NewReader(store.load, root)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := r.Lookup(ctx, bigName(i*7919%benchEntries)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
