@@ -21,6 +21,7 @@ const (
 	Modified ChangeKind = 3 // in both, with other attributes, content or kind
 )
 
+// String names the change as a diff listing shows it.
 func (k ChangeKind) String() string {
 	switch k {
 	case Added:

@@ -12,12 +12,15 @@ import (
 // metastore so that the codec depends on blobstore alone.
 type Kind byte
 
+// The kinds of entry this format version knows; a reader rejects others
+// as written by a newer format.
 const (
 	KindFile    Kind = 1
 	KindDir     Kind = 2
 	KindSymlink Kind = 3
 )
 
+// String names the kind, for error messages.
 func (k Kind) String() string {
 	switch k {
 	case KindFile:

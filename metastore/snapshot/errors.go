@@ -48,6 +48,7 @@ type TreeError struct {
 	Err error // wraps ErrCorrupt, ErrUnsupported or the loader's error
 }
 
+// Error names the blob and what is wrong with it.
 func (e *TreeError) Error() string {
 	return fmt.Sprintf("tree blob %s: %v", e.Ref, e.Err)
 }

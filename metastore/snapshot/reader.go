@@ -12,8 +12,10 @@ import (
 // Loader returns the plaintext of the tree blob stored under ref (through
 // diskaccess Fetch, typically), or an error wrapping fs.ErrNotExist if
 // there is none. Its bytes are not trusted: every loaded blob is hashed
-// and must match ref. A Loader may be called from one goroutine at a time
-// per Reader, Cursor or Diff; the caller may cache.
+// and must match ref, so a cache in the Loader cannot hand out wrong
+// entries either. A Loader is called from the goroutine that uses the
+// Reader, Cursor or Diff; one shared by several goroutines must be safe
+// for concurrent use.
 type Loader func(ctx context.Context, ref blobstore.Ref) ([]byte, error)
 
 // bounds is what a node must hold to be the child its parent says it is:
@@ -94,7 +96,9 @@ func (n *Node) nameRange() (first, last string, ok bool) {
 }
 
 // Reader reads one directory's tree: the entries of one directory, not of
-// its subdirectories (each has its own root tree ref in its Entry).
+// its subdirectories (each has its own root tree ref in its Entry). It
+// holds no state between calls, so it is safe for concurrent use when its
+// Loader is.
 type Reader struct {
 	load Loader
 	root blobstore.Ref
