@@ -1,0 +1,22 @@
+package snapshot_test
+
+import (
+	"testing"
+
+	"github.com/stofuse/stofuse/metastore"
+	"github.com/stofuse/stofuse/metastore/snapshot"
+)
+
+// The codec keeps its own Kind so as to depend on blobstore alone; the
+// values must stay those of the tree's, so that a conversion is Kind(k).
+func TestKindsMatchMetastore(t *testing.T) {
+	for _, pair := range [][2]byte{
+		{byte(snapshot.KindFile), byte(metastore.KindFile)},
+		{byte(snapshot.KindDir), byte(metastore.KindDir)},
+		{byte(snapshot.KindSymlink), byte(metastore.KindSymlink)},
+	} {
+		if pair[0] != pair[1] {
+			t.Fatalf("snapshot kind %d is metastore kind %d", pair[0], pair[1])
+		}
+	}
+}
