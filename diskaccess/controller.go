@@ -183,3 +183,18 @@ func (l *refLocks) lock(ref blobstore.Ref) func() {
 		l.mu.Unlock()
 	}
 }
+
+// Driver returns the driver of a mounted volume (for the named objects
+// stored beside its blobs), or an ErrNotMounted error.
+func (c *Controller) Driver(volumeId int) (blobstore.Driver, error) { return c.driver(volumeId) }
+
+// Sync makes every blob stored on volumeId before it durable, those
+// stored with blobstore.WithDeferredSync included: a barrier before
+// metadata that points to them is written.
+func (c *Controller) Sync(ctx context.Context, volumeId int) error {
+	driver, err := c.driver(volumeId)
+	if err != nil {
+		return err
+	}
+	return driver.Sync(ctx)
+}

@@ -24,6 +24,9 @@ var ErrChanged = errors.New("the file changed while it was being stored; nothing
 // volume has already is not stored again. The bytes written are counted
 // into r. It returns the blob's ref and plaintext size.
 func (s *Store) Put(ctx context.Context, volumeID int, collection string, content io.ReadSeeker, r Reporter) (blobstore.Ref, int64, error) {
+	if err := s.ensureKeys(ctx, volumeID); err != nil {
+		return blobstore.Ref{}, 0, err
+	}
 	h := sha256.New()
 	size, err := io.Copy(h, content)
 	if err != nil {

@@ -87,8 +87,11 @@ type Store struct {
 	ctl  *diskaccess.Controller
 	// unavailable says why registered volumes are not mounted.
 	unavailable volumeErrors
-	closeOnce   sync.Once
-	closeErr    error
+	// keysOn holds the ids of the volumes known to hold the key
+	// envelopes (keys_volume.go).
+	keysOn    sync.Map
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // An Option sets how Open and Create open a store.
@@ -187,6 +190,7 @@ func (s *Store) open(ctx context.Context, cfg *config) error {
 		}
 	}
 	s.ctl = diskaccess.New(s.meta, cfg.controller...)
+	s.meta.OnKeysChanged(func() error { return s.WriteKeys(context.Background()) })
 	return s.mountVolumes(ctx)
 }
 
@@ -230,6 +234,7 @@ func (s *Store) create(ctx context.Context, seal SealFunc, cfg *config) error {
 		return err
 	}
 	s.ctl = diskaccess.New(s.meta, cfg.controller...)
+	s.meta.OnKeysChanged(func() error { return s.WriteKeys(context.Background()) })
 	path := filepath.Join(s.dir, "volumes", DefaultVolume)
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return err

@@ -61,8 +61,15 @@ func (s *Store) AddVolume(ctx context.Context, v badger.Volume) (*badger.Volume,
 		driver.RemoveObject(ctx, diskaccess.VolumeDescriptorName)
 		return nil, err
 	}
-	// Usable at once, also by a running mount's daemon.
-	s.unavailable.set(added.ID, s.mountVolume(ctx, added))
+	// Usable at once, also by a running mount's daemon, and recoverable
+	// from the start.
+	why := s.mountVolume(ctx, added)
+	s.unavailable.set(added.ID, why)
+	if why == nil {
+		if err := s.WriteKeys(ctx); err != nil {
+			return added, err
+		}
+	}
 	return added, nil
 }
 

@@ -56,6 +56,8 @@ func mountCommand() *cli.Command {
 			&cli.StringFlag{Name: "collection", Value: store.DefaultCollection, Usage: "the collection whose key seals files written into the mount"},
 			&cli.BoolFlag{Name: "background", Usage: "return once mounted; the mount keeps running"},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (ADDR: host:port, e.g. 127.0.0.1:9101)"},
+			&cli.DurationFlag{Name: "snapshot-interval", Value: defaultSnapshotInterval,
+				Usage: "snapshot the collections that changed this often, and at unmount (0: never)"},
 		},
 		Action: mount,
 	}
@@ -127,6 +129,11 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		return err
 	}
 	meta := s.Meta()
+	if !c.Bool("read-only") {
+		if err := s.WriteKeys(ctx); err != nil {
+			return err
+		}
+	}
 	if removed, err := meta.RemoveUncommitted(ctx); err != nil {
 		return err
 	} else if removed > 0 {
@@ -176,6 +183,10 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	s.out.notef("mounted volume %q at %s%s", v.Label, mountpoint, map[bool]string{true: " (read-only)"}[c.Bool("read-only")])
 	reportReady(nil)
 	go unmountOnSignal(c, s, server, mountpoint)
+	if interval := c.Duration("snapshot-interval"); interval > 0 && !c.Bool("read-only") {
+		stop := s.snapshotEvery(interval, v.ID)
+		defer stop() // after the unmount: a last snapshot of what changed
+	}
 	if path := os.Getenv("STOFUSE_CPUPROFILE"); path != "" {
 		stop, err := startCPUProfile(path)
 		if err != nil {

@@ -52,7 +52,9 @@ func (s *Store) CreateCollectionFolder(ctx context.Context, name string, mode, u
 	}
 	now := time.Now()
 	folder := &Inode{Ino: folderIno, Kind: KindDir, Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: now, Ctime: now}
+	created := false
 	err = s.update(func(txn *badgerdb.Txn) error {
+		created = false
 		var c Collection
 		err := getJSON(txn, stringKey(prefixCollection, name), fmt.Sprintf("collection %q", name), &c)
 		switch {
@@ -63,6 +65,7 @@ func (s *Store) CreateCollectionFolder(ctx context.Context, name string, mode, u
 			if c, err = s.newCollection(txn, name); err != nil {
 				return err
 			}
+			created = true
 		default:
 			return err
 		}
@@ -74,6 +77,11 @@ func (s *Store) CreateCollectionFolder(ctx context.Context, name string, mode, u
 	})
 	if err != nil {
 		return nil, err
+	}
+	if created {
+		if err := s.notifyKeysChanged(); err != nil {
+			return nil, err
+		}
 	}
 	return folder, nil
 }

@@ -18,8 +18,15 @@ import (
 //	i <ino u64 BE>             inode of the files/ tree (Inode, binary)
 //	e <parent u64 BE> <name>   directory entry: child ino (u64 BE) and kind (1 byte)
 //	u <ino u64 BE>             a file created but never stored: removed at mount
-//	p <ino u64 BE>             a directory's parent inode (u64 BE), to refuse moving a directory into itself
+//	p <ino u64 BE>             the inode's parent directory (u64 BE): to refuse moving a directory into
+//	                           itself, and to mark the directory whose listing a change touches
 //	r <ref 32> <ino u64 BE>    file ino's content is blob ref (empty value): which files use a blob
+//	d <parent u64 BE> <name>   a subdirectory's ino (u64 BE): the directories alone, so that a
+//	                           snapshot visits them without listing their files
+//	g <dir ino u64 BE>         the stamp (u64 BE) of the last change to the directory's listing or
+//	                           to an attribute of one of its entries
+//	t <dir ino u64 BE>         the directory's tree ref as last snapshotted: the stamp it was made at
+//	                           (u64 BE) and the ref (32); valid while g still holds that stamp
 const (
 	prefixBlob        = 'b'
 	prefixVolumeBlob  = 'v'
@@ -33,6 +40,9 @@ const (
 	prefixUncommitted = 'u'
 	prefixParent      = 'p'
 	prefixRefUse      = 'r'
+	prefixSubdir      = 'd'
+	prefixDirStamp    = 'g'
+	prefixTreeCache   = 't'
 )
 
 func blobKey(ref blobstore.Ref) []byte {
@@ -57,6 +67,10 @@ func refUseKey(ref blobstore.Ref, ino uint64) []byte {
 
 func entryKey(parent uint64, name string) []byte {
 	return append(inoKey(prefixEntry, parent), name...)
+}
+
+func subdirKey(parent uint64, name string) []byte {
+	return append(inoKey(prefixSubdir, parent), name...)
 }
 
 func stringKey(prefix byte, name string) []byte {

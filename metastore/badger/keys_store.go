@@ -204,7 +204,7 @@ func (s *Store) AddKEK(ctx context.Context, kek *keyring.KEK, kdf *keyring.KDFPa
 	if rootKey == nil {
 		return ErrLocked
 	}
-	return s.update(func(txn *badgerdb.Txn) error {
+	err := s.update(func(txn *badgerdb.Txn) error {
 		env, err := getEnvelope(txn, rootKeyID)
 		if err != nil {
 			return err
@@ -225,6 +225,10 @@ func (s *Store) AddKEK(ctx context.Context, kek *keyring.KEK, kdf *keyring.KDFPa
 		}
 		return putJSON(txn, stringKey(prefixEnvelope, rootKeyID), env)
 	})
+	if err != nil {
+		return err
+	}
+	return s.notifyKeysChanged()
 }
 
 func (s *Store) setKeys(rootKey []byte, ring *keyring.Ring) {

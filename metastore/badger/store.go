@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
@@ -40,8 +41,15 @@ type Store struct {
 	inoNext uint64     // the next tree inode number of the claimed block
 	inoEnd  uint64     // the end of the claimed block
 
+	lastStamp atomic.Uint64 // the last directory stamp handed out (tree_stamp.go)
+
 	gcStop chan struct{}
 	gcDone chan struct{}
+
+	keysChanged func() error // called after the envelopes change (keys_export.go)
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Options sized for a daemon that must stay small: stofuse's values are a
@@ -71,15 +79,23 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open metadata store %s: %w", dir, err)
 	}
 	s := &Store{db: db, dir: dir, gcStop: make(chan struct{}), gcDone: make(chan struct{})}
+	if err := s.migrateTreeIndex(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	go s.collectGarbage(10 * time.Minute)
 	return s, nil
 }
 
 // Close stops the value-log GC and closes the database.
+// A second Close does nothing.
 func (s *Store) Close() error {
-	close(s.gcStop)
-	<-s.gcDone
-	return s.db.Close()
+	s.closeOnce.Do(func() {
+		close(s.gcStop)
+		<-s.gcDone
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
 }
 
 // Dir is the database directory.

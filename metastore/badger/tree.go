@@ -179,12 +179,7 @@ func (s *Store) Create(ctx context.Context, parent uint64, name string, n *Inode
 				return err
 			}
 		}
-		if created.Kind == KindDir {
-			if err := txn.Set(inoKey(prefixParent, ino), binary.BigEndian.AppendUint64(nil, parent)); err != nil {
-				return err
-			}
-		}
-		return putEntry(txn, parent, Entry{Name: name, Ino: ino, Kind: created.Kind})
+		return s.link(txn, parent, Entry{Name: name, Ino: ino, Kind: created.Kind})
 	})
 	if err != nil {
 		return nil, err
@@ -226,17 +221,21 @@ func (s *Store) Remove(ctx context.Context, parent uint64, name string, dir bool
 		if removed, err = getInode(txn, e.Ino); err != nil {
 			return err
 		}
-		return deleteInode(txn, parent, name, e.Ino)
+		return s.deleteInode(txn, parent, name, e.Ino)
 	})
 	return removed, err
 }
 
-func deleteInode(txn *badgerdb.Txn, parent uint64, name string, ino uint64) error {
+func (s *Store) deleteInode(txn *badgerdb.Txn, parent uint64, name string, ino uint64) error {
 	n, err := getInode(txn, ino)
 	if err != nil {
 		return err
 	}
-	keys := [][]byte{entryKey(parent, name), inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino)}
+	if err := s.unlink(txn, parent, name); err != nil {
+		return err
+	}
+	keys := [][]byte{inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino),
+		inoKey(prefixDirStamp, ino), inoKey(prefixTreeCache, ino)}
 	if n.Kind == KindFile && n.Committed {
 		keys = append(keys, refUseKey(n.Ref, ino))
 	}
@@ -275,28 +274,22 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 		case noReplace:
 			return fmt.Errorf("%q: %w", newName, fs.ErrExist)
 		default:
-			if replaced, err = replaceTarget(txn, moving, newParent, target); err != nil {
+			if replaced, err = s.replaceTarget(txn, moving, newParent, target); err != nil {
 				return err
 			}
 		}
-		if err := txn.Delete(entryKey(oldParent, oldName)); err != nil {
+		if err := s.unlink(txn, oldParent, oldName); err != nil {
 			return err
 		}
 		moving.Name = newName
-		if err := putEntry(txn, newParent, moving); err != nil {
-			return err
-		}
-		if moving.Kind == KindDir {
-			return txn.Set(inoKey(prefixParent, moving.Ino), binary.BigEndian.AppendUint64(nil, newParent))
-		}
-		return nil
+		return s.link(txn, newParent, moving)
 	})
 	return replaced, err
 }
 
 // replaceTarget removes the target of a rename, after checking that the
 // moving inode may replace it.
-func replaceTarget(txn *badgerdb.Txn, moving Entry, parent uint64, target Entry) (*Inode, error) {
+func (s *Store) replaceTarget(txn *badgerdb.Txn, moving Entry, parent uint64, target Entry) (*Inode, error) {
 	switch {
 	case moving.Kind == KindDir && target.Kind != KindDir:
 		return nil, fmt.Errorf("%q: %w", target.Name, syscall.ENOTDIR)
@@ -309,11 +302,11 @@ func replaceTarget(txn *badgerdb.Txn, moving Entry, parent uint64, target Entry)
 	if err != nil {
 		return nil, err
 	}
-	return replaced, deleteInode(txn, parent, target.Name, target.Ino)
+	return replaced, s.deleteInode(txn, parent, target.Name, target.Ino)
 }
 
 // isAncestor reports whether dir is an ancestor of ino, following the
-// parent pointers kept for directories.
+// parent pointers.
 func isAncestor(txn *badgerdb.Txn, dir, ino uint64) bool {
 	for depth := 0; depth < 4096; depth++ {
 		body, err := getCopy(txn, inoKey(prefixParent, ino), "parent")
@@ -351,7 +344,10 @@ func (s *Store) SetAttr(ctx context.Context, ino uint64, fn func(*Inode) error) 
 			return err
 		}
 		n.Ctime = time.Now()
-		return putInode(txn, n)
+		if err := putInode(txn, n); err != nil {
+			return err
+		}
+		return s.touchParentOf(txn, ino)
 	})
 	return n, err
 }
@@ -383,6 +379,9 @@ func (s *Store) CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref
 		n.Ref, n.Size, n.StoredSize, n.Committed = ref, size, storedSize, true
 		n.Mtime, n.Ctime = mtime, time.Now()
 		if err := putInode(txn, n); err != nil {
+			return err
+		}
+		if err := s.touchParentOf(txn, ino); err != nil {
 			return err
 		}
 		return txn.Delete(inoKey(prefixUncommitted, ino))
@@ -447,7 +446,12 @@ func (s *Store) removeOrphan(ino uint64) error {
 			})
 		}
 		it.Close()
-		for _, key := range append(entryKeys, inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino)) {
+		for _, key := range entryKeys {
+			if err := s.unlink(txn, binary.BigEndian.Uint64(key[1:9]), string(key[9:])); err != nil {
+				return err
+			}
+		}
+		for _, key := range [][]byte{inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino)} {
 			if err := txn.Delete(key); err != nil {
 				return err
 			}

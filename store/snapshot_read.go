@@ -1,0 +1,155 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore/snapshot"
+)
+
+// A snapshot's record is named on the volume by the named object
+// snapshots/<collection key id>/<record name, lower case> holding the
+// record blob's ref in hex (docs/format.md, "Snapshot records").
+const recordPrefix = "snapshots/"
+
+func recordObject(keyID, name string) string {
+	return recordPrefix + keyID + "/" + strings.ToLower(name)
+}
+
+// maxTreeBlob bounds a tree or record blob read back (snapshot.maxBlob is
+// 1 MiB; a record is far smaller).
+const maxTreeBlob = 1 << 20
+
+// SnapshotInfo names one snapshot of a collection.
+type SnapshotInfo struct {
+	Collection string        `json:"collection"`
+	Name       string        `json:"name"`
+	Time       time.Time     `json:"time"`
+	Record     blobstore.Ref `json:"record"`
+}
+
+// Snapshots lists the snapshots of collection named on volume, oldest
+// first.
+func (s *Store) Snapshots(ctx context.Context, collection string, volumeID int) ([]SnapshotInfo, error) {
+	c, err := s.Collection(ctx, collection)
+	if err != nil {
+		return nil, err
+	}
+	driver, err := s.ctl.Driver(volumeID)
+	if err != nil {
+		return nil, err
+	}
+	prefix := recordPrefix + c.KeyID + "/"
+	var names []string
+	err = driver.ListObjects(ctx, prefix, func(o blobstore.ObjectInfo) error {
+		names = append(names, o.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []SnapshotInfo
+	for _, object := range names {
+		name := strings.ToUpper(strings.TrimPrefix(object, prefix))
+		t, err := snapshot.ParseRecordName(name)
+		if err != nil {
+			continue // not a record's name: not ours
+		}
+		ref, err := readRecordRef(ctx, driver, object)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, SnapshotInfo{Collection: collection, Name: name, Time: t, Record: ref})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
+
+func readRecordRef(ctx context.Context, driver blobstore.Driver, object string) (blobstore.Ref, error) {
+	r, err := driver.GetObject(ctx, object)
+	if err != nil {
+		return blobstore.Ref{}, err
+	}
+	defer r.Close()
+	body, err := io.ReadAll(io.LimitReader(r, 200))
+	if err != nil {
+		return blobstore.Ref{}, err
+	}
+	ref, err := blobstore.ParseRef(strings.TrimSpace(string(body)))
+	if err != nil {
+		return blobstore.Ref{}, fmt.Errorf("snapshot name %s: %w", object, err)
+	}
+	return ref, nil
+}
+
+// FindSnapshot returns the snapshot of collection named name on volume,
+// or "latest" for the newest; an fs.ErrNotExist error if there is none.
+func (s *Store) FindSnapshot(ctx context.Context, collection, name string, volumeID int) (*SnapshotInfo, error) {
+	all, err := s.Snapshots(ctx, collection, volumeID)
+	if err != nil {
+		return nil, err
+	}
+	if name == "latest" && len(all) > 0 {
+		return &all[len(all)-1], nil
+	}
+	for i := range all {
+		if all[i].Name == name {
+			return &all[i], nil
+		}
+	}
+	return nil, fmt.Errorf("collection %s has no snapshot %s: %w", collection, name, fs.ErrNotExist)
+}
+
+// LoadTree reads a tree or record blob through the verified read path:
+// a snapshot.Loader.
+func (s *Store) LoadTree(ctx context.Context, ref blobstore.Ref) ([]byte, error) {
+	meta, err := s.meta.QueryBlobMetadata(ctx, ref, nil)
+	if err != nil {
+		return nil, fmt.Errorf("tree blob %s: %w", ref, err)
+	}
+	if meta.RealSize > maxTreeBlob {
+		return nil, fmt.Errorf("tree blob %s: %d bytes: %w", ref, meta.RealSize, snapshot.ErrCorrupt)
+	}
+	var buf strings.Builder
+	if err := s.Cat(ctx, ref, &buf, nil); err != nil {
+		return nil, err
+	}
+	return []byte(buf.String()), nil
+}
+
+// Record reads a snapshot's record.
+func (s *Store) Record(ctx context.Context, info *SnapshotInfo) (*snapshot.Record, error) {
+	body, err := s.LoadTree(ctx, info.Record)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := snapshot.DecodeRecord(body)
+	if err != nil {
+		return nil, fmt.Errorf("record of snapshot %s: %w", info.Name, err)
+	}
+	if rec.Collection() != info.Collection || !rec.Time.Equal(info.Time) {
+		return nil, fmt.Errorf("the record named snapshot %s of %s is of collection %q at %s: %w",
+			info.Name, info.Collection, rec.Collection(), rec.Time.Format(time.RFC3339Nano), snapshot.ErrCorrupt)
+	}
+	return rec, nil
+}
+
+// DiffSnapshots reports the paths added, removed and changed from
+// snapshot a to snapshot b, in path order.
+func (s *Store) DiffSnapshots(ctx context.Context, a, b *SnapshotInfo, fn func(snapshot.Change) error) error {
+	recA, err := s.Record(ctx, a)
+	if err != nil {
+		return err
+	}
+	recB, err := s.Record(ctx, b)
+	if err != nil {
+		return err
+	}
+	return snapshot.Diff(ctx, s.LoadTree, recA.Root.Ref, s.LoadTree, recB.Root.Ref, fn)
+}
