@@ -142,3 +142,9 @@ func readDescriptor(ctx context.Context, driver blobstore.Driver) (string, error
 	}
 	return d.VolumeUuid, nil
 }
+
+// VolumeUUID reads the UUID a volume's descriptor holds (recovery), or an
+// fs.ErrNotExist error if it has none.
+func VolumeUUID(ctx context.Context, driver blobstore.Driver) (string, error) {
+	return readDescriptor(ctx, driver)
+}

@@ -149,6 +149,12 @@ func openMeta(dir string) (*Store, error) {
 	if lostMetadata(dir) {
 		return nil, fmt.Errorf("store %s holds volumes, but %w (%s)", dir, ErrMetadataMissing, filepath.Join(dir, "meta"))
 	}
+	return openMetaAnyway(dir)
+}
+
+// openMetaAnyway opens (or makes) the metadata in dir, whatever else dir
+// holds: for Recover.
+func openMetaAnyway(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store directory: %w", err)
 	}

@@ -128,7 +128,7 @@ func newApp(e *env) *cli.App {
 			initCommand(), keyCommand(), volumeCommand(),
 			putCommand(), catCommand(), statCommand(),
 			scrubCommand(), replicateCommand(),
-			snapshotCommand(),
+			snapshotCommand(), recoverCommand(),
 			mountCommand(), unmountCommand(), statusCommand(),
 		},
 		// Without a command: help; with an unknown one: a usage error.
