@@ -19,9 +19,17 @@ import (
 // newStore creates a store in a temp directory, sealed with a new key
 // file, and returns it with the key.
 func newStore(t *testing.T) (*store.Store, store.Key) {
+	s, kek, _ := newStoreWithKeyFile(t)
+	return s, store.KEK(kek)
+}
+
+// newStoreWithKeyFile is newStore, with the KEK and the path of its key
+// file (outside the store).
+func newStoreWithKeyFile(t *testing.T) (*store.Store, *keyring.KEK, string) {
 	t.Helper()
 	dir := t.TempDir()
-	kek, err := keyring.GenerateKeyFile(filepath.Join(t.TempDir(), "key"))
+	keyFile := filepath.Join(t.TempDir(), "key")
+	kek, err := keyring.GenerateKeyFile(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +38,7 @@ func newStore(t *testing.T) (*store.Store, store.Key) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s, store.KEK(kek)
+	return s, kek, keyFile
 }
 
 func put(t *testing.T, s *store.Store, volume string, content []byte) blobstore.Ref {
