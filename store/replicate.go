@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/metastore/badger"
@@ -76,5 +78,45 @@ func (s *Store) Replicate(ctx context.Context, from, to *badger.Volume, opts Rep
 		summary.Bytes += meta.SizeOnDisk
 		r.Add(1, meta.SizeOnDisk)
 	}
-	return summary, nil
+	return summary, s.replicateNames(ctx, from, to)
+}
+
+// replicateNames copies to volume to the key envelopes and the names of
+// the snapshots whose record blobs it now holds, so that it can rebuild
+// the store on its own (recover). A name is written only after the
+// blobs it points to are durable there: Replicate's copies are.
+func (s *Store) replicateNames(ctx context.Context, from, to *badger.Volume) error {
+	src, err := s.ctl.Driver(from.ID)
+	if err != nil {
+		return err
+	}
+	dst, err := s.ctl.Driver(to.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.ensureKeys(ctx, to.ID); err != nil {
+		return err
+	}
+	var names []string
+	err = src.ListObjects(ctx, recordPrefix, func(o blobstore.ObjectInfo) error {
+		names = append(names, o.Name)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		ref, err := readRecordRef(ctx, src, name)
+		if err != nil {
+			return err
+		}
+		meta, err := s.meta.QueryBlobMetadata(ctx, ref, nil)
+		if err != nil || !slices.Contains(meta.Volumes, to.ID) {
+			continue // the record is not there (yet): nor is its name
+		}
+		if err := dst.PutObject(ctx, name, strings.NewReader(ref.String()+"\n")); err != nil {
+			return fmt.Errorf("volume %s: naming snapshot %s: %w", to.Label, name, err)
+		}
+	}
+	return nil
 }

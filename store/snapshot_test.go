@@ -159,3 +159,56 @@ func TestSnapshotSkipsUncommittedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRecoverFromAReplica: a replicate carries the snapshots' names and
+// the keys along with the blobs, so the second volume alone rebuilds the
+// store, in a new directory.
+func TestRecoverFromAReplica(t *testing.T) {
+	ctx := context.Background()
+	s, key := newStore(t)
+	tree(t, s)
+	v1, _ := s.Volume(ctx, store.DefaultVolume)
+	taken, err := s.Snapshot(ctx, "photos", v1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := t.TempDir()
+	v2, err := s.AddVolume(ctx, store.LocalVolume("replica", replica))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Replicate(ctx, v1, v2, store.ReplicateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	r, report, err := store.Recover(ctx, t.TempDir(), store.LocalVolume("default", replica), key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !report.Complete() || len(report.Unusable) != 0 {
+		t.Errorf("report = %+v", report)
+	}
+	var photos *store.RecoveredCollection
+	for i := range report.Collections {
+		if report.Collections[i].Name == "photos" {
+			photos = &report.Collections[i]
+		}
+	}
+	if photos == nil || photos.Snapshot != taken.Name || photos.Files != 15 {
+		t.Fatalf("photos recovered as %+v, want snapshot %s with 15 entries", photos, taken.Name)
+	}
+	c, err := r.Collection(ctx, "photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.Meta().Lookup(ctx, c.FolderIno, "f1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := r.Cat(ctx, n.Ref, &out, nil); err != nil || out.String() != "content of f1" {
+		t.Errorf("f1 after the recovery: %q, %v", out.String(), err)
+	}
+}
