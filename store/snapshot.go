@@ -23,6 +23,9 @@ type SnapshotResult struct {
 	// Unchanged: nothing changed since the last snapshot, Name, which was
 	// not taken again.
 	Unchanged bool `json:"unchanged,omitempty"`
+	// Empty: the folder is empty and was never snapshotted: there is
+	// nothing to keep, and nothing was stored.
+	Empty bool `json:"empty,omitempty"`
 	// Dirs counts the directories encoded again; the others were reused.
 	Dirs     int           `json:"dirs_encoded"`
 	NewBlobs int           `json:"new_blobs"` // tree and record blobs stored
@@ -50,7 +53,8 @@ var ErrNoFolder = errors.New("has no folder under files/")
 // It is a durability barrier: the tree blobs and the record are durable
 // before the record is named on the volume. The tree is read as it was
 // when the snapshot began, while writers go on. A snapshot of a tree that
-// changed nothing since the last one is not taken (Unchanged).
+// changed nothing since the last one is not taken (Unchanged), nor is a
+// first one of an empty folder (Empty).
 func (s *Store) Snapshot(ctx context.Context, collection string, volumeID int) (*SnapshotResult, error) {
 	start := time.Now()
 	c, err := s.Collection(ctx, collection)
@@ -69,8 +73,14 @@ func (s *Store) Snapshot(ctx context.Context, collection string, volumeID int) (
 	}
 	sn := &snapshotter{store: s, collection: collection, volume: volumeID, ctx: blobstore.WithDeferredSync(ctx)}
 	var root snapshot.Entry
+	empty := false
 	err = s.meta.ViewTree(ctx, func(v *badger.TreeView) error {
 		sn.view = v
+		if last.Name == "" {
+			if empty, err = isEmptyDir(ctx, v, c.FolderIno); err != nil || empty {
+				return err
+			}
+		}
 		ref, _, err := sn.build(c.FolderIno)
 		if err != nil {
 			return err
@@ -85,6 +95,9 @@ func (s *Store) Snapshot(ctx context.Context, collection string, volumeID int) (
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of %s: %w", collection, err)
 	}
+	if empty {
+		return &SnapshotResult{Collection: collection, Empty: true, Elapsed: time.Since(start)}, nil
+	}
 	result := &SnapshotResult{Collection: collection, Root: root.Ref, Dirs: sn.dirs}
 	if last.Name != "" && last.Root.Equal(&root) {
 		result.Unchanged, result.Name, result.Time, result.Record = true, last.Name, last.Time, last.Record
@@ -96,6 +109,16 @@ func (s *Store) Snapshot(ctx context.Context, collection string, volumeID int) (
 	}
 	result.NewBlobs, result.NewBytes, result.Elapsed = sn.newBlobs, sn.newBytes, time.Since(start)
 	return result, nil
+}
+
+// isEmptyDir reports whether dir has no entries, as the view sees it.
+func isEmptyDir(ctx context.Context, v *badger.TreeView, dir uint64) (bool, error) {
+	errFound := errors.New("found")
+	err := v.ReadDir(ctx, dir, func(badger.Entry) error { return errFound })
+	if err == errFound {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // recordSnapshot stores the record of a snapshot whose tree is stored:
@@ -125,6 +148,7 @@ func (s *Store) recordSnapshot(ctx context.Context, sn *snapshotter, keyID strin
 	if err := driver.PutObject(ctx, recordObject(keyID, name), bytes.NewReader([]byte(ref.String()+"\n"))); err != nil {
 		return fmt.Errorf("snapshot of %s: naming its record: %w", sn.collection, err)
 	}
+	s.snapshotGen.Add(1) // after the name is there: a listing read before it is out of date
 	*last = lastSnapshot{Name: name, Time: rec.Time, Record: ref, Root: root}
 	if err := s.meta.SetState(ctx, lastSnapshotState(sn.collection), last); err != nil {
 		return err

@@ -212,3 +212,20 @@ func TestRecoverFromAReplica(t *testing.T) {
 		t.Errorf("f1 after the recovery: %q, %v", out.String(), err)
 	}
 }
+
+// TestSnapshotOfAnEmptyFolder: a folder that is empty and was never
+// snapshotted stores nothing (a mount used only through ref/ gains no
+// tree blobs).
+func TestSnapshotOfAnEmptyFolder(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	v, _ := s.Volume(ctx, store.DefaultVolume)
+	before := v.BlobCount
+	r, err := s.Snapshot(ctx, store.DefaultCollection, v.ID)
+	if err != nil || !r.Empty || r.NewBlobs != 0 {
+		t.Fatalf("snapshot of an empty folder = %+v, %v; want Empty and nothing stored", r, err)
+	}
+	if v, _ = s.Volume(ctx, store.DefaultVolume); v.BlobCount != before {
+		t.Errorf("the volume holds %d blobs after it, %d before", v.BlobCount, before)
+	}
+}

@@ -204,8 +204,8 @@ func TestS3Volume(t *testing.T) {
 	// The blobs are objects on the server (stat said they are on s3vol
 	// only), the large one stored as a multipart upload: its ETag ends in
 	// -PARTS.
-	if objects := objectFiles(t, srv); len(objects) != 4 { // and the volume descriptor
-		t.Fatalf("objects on the server: %v, want the 3 blobs and the volume descriptor", objects)
+	if objects := objectFiles(t, srv); len(objects) != 5 { // and the volume descriptor and key envelopes
+		t.Fatalf("objects on the server: %v, want the 3 blobs, the volume descriptor and the key envelopes", objects)
 	}
 	largeKey, largePath := objectOf(t, srv, large)
 	info, err := srv.Client().StatObject(context.Background(), s3Bucket, largeKey, minio.StatObjectOptions{})

@@ -81,7 +81,11 @@ func snapshotTake(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		if r.Unchanged {
+		switch {
+		case r.Empty:
+			s.out.result(r, "%s: empty, nothing to snapshot", name)
+			continue
+		case r.Unchanged:
 			s.out.result(r, "%s: unchanged since snapshot %s", name, r.Name)
 			continue
 		}
@@ -192,7 +196,7 @@ func (s *session) snapshotChanged(volumeID int) {
 		switch {
 		case err != nil:
 			s.out.warnf("snapshot of %s: %v", coll.Name, err)
-		case !r.Unchanged:
+		case !r.Unchanged && !r.Empty:
 			s.out.notef("%s: snapshot %s (%d directories encoded, %d new blobs, %s)",
 				coll.Name, r.Name, r.Dirs, r.NewBlobs, r.Elapsed.Round(time.Millisecond))
 		}
