@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/stofuse/stofuse/diskaccess"
+	"github.com/stofuse/stofuse/metastore/snapshot"
 )
 
 // errNotThisRef: content written under a hex name hashes to another ref.
@@ -30,6 +31,10 @@ func toErrno(err error) syscall.Errno {
 		return syscall.ETIMEDOUT
 	case errors.Is(err, diskaccess.ErrKeyNotAvailable):
 		return syscall.EACCES
+	case errors.As(err, new(*snapshot.TreeError)): // a lost tree blob too is damage
+		return syscall.EIO
+	case errors.Is(err, snapshot.ErrCorrupt), errors.Is(err, snapshot.ErrUnsupported):
+		return syscall.EIO
 	case errors.As(err, &errno): // ENOSPC, EROFS, EDQUOT... from the disk
 		return errno
 	case errors.Is(err, fs.ErrNotExist):

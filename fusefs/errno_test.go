@@ -11,6 +11,7 @@ import (
 
 	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/diskaccess"
+	"github.com/stofuse/stofuse/metastore/snapshot"
 )
 
 func TestToErrno(t *testing.T) {
@@ -29,6 +30,9 @@ func TestToErrno(t *testing.T) {
 		{fmt.Errorf("writing: %w", &os.PathError{Op: "open", Err: syscall.EROFS}), syscall.EROFS},
 		{fmt.Errorf("%w: x", diskaccess.ErrRefMismatch), syscall.EIO},
 		{fmt.Errorf("%w: x", diskaccess.ErrKeyNotAvailable), syscall.EACCES},
+		{&snapshot.TreeError{Err: fmt.Errorf("loading: %w", fs.ErrNotExist)}, syscall.EIO}, // a lost tree blob
+		{fmt.Errorf("record: %w", snapshot.ErrCorrupt), syscall.EIO},
+		{fmt.Errorf(`"x": %w`, fs.ErrNotExist), syscall.ENOENT}, // a name not in a snapshot's directory
 		{errors.New("anything else"), syscall.EIO},
 	} {
 		if got := toErrno(tc.err); got != tc.want {

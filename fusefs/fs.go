@@ -3,6 +3,7 @@
 //
 //	MOUNTPOINT/ref/<64 hex>            one file per blob on the mounted volume
 //	MOUNTPOINT/files/<collection>/...  a directory tree whose files are blobs
+//	MOUNTPOINT/snapshots/<collection>/<snapshot>/...  that tree as a snapshot holds it
 //
 // Reads go through diskaccess's verified, random-access path with the keys
 // loaded at mount time: a damaged blob reads as EIO, never as wrong bytes.
@@ -13,8 +14,10 @@
 // spooled and stored under its hash at close (refdir.go has the rules).
 // files/ is served from the Tree the mount is given (the metadata store):
 // a file's content is spooled while written and stored as a blob at close
-// or fsync (file.go, tree.go). fusefs imports no driver, no Badger and no
-// store: it defines the interfaces it needs (Catalog, Tree, Observer).
+// or fsync (file.go, tree.go). snapshots/ is read-only history, served
+// from the snapshot trees that Snapshots names (snapshots.go). fusefs
+// imports no driver, no Badger and no store: it defines the interfaces it
+// needs (Catalog, Tree, Snapshots, Observer).
 package fusefs
 
 import (
@@ -59,9 +62,10 @@ type Config struct {
 	Controller *diskaccess.Controller
 	Catalog    Catalog
 	Keys       diskaccess.KeyRing
-	Tree       Tree   // the files/ tree; nil: no files/
-	Volume     int    // the volume whose blobs ref/ shows
-	Collection string // whose key seals blobs written through the mount
+	Tree       Tree      // the files/ tree; nil: no files/
+	Snapshots  Snapshots // the snapshots on Volume; nil: no snapshots/
+	Volume     int       // the volume whose blobs ref/ shows
+	Collection string    // whose key seals blobs written through the mount
 	ReadOnly   bool
 	SpoolDir   string // where files being written are spooled
 	FsName     string // the mount's source, as mount(8) and df show it
@@ -82,7 +86,8 @@ const (
 // Inode numbers: the root and ref/ are fixed; a blob's is derived from its
 // ref (the first 8 bytes, top two bits clear), so it is the same at every
 // mount; the files/ tree's come from the metadata store (top bits 01); files
-// being written to ref/ get go-fuse's automatic numbers, from 2^63 up.
+// being written to ref/ get go-fuse's automatic numbers, from 2^63 up;
+// snapshots/ has the top bits 11 (snapshot_ino.go).
 const (
 	rootIno = 1
 	refIno  = 2
@@ -101,12 +106,17 @@ type FS struct {
 	cfg       Config
 	mountTime time.Time
 	ref       *refDir
+	snapInos  *snapInos  // inode numbers under snapshots/
+	trees     *treeCache // snapshot tree blobs; nil without Snapshots
 }
 
 // New returns the root node of a mount.
 func New(cfg Config) *Root {
-	f := &FS{cfg: cfg, mountTime: time.Now()}
+	f := &FS{cfg: cfg, mountTime: time.Now(), snapInos: newSnapInos()}
 	f.ref = newRefDir(f)
+	if cfg.Snapshots != nil {
+		f.trees = newTreeCache(cfg.Snapshots.LoadTree)
+	}
 	return &Root{fsys: f}
 }
 
@@ -211,7 +221,7 @@ func (f *FS) dirAttr(ino uint64, out *fuse.Attr) {
 	out.SetTimes(&f.mountTime, &f.mountTime, &f.mountTime)
 }
 
-// Root is the mount's root directory: it holds ref/.
+// Root is the mount's root directory: it holds ref/, files/ and snapshots/.
 type Root struct {
 	fs.Inode
 	fsys *FS
@@ -232,6 +242,10 @@ func (r *Root) OnAdd(ctx context.Context) {
 		files := r.NewPersistentInode(ctx, &filesRoot{fsys: r.fsys}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: filesIno})
 		r.AddChild("files", files, false)
 	}
+	if r.fsys.cfg.Snapshots != nil {
+		snapshots := r.NewPersistentInode(ctx, &snapshotsRoot{fsys: r.fsys}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: snapshotsIno})
+		r.AddChild("snapshots", snapshots, false)
+	}
 }
 
 // Lookup implements fs.NodeLookuper, so that the entry for ref/ is cached
@@ -241,7 +255,11 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if child == nil {
 		return nil, syscall.ENOENT
 	}
-	r.fsys.dirAttr(child.StableAttr().Ino, &out.Attr)
+	var attr fuse.AttrOut // each top directory says its own (snapshots/ is read-only)
+	if errno := child.Operations().(fs.NodeGetattrer).Getattr(ctx, nil, &attr); errno != 0 {
+		return nil, errno
+	}
+	out.Attr = attr.Attr
 	out.SetEntryTimeout(blobTimeout)
 	out.SetAttrTimeout(blobTimeout)
 	return child, 0

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -35,40 +36,85 @@ type SnapshotInfo struct {
 }
 
 // Snapshots lists the snapshots of collection named on volume, oldest
-// first.
+// first, with their record refs (one object read per snapshot: for a
+// listing of names alone, SnapshotNames).
 func (s *Store) Snapshots(ctx context.Context, collection string, volumeID int) ([]SnapshotInfo, error) {
-	c, err := s.Collection(ctx, collection)
+	driver, prefix, err := s.recordNames(ctx, collection, volumeID)
 	if err != nil {
 		return nil, err
 	}
-	driver, err := s.ctl.Driver(volumeID)
+	names, err := listRecordNames(ctx, driver, prefix)
 	if err != nil {
 		return nil, err
 	}
-	prefix := recordPrefix + c.KeyID + "/"
-	var names []string
-	err = driver.ListObjects(ctx, prefix, func(o blobstore.ObjectInfo) error {
-		names = append(names, o.Name)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var out []SnapshotInfo
-	for _, object := range names {
-		name := strings.ToUpper(strings.TrimPrefix(object, prefix))
-		t, err := snapshot.ParseRecordName(name)
-		if err != nil {
-			continue // not a record's name: not ours
-		}
-		ref, err := readRecordRef(ctx, driver, object)
+	out := make([]SnapshotInfo, 0, len(names))
+	for _, name := range names {
+		info, err := readRecordInfo(ctx, driver, prefix, collection, name)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, SnapshotInfo{Collection: collection, Name: name, Time: t, Record: ref})
+		out = append(out, *info)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, nil
+}
+
+// SnapshotNames lists the names of collection's snapshots on volume,
+// oldest first, from the names on the volume alone (no record is read).
+// A collection without snapshots has none, and no error.
+func (s *Store) SnapshotNames(ctx context.Context, collection string, volumeID int) ([]string, error) {
+	driver, prefix, err := s.recordNames(ctx, collection, volumeID)
+	if err != nil {
+		return nil, err
+	}
+	return listRecordNames(ctx, driver, prefix)
+}
+
+// recordNames returns the volume's driver and the prefix under which it
+// names collection's records.
+func (s *Store) recordNames(ctx context.Context, collection string, volumeID int) (blobstore.Driver, string, error) {
+	c, err := s.Collection(ctx, collection)
+	if err != nil {
+		return nil, "", err
+	}
+	driver, err := s.ctl.Driver(volumeID)
+	if err != nil {
+		return nil, "", err
+	}
+	return driver, recordPrefix + c.KeyID + "/", nil
+}
+
+// listRecordNames returns the record names under prefix, oldest first;
+// objects whose names are not record names are not ours and are skipped.
+func listRecordNames(ctx context.Context, driver blobstore.Driver, prefix string) ([]string, error) {
+	var names []string
+	err := driver.ListObjects(ctx, prefix, func(o blobstore.ObjectInfo) error {
+		name := strings.ToUpper(strings.TrimPrefix(o.Name, prefix))
+		if _, err := snapshot.ParseRecordName(name); err == nil {
+			names = append(names, name)
+		}
+		return nil
+	})
+	// Names are fixed width with their letters in fixed places, so the
+	// object order is time order already; sorting keeps that a local fact.
+	sort.Strings(names)
+	return names, err
+}
+
+// readRecordInfo reads the ref that the volume names record name by; a
+// name the volume does not hold is an fs.ErrNotExist error.
+func readRecordInfo(ctx context.Context, driver blobstore.Driver, prefix, collection, name string) (*SnapshotInfo, error) {
+	t, err := snapshot.ParseRecordName(name)
+	if err != nil {
+		return nil, fmt.Errorf("collection %s has no snapshot %s: %w", collection, name, fs.ErrNotExist)
+	}
+	ref, err := readRecordRef(ctx, driver, prefix+strings.ToLower(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("collection %s has no snapshot %s: %w", collection, name, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &SnapshotInfo{Collection: collection, Name: name, Time: t, Record: ref}, nil
 }
 
 func readRecordRef(ctx context.Context, driver blobstore.Driver, object string) (blobstore.Ref, error) {
@@ -90,20 +136,23 @@ func readRecordRef(ctx context.Context, driver blobstore.Driver, object string) 
 
 // FindSnapshot returns the snapshot of collection named name on volume,
 // or "latest" for the newest; an fs.ErrNotExist error if there is none.
+// It reads one record name's ref, whatever the number of snapshots.
 func (s *Store) FindSnapshot(ctx context.Context, collection, name string, volumeID int) (*SnapshotInfo, error) {
-	all, err := s.Snapshots(ctx, collection, volumeID)
+	driver, prefix, err := s.recordNames(ctx, collection, volumeID)
 	if err != nil {
 		return nil, err
 	}
-	if name == "latest" && len(all) > 0 {
-		return &all[len(all)-1], nil
-	}
-	for i := range all {
-		if all[i].Name == name {
-			return &all[i], nil
+	if name == "latest" {
+		names, err := listRecordNames(ctx, driver, prefix)
+		if err != nil {
+			return nil, err
 		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("collection %s has no snapshots: %w", collection, fs.ErrNotExist)
+		}
+		name = names[len(names)-1]
 	}
-	return nil, fmt.Errorf("collection %s has no snapshot %s: %w", collection, name, fs.ErrNotExist)
+	return readRecordInfo(ctx, driver, prefix, collection, name)
 }
 
 // LoadTree reads a tree or record blob through the verified read path:

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/keyring"
@@ -89,9 +90,13 @@ type Store struct {
 	unavailable volumeErrors
 	// keysOn holds the ids of the volumes known to hold the key
 	// envelopes (keys_volume.go).
-	keysOn    sync.Map
-	closeOnce sync.Once
-	closeErr  error
+	keysOn sync.Map
+	// snapshotGen counts the snapshot records this Store named on its
+	// volumes, so that a listing of them cached for a mount knows when it
+	// is out of date (snapshot_mount.go).
+	snapshotGen atomic.Uint64
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // An Option sets how Open and Create open a store.

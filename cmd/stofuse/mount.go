@@ -24,7 +24,10 @@ import (
 	"github.com/stofuse/stofuse/store"
 )
 
-var _ fusefs.Tree = (*badger.Store)(nil)
+var (
+	_ fusefs.Tree      = (*badger.Store)(nil)
+	_ fusefs.Snapshots = (*store.MountSnapshots)(nil)
+)
 
 // frameCacheBytes bounds the mount's cache of opened frames.
 const frameCacheBytes = 32 << 20
@@ -152,7 +155,8 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	}
 	cfg := fusefs.Config{
 		Controller: s.Controller(), Catalog: meta, Tree: meta, Keys: meta.Ring(),
-		Volume: v.ID, Collection: c.String("collection"), ReadOnly: c.Bool("read-only"),
+		Snapshots: store.NewMountSnapshots(s.Store, v.ID), Volume: v.ID,
+		Collection: c.String("collection"), ReadOnly: c.Bool("read-only"),
 		SpoolDir: spoolDir, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		FsName: "stofuse:" + s.Dir(),
 		Logger: log.New(c.App.ErrWriter, "stofuse: ", log.LstdFlags),
