@@ -137,3 +137,21 @@ func checkPlaintext(ctx context.Context, blob *BlobReader) (bool, error) {
 type nopCloser struct{ blobstore.RawReaderAt }
 
 func (nopCloser) Close() error { return nil }
+
+// CheckStored checks, without a key, that the bytes stored under meta.Ref
+// have the size and CRC-32C that meta records: recovery with a blob index
+// recorded before the loss. Damage is a *CorruptBlobError; a blob the
+// volume does not hold is an fs.ErrNotExist error.
+func CheckStored(ctx context.Context, driver blobstore.Driver, meta *BlobMeta) error {
+	rc, err := driver.RawFetch(ctx, meta.Ref)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	checker := newCRCReader(limited(ctx, rc), meta.ExpectedCrc32, meta.SizeOnDisk)
+	_, err = io.Copy(io.Discard, blobstore.ContextReader(ctx, checker))
+	if errors.Is(err, errChecksum) {
+		return &CorruptBlobError{Ref: meta.Ref, Region: RegionWhole, Frame: -1, Err: err}
+	}
+	return err
+}

@@ -11,17 +11,21 @@ import (
 	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/keyring"
 	"github.com/stofuse/stofuse/metastore/badger"
+	"github.com/stofuse/stofuse/metastore/snapshot"
 )
 
 // RecoverReport says what Recover brought back, and what it could not.
 type RecoverReport struct {
-	Store        string                `json:"store"`
-	Volume       string                `json:"volume"`
-	Collections  []RecoveredCollection `json:"collections"`
-	Blobs        int                   `json:"blobs"`        // indexed: verified with a key
-	Bytes        int64                 `json:"bytes"`        // their stored bytes
-	Unusable     []Finding             `json:"unusable"`     // on the volume, not indexed
-	Unreferenced int                   `json:"unreferenced"` // indexed, in no restored tree: kept as stored explicitly
+	Store       string                `json:"store"`
+	Volume      string                `json:"volume"`
+	Collections []RecoveredCollection `json:"collections"`
+	Blobs       int                   `json:"blobs"` // indexed: verified
+	// FromIndex counts the blobs checked against the checksum a blob index
+	// on the volume recorded; the others were verified with a key.
+	FromIndex    int       `json:"from_index"`
+	Bytes        int64     `json:"bytes"`        // their stored bytes
+	Unusable     []Finding `json:"unusable"`     // on the volume, not indexed
+	Unreferenced int       `json:"unreferenced"` // indexed, in no restored tree: kept as stored explicitly
 }
 
 // RecoveredCollection is one collection's outcome.
@@ -120,10 +124,14 @@ func (s *Store) recover(ctx context.Context, driver blobstore.Driver, v badger.V
 	if err := s.ctl.Mount(ctx, added.ID, added.UUID, driver); err != nil {
 		return err
 	}
-	if err := s.indexVolume(ctx, driver, added, keys, r, report); err != nil {
+	idx, err := s.readIndexes(ctx, driver, added.ID, keys, r)
+	if err != nil {
 		return err
 	}
-	used, err := s.restoreTrees(ctx, added.ID, keys, r, report)
+	if err := s.indexVolume(ctx, driver, added, keys, idx, r, report); err != nil {
+		return err
+	}
+	used, err := s.restoreTrees(ctx, added.ID, keys, idx, r, report)
 	if err != nil {
 		return err
 	}
@@ -131,32 +139,23 @@ func (s *Store) recover(ctx context.Context, driver blobstore.Driver, v badger.V
 	return nil
 }
 
-// indexVolume records every blob of the volume whose bytes check out with
-// one of the collections' keys.
-func (s *Store) indexVolume(ctx context.Context, driver blobstore.Driver, v *badger.Volume, keys *badger.KeyExport, r Reporter, report *RecoverReport) error {
+// indexVolume records every blob of the volume whose bytes check out:
+// against the checksum its index recorded, or, for a blob no index
+// knows, with one of the collections' keys.
+func (s *Store) indexVolume(ctx context.Context, driver blobstore.Driver, v *badger.Volume, keys *badger.KeyExport, idx *recoveredIndex, r Reporter, report *RecoverReport) error {
 	dataKeys, err := s.dataKeys(keys)
 	if err != nil {
 		return err
 	}
-	var blobs []blobstore.BlobInfo
-	if err := driver.List(ctx, func(info blobstore.BlobInfo) error {
-		if !diskaccess.IsVolumeDescriptor(info.Ref) {
-			blobs = append(blobs, info)
-		}
-		return nil
-	}); err != nil {
+	blobs, total, err := listBlobs(ctx, driver)
+	if err != nil {
 		return err
-	}
-	var total int64
-	for _, b := range blobs {
-		total += b.Size
 	}
 	r.Begin("recover: verify and index "+v.Label, int64(len(blobs)), total)
 	defer r.End()
-	const batchSize = 256
-	var batch []*diskaccess.BlobMeta
+	w := &indexWriter{store: s, volume: v.ID, indexed: map[string][]badger.IndexedBlob{}}
 	for _, info := range blobs {
-		meta, err := diskaccess.Recognize(ctx, driver, info.Ref, dataKeys, info.ModTime.UTC())
+		meta, err := s.verifyFound(ctx, driver, info, idx, dataKeys)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -166,16 +165,93 @@ func (s *Store) indexVolume(ctx context.Context, driver blobstore.Driver, v *bad
 			continue
 		}
 		report.Blobs++
-		report.Bytes += meta.SizeOnDisk
-		if batch = append(batch, meta); len(batch) == batchSize {
-			if err := s.meta.WriteBlobsCreated(ctx, batch, v.ID); err != nil {
-				return err
-			}
-			batch = batch[:0]
+		report.Bytes += info.Size
+		if meta == nil {
+			continue // a record or index segment, recorded already
+		}
+		if _, ok := idx.records[info.Ref]; ok {
+			report.FromIndex++
+		}
+		if err := w.add(ctx, meta, idx); err != nil {
+			return err
 		}
 	}
-	if len(batch) > 0 {
-		return s.meta.WriteBlobsCreated(ctx, batch, v.ID)
+	return w.finish(ctx)
+}
+
+func listBlobs(ctx context.Context, driver blobstore.Driver) ([]blobstore.BlobInfo, int64, error) {
+	var blobs []blobstore.BlobInfo
+	var total int64
+	err := driver.List(ctx, func(info blobstore.BlobInfo) error {
+		if !diskaccess.IsVolumeDescriptor(info.Ref) {
+			blobs = append(blobs, info)
+			total += info.Size
+		}
+		return nil
+	})
+	return blobs, total, err
+}
+
+// verifyFound checks one blob found on the volume and returns the
+// metadata to record (nil: recorded already).
+func (s *Store) verifyFound(ctx context.Context, driver blobstore.Driver, info blobstore.BlobInfo, idx *recoveredIndex, keys []diskaccess.DataKey) (*diskaccess.BlobMeta, error) {
+	if ok, err := s.meta.QueryBlobExists(ctx, info.Ref); err != nil || ok {
+		return nil, err
+	}
+	rec, ok := idx.records[info.Ref]
+	if !ok {
+		return diskaccess.Recognize(ctx, driver, info.Ref, keys, info.ModTime.UTC())
+	}
+	meta := rec.metaOf()
+	if err := diskaccess.CheckStored(ctx, driver, meta); err != nil {
+		return nil, err
+	}
+	return meta, nil
+}
+
+// indexWriter records verified blobs in batches, then what the index said
+// of their mtimes; blobs known from an index lose the marks that would
+// put them in the next index again.
+type indexWriter struct {
+	store   *Store
+	volume  int
+	batch   []*diskaccess.BlobMeta
+	mtimes  []snapshot.BlobRecord
+	indexed map[string][]badger.IndexedBlob // by key id
+}
+
+func (w *indexWriter) add(ctx context.Context, meta *diskaccess.BlobMeta, idx *recoveredIndex) error {
+	if rec, ok := idx.records[meta.Ref]; ok {
+		w.indexed[rec.keyID] = append(w.indexed[rec.keyID], badger.IndexedBlob{BlobMeta: *meta})
+		if !rec.record.Mtime.IsZero() {
+			w.mtimes = append(w.mtimes, rec.record)
+		}
+	}
+	if w.batch = append(w.batch, meta); len(w.batch) < 256 {
+		return nil
+	}
+	return w.flush(ctx)
+}
+
+func (w *indexWriter) flush(ctx context.Context) error {
+	err := w.store.meta.WriteBlobsCreated(ctx, w.batch, w.volume)
+	w.batch = w.batch[:0]
+	return err
+}
+
+func (w *indexWriter) finish(ctx context.Context) error {
+	if err := w.flush(ctx); err != nil {
+		return err
+	}
+	for _, rec := range w.mtimes {
+		if err := w.store.meta.SetBlobMtime(ctx, rec.Ref, rec.Mtime.UnixNano()); err != nil {
+			return err
+		}
+	}
+	for keyID, blobs := range w.indexed {
+		if err := w.store.meta.ClearIndexChanges(ctx, keyID, blobs); err != nil {
+			return err
+		}
 	}
 	return nil
 }

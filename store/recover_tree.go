@@ -13,7 +13,7 @@ import (
 // restoreTrees brings back each collection's tree from its newest intact
 // snapshot on the volume, and returns how many indexed blobs the restored
 // trees use (tree, record and content blobs).
-func (s *Store) restoreTrees(ctx context.Context, volumeID int, keys *badger.KeyExport, r Reporter, report *RecoverReport) (int, error) {
+func (s *Store) restoreTrees(ctx context.Context, volumeID int, keys *badger.KeyExport, idx *recoveredIndex, r Reporter, report *RecoverReport) (int, error) {
 	used := map[blobstore.Ref]bool{}
 	for _, c := range keys.Collections {
 		rc := RecoveredCollection{Name: c.Name}
@@ -28,7 +28,7 @@ func (s *Store) restoreTrees(ctx context.Context, volumeID int, keys *badger.Key
 				r.Warn(fmt.Sprintf("snapshot %s of %s is damaged and was not used: %v", all[i].Name, c.Name, err))
 				continue
 			}
-			if err := s.restoreTree(ctx, tree, &rc); err != nil {
+			if err := s.restoreTree(ctx, tree, idx.chains[c.Name], &rc); err != nil {
 				return 0, err
 			}
 			for ref := range tree.blobs {
@@ -88,7 +88,7 @@ func (s *Store) loadSnapshot(ctx context.Context, info *SnapshotInfo) (*loadedTr
 
 // restoreTree writes a loaded snapshot's tree into the metadata, with its
 // inode numbers, as the collection's files/ folder.
-func (s *Store) restoreTree(ctx context.Context, tree *loadedTree, rc *RecoveredCollection) error {
+func (s *Store) restoreTree(ctx context.Context, tree *loadedTree, chain indexChain, rc *RecoveredCollection) error {
 	restorer := s.meta.NewRestorer()
 	defer restorer.Cancel()
 	root := tree.record.Root
@@ -111,7 +111,8 @@ func (s *Store) restoreTree(ctx context.Context, tree *loadedTree, rc *Recovered
 	if err := restorer.Finish(ctx); err != nil {
 		return err
 	}
-	last := lastSnapshot{Name: tree.info.Name, Time: tree.record.Time, Record: tree.info.Record, Root: root}
+	last := lastSnapshot{Name: tree.info.Name, Time: tree.record.Time, Record: tree.info.Record, Root: root,
+		Index: chain.head, IndexLen: chain.length}
 	if err := s.meta.SetState(ctx, lastSnapshotState(rc.Name), &last); err != nil {
 		return err
 	}

@@ -39,6 +39,10 @@ type lastSnapshot struct {
 	Time   time.Time      `json:"time"`
 	Record blobstore.Ref  `json:"record"`
 	Root   snapshot.Entry `json:"root"`
+	// Index is the newest segment of the blob index, and IndexLen the
+	// number of segments in its chain.
+	Index    blobstore.Ref `json:"index,omitzero"`
+	IndexLen int           `json:"index_len,omitempty"`
 }
 
 func lastSnapshotState(collection string) string { return "snapshot/" + collection }
@@ -124,8 +128,12 @@ func isEmptyDir(ctx context.Context, v *badger.TreeView, dir uint64) (bool, erro
 // recordSnapshot stores the record of a snapshot whose tree is stored:
 // the record blob, the barrier, then its name on the volume.
 func (s *Store) recordSnapshot(ctx context.Context, sn *snapshotter, keyID string, last *lastSnapshot, root snapshot.Entry, result *SnapshotResult) error {
+	index, err := s.writeIndex(sn, keyID, last)
+	if err != nil {
+		return fmt.Errorf("snapshot of %s: the blob index: %w", sn.collection, err)
+	}
 	rec := &snapshot.Record{Time: snapshot.NextTime(time.Now().UTC(), last.Time), Root: root,
-		Parent: last.Name, ParentRef: last.Record, Writer: "stofuse"}
+		Parent: last.Name, ParentRef: last.Record, Writer: "stofuse", Index: index.head}
 	body, err := snapshot.EncodeRecord(rec)
 	if err != nil {
 		return err
@@ -149,8 +157,11 @@ func (s *Store) recordSnapshot(ctx context.Context, sn *snapshotter, keyID strin
 		return fmt.Errorf("snapshot of %s: naming its record: %w", sn.collection, err)
 	}
 	s.snapshotGen.Add(1) // after the name is there: a listing read before it is out of date
-	*last = lastSnapshot{Name: name, Time: rec.Time, Record: ref, Root: root}
+	*last = lastSnapshot{Name: name, Time: rec.Time, Record: ref, Root: root, Index: index.head, IndexLen: index.length}
 	if err := s.meta.SetState(ctx, lastSnapshotState(sn.collection), last); err != nil {
+		return err
+	}
+	if err := s.meta.ClearIndexChanges(ctx, keyID, index.marks); err != nil {
 		return err
 	}
 	result.Name, result.Time, result.Record = name, rec.Time, ref

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/metastore/badger"
 	"github.com/stofuse/stofuse/metastore/snapshot"
 	"github.com/stofuse/stofuse/store"
@@ -81,8 +84,8 @@ func TestSnapshotIncremental(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Unchanged || first.Dirs != 4 || first.NewBlobs != 5 { // 4 trees and the record
-		t.Errorf("first snapshot = %+v, want 4 directories encoded and 5 blobs", first)
+	if first.Unchanged || first.Dirs != 4 || first.NewBlobs != 6 { // 4 trees, the blob index and the record
+		t.Errorf("first snapshot = %+v, want 4 directories encoded and 6 blobs", first)
 	}
 	again, err := s.Snapshot(ctx, "photos", v.ID)
 	if err != nil {
@@ -102,8 +105,8 @@ func TestSnapshotIncremental(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.Unchanged || second.Dirs != 3 || second.NewBlobs != 4 || second.Name <= first.Name {
-		t.Errorf("second snapshot = %+v, want the 3 directories on the path (4 blobs with the record), named after %s", second, first.Name)
+	if second.Unchanged || second.Dirs != 3 || second.NewBlobs != 5 || second.Name <= first.Name {
+		t.Errorf("second snapshot = %+v, want the 3 directories on the path (5 blobs with the index segment and the record), named after %s", second, first.Name)
 	}
 
 	all, err := s.Snapshots(ctx, "photos", v.ID)
@@ -112,7 +115,21 @@ func TestSnapshotIncremental(t *testing.T) {
 	}
 	rec, err := s.Record(ctx, &all[1])
 	if err != nil || rec.Parent != first.Name || rec.ParentRef != first.Record || rec.Root.Ref != second.Root {
-		t.Errorf("second record = %+v, %v", rec, err)
+		t.Fatalf("second record = %+v, %v", rec, err)
+	}
+	firstRec, err := s.Record(ctx, &all[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second index segment holds what changed: the new file's blob,
+	// the 3 new trees, and the first snapshot's index segment and record;
+	// it chains to the first segment, which holds every blob.
+	segment := loadSegment(t, s, rec.Index)
+	if segment.Parent != firstRec.Index || len(segment.Records) != 6 {
+		t.Errorf("second index segment: parent %s (want %s), %d records (want 6)", segment.Parent, firstRec.Index, len(segment.Records))
+	}
+	if n := len(loadSegment(t, s, firstRec.Index).Records); n != 16 { // 12 files, 4 trees
+		t.Errorf("first index segment holds %d records, want 16", n)
 	}
 	var changes []string
 	err = s.DiffSnapshots(ctx, &all[0], &all[1], func(c snapshot.Change) error {
@@ -227,5 +244,68 @@ func TestSnapshotOfAnEmptyFolder(t *testing.T) {
 	}
 	if v, _ = s.Volume(ctx, store.DefaultVolume); v.BlobCount != before {
 		t.Errorf("the volume holds %d blobs after it, %d before", v.BlobCount, before)
+	}
+}
+
+func loadSegment(t *testing.T, s *store.Store, ref blobstore.Ref) *snapshot.Segment {
+	t.Helper()
+	body, err := s.LoadTree(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg, err := snapshot.DecodeSegment(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seg
+}
+
+// TestRecoverWithTheBlobIndex: blobs the last snapshot's index knows are
+// checked against its checksums and get back their recorded creation
+// times and mtimes; a blob stored after the snapshot is verified with the
+// keys; a damaged blob the index knows is refused, not indexed.
+func TestRecoverWithTheBlobIndex(t *testing.T) {
+	ctx := context.Background()
+	s, key := newStore(t)
+	inodes := tree(t, s)
+	v, _ := s.Volume(ctx, store.DefaultVolume)
+	touched := inodes["a/f0"].Ref
+	mtime := time.Unix(1_500_000_000, 123).UTC()
+	if err := s.Meta().SetBlobMtime(ctx, touched, mtime.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	created, _, err := s.Meta().BlobRecord(ctx, touched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Snapshot(ctx, "photos", v.ID); err != nil {
+		t.Fatal(err)
+	}
+	late := put(t, s, store.DefaultVolume, []byte("stored after the snapshot"))
+	damaged := inodes["c/f2"].Ref
+	dir := s.Dir()
+	s.Close()
+	flipByte(t, filepath.Join(dir, "volumes", "default", damaged.String()[:3], damaged.String()), 60)
+	if err := os.RemoveAll(filepath.Join(dir, "meta")); err != nil {
+		t.Fatal(err)
+	}
+
+	r, report, err := store.Recover(ctx, dir, store.LocalVolume("default", filepath.Join(dir, "volumes", "default")), key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// 12 files and 4 trees are in the index: one is damaged. The late
+	// blob, the record and the index segment are verified with the key.
+	if report.Blobs != 18 || report.FromIndex != 15 || len(report.Unusable) != 1 || report.Unusable[0].Ref != damaged {
+		t.Fatalf("report: %d blobs, %d from the index, unusable %+v", report.Blobs, report.FromIndex, report.Unusable)
+	}
+	meta, gotMtime, err := r.Meta().BlobRecord(ctx, touched)
+	if err != nil || gotMtime != mtime.UnixNano() || !meta.Created.Equal(created.Created) {
+		t.Errorf("the touched blob after the recovery: created %v (want %v), mtime %d (want %d), %v",
+			meta.Created, created.Created, gotMtime, mtime.UnixNano(), err)
+	}
+	if ok, _ := r.Meta().QueryBlobExists(ctx, late); !ok {
+		t.Error("the blob stored after the snapshot is not indexed")
 	}
 }

@@ -90,6 +90,9 @@ func (s *Store) WriteBlobCreated(ctx context.Context, meta *diskaccess.BlobMeta,
 		if err := txn.Set(blobKey(meta.Ref), encodeRecord(record)); err != nil {
 			return err
 		}
+		if err := s.markIndexed(txn, meta.EncryptionKeyId, meta.Ref); err != nil {
+			return err
+		}
 		return addToVolume(txn, volumeId, meta.Ref, meta.SizeOnDisk)
 	})
 }
@@ -121,6 +124,9 @@ func (s *Store) SetBlobMtime(ctx context.Context, ref blobstore.Ref, unixNano in
 			return err
 		}
 		record.Mtime = timeFromUnixNano(unixNano)
+		if err := s.markIndexed(txn, record.EncryptionKeyId, ref); err != nil {
+			return err
+		}
 		return txn.Set(blobKey(ref), encodeRecord(record))
 	})
 }
@@ -223,6 +229,9 @@ func (s *Store) WriteBlobsCreated(ctx context.Context, metas []*diskaccess.BlobM
 					return err
 				}
 				if err := txn.Set(volumeBlobKey(volumeId, meta.Ref), nil); err != nil {
+					return err
+				}
+				if err := s.markIndexed(txn, meta.EncryptionKeyId, meta.Ref); err != nil {
 					return err
 				}
 				bytes += meta.SizeOnDisk

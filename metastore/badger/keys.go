@@ -27,6 +27,8 @@ import (
 //	                           to an attribute of one of its entries
 //	t <dir ino u64 BE>         the directory's tree ref as last snapshotted: the stamp it was made at
 //	                           (u64 BE) and the ref (32); valid while g still holds that stamp
+//	x <len 1> <key id> <ref>   the blob's record changed since the blob index of the collection with
+//	                           that key was written: the stamp (u64 BE) of the change (blob_index.go)
 const (
 	prefixBlob        = 'b'
 	prefixVolumeBlob  = 'v'
@@ -43,6 +45,7 @@ const (
 	prefixSubdir      = 'd'
 	prefixDirStamp    = 'g'
 	prefixTreeCache   = 't'
+	prefixIndexMark   = 'x'
 )
 
 func blobKey(ref blobstore.Ref) []byte {

@@ -29,6 +29,7 @@ const (
 	tagRecordParent    = 0x03
 	tagRecordParentRef = 0x04
 	tagRecordWriter    = 0x05
+	tagRecordIndex     = 0x06
 	recordRequired     = 1<<tagRecordTime | 1<<tagRecordRoot
 )
 
@@ -52,6 +53,9 @@ type Record struct {
 	// Writer names the program that wrote the record ("stofuse 0.4.0"),
 	// for diagnostics only: printable UTF-8, at most 255 bytes, or "".
 	Writer string
+	// Index is the newest segment of the collection's blob index as of
+	// this snapshot (index.go), zero if none was written.
+	Index blobstore.Ref
 }
 
 // Collection returns the name of the collection the record is a snapshot
@@ -117,6 +121,9 @@ func EncodeRecord(r *Record) ([]byte, error) {
 	if r.Writer != "" {
 		b = appendField(b, tagRecordWriter, r.Writer)
 	}
+	if !r.Index.IsZero() {
+		b = appendBytesField(b, tagRecordIndex, r.Index[:])
+	}
 	return b, nil
 }
 
@@ -168,6 +175,11 @@ func (r *Record) decodeFields(b []byte) (seen uint32, err error) {
 			r.ParentRef = blobstore.Ref(v)
 		case tagRecordWriter:
 			r.Writer = string(v)
+		case tagRecordIndex:
+			if len(v) != blobstore.RefSize || blobstore.Ref(v).IsZero() {
+				return seen, corrupt("index ref of %d bytes, or zero", len(v))
+			}
+			r.Index = blobstore.Ref(v)
 		default:
 			if tag&mustUnderstand != 0 {
 				return seen, unsupported("record field %#x", tag)
