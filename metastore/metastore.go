@@ -21,7 +21,8 @@ const (
 
 // TreeInoBase is the first inode number of the tree: the top two bits are
 // 01. Blobs' inode numbers in ref/ come from their ref with the top two
-// bits 00; the mount's own files use 10 and 11.
+// bits 00; the mount's own files use 10, and the views under snapshots/
+// 11 (fusefs/snapshot_ino.go).
 const TreeInoBase = 1 << 62
 
 // Inode is a file, directory or symlink of the files/ tree. A file's
