@@ -60,6 +60,8 @@ var ErrNoFolder = errors.New("has no folder under files/")
 // changed nothing since the last one is not taken (Unchanged), nor is a
 // first one of an empty folder (Empty).
 func (s *Store) Snapshot(ctx context.Context, collection string, volumeID int) (*SnapshotResult, error) {
+	s.snapshotMu.Lock()
+	defer s.snapshotMu.Unlock()
 	start := time.Now()
 	c, err := s.Collection(ctx, collection)
 	if err != nil {

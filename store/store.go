@@ -95,6 +95,10 @@ type Store struct {
 	// volumes, so that a listing of them cached for a mount knows when it
 	// is out of date (snapshot_mount.go).
 	snapshotGen atomic.Uint64
+	// snapshotMu is held by a Snapshot from reading the last snapshot to
+	// recording the new one: two at once (a mount's periodic one and a
+	// command's) would both take the same parent.
+	snapshotMu sync.Mutex
 	closeOnce   sync.Once
 	closeErr    error
 }
