@@ -99,8 +99,8 @@ type Store struct {
 	// recording the new one: two at once (a mount's periodic one and a
 	// command's) would both take the same parent.
 	snapshotMu sync.Mutex
-	closeOnce   sync.Once
-	closeErr    error
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // An Option sets how Open and Create open a store.
