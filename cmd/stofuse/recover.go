@@ -17,7 +17,8 @@ func recoverCommand() *cli.Command {
 			"S3 bucket (--from-s3-endpoint URL --from-s3-bucket B [--from-s3-prefix P/] [--from-s3-region R]),\n" +
 			"given a key that opened the store (--key-file, STOFUSE_PASSPHRASE, or a prompt): the\n" +
 			"volume, the collections and their keys, the index of every blob (each one's bytes\n" +
-			"verified with its key before it is indexed), and each collection's files/ tree from\n" +
+			"verified before it is indexed: against the checksum the blob index of its snapshot\n" +
+			"recorded, or with its key), and each collection's files/ tree from\n" +
 			"its newest intact snapshot. The store directory is new, or one whose meta/ is gone;\n" +
 			"a working store is never written over. What changed after the last snapshot is not\n" +
 			"in any tree: its blobs are kept, and counted. Exit code 1 if anything could not be\n" +

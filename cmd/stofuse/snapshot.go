@@ -62,8 +62,10 @@ func (s *session) collectionsOf(c *cli.Context) ([]string, error) {
 	return names, nil
 }
 
-func snapshotTake(c *cli.Context) error {
-	s, err := openSession(c, needKeys)
+// forEachCollection opens the store and calls fn for each collection the
+// command names (or every one with a folder), with the chosen volume.
+func forEachCollection(c *cli.Context, keys keyNeed, fn func(s *session, volumeID int, name string) error) error {
+	s, err := openSession(c, keys)
 	if err != nil {
 		return err
 	}
@@ -77,48 +79,42 @@ func snapshotTake(c *cli.Context) error {
 		return err
 	}
 	for _, name := range names {
-		r, err := s.Snapshot(c.Context, name, v.ID)
-		if err != nil {
+		if err := fn(s, v.ID, name); err != nil {
 			return err
 		}
-		switch {
-		case r.Empty:
-			s.out.result(r, "%s: empty, nothing to snapshot", name)
-			continue
-		case r.Unchanged:
-			s.out.result(r, "%s: unchanged since snapshot %s", name, r.Name)
-			continue
-		}
-		s.out.result(r, "%s: snapshot %s (%d directories encoded, %d new blobs, %s, %s)",
-			name, r.Name, r.Dirs, r.NewBlobs, formatBytes(r.NewBytes), r.Elapsed.Round(time.Millisecond))
 	}
 	return nil
 }
 
+func snapshotTake(c *cli.Context) error {
+	return forEachCollection(c, needKeys, func(s *session, volumeID int, name string) error {
+		r, err := s.Snapshot(c.Context, name, volumeID)
+		switch {
+		case err != nil:
+			return err
+		case r.Empty:
+			s.out.result(r, "%s: empty, nothing to snapshot", name)
+		case r.Unchanged:
+			s.out.result(r, "%s: unchanged since snapshot %s", name, r.Name)
+		default:
+			s.out.result(r, "%s: snapshot %s (%d directories encoded, %d new blobs, %s, %s)",
+				name, r.Name, r.Dirs, r.NewBlobs, formatBytes(r.NewBytes), r.Elapsed.Round(time.Millisecond))
+		}
+		return nil
+	})
+}
+
 func snapshotList(c *cli.Context) error {
-	s, err := openSession(c, noKeys)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	v, err := s.Volume(c.Context, c.String("volume"))
-	if err != nil {
-		return err
-	}
-	names, err := s.collectionsOf(c)
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		all, err := s.Snapshots(c.Context, name, v.ID)
+	return forEachCollection(c, noKeys, func(s *session, volumeID int, name string) error {
+		all, err := s.Snapshots(c.Context, name, volumeID)
 		if err != nil {
 			return err
 		}
 		for _, info := range all {
 			s.out.result(info, "%-12s %s", name, info.Name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func snapshotDiff(c *cli.Context) error {
