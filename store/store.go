@@ -46,6 +46,9 @@ var (
 	// metadata directory is gone. Open changes nothing then: the store is
 	// never re-created empty over its volumes.
 	ErrMetadataMissing = errors.New("its metadata directory is missing")
+	// ErrMetadataDamaged: the metadata directory is damaged (a
+	// *badger.DamagedError says how); nothing in it was changed.
+	ErrMetadataDamaged = badger.ErrDamaged
 	// ErrLocked: the work needs the data keys, and the store was opened
 	// without a key.
 	ErrLocked = errors.New("the store was opened without a key")
@@ -178,13 +181,14 @@ func openMetaAnyway(dir string) (*Store, error) {
 }
 
 // lostMetadata reports whether dir holds volumes but no metadata: meta/
-// is gone, or holds no Badger manifest (a database never written).
+// is gone, or empty. (A meta/ that holds files but no MANIFEST is
+// damaged: badger.Open says so.)
 func lostMetadata(dir string) bool {
 	if _, err := os.Stat(filepath.Join(dir, "volumes")); err != nil {
 		return false
 	}
-	_, err := os.Stat(filepath.Join(dir, "meta", "MANIFEST"))
-	return errors.Is(err, fs.ErrNotExist)
+	entries, err := os.ReadDir(filepath.Join(dir, "meta"))
+	return errors.Is(err, fs.ErrNotExist) || err == nil && len(entries) == 0
 }
 
 func (s *Store) open(ctx context.Context, cfg *config) error {

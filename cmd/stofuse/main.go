@@ -2,8 +2,8 @@
 // self-verifying blobs, and mounts volumes of them as FUSE filesystems.
 //
 // Exit codes: 0 success; 1 failure (damage or missing blobs found, a file
-// not stored, an I/O error); 2 usage error, or a missing or wrong key;
-// 130 interrupted.
+// not stored, an I/O error); 2 usage error, or a missing or wrong key; 3
+// the metadata directory is damaged; 130 interrupted.
 package main
 
 import (
@@ -27,6 +27,7 @@ const (
 	exitOK          = 0
 	exitFailure     = 1
 	exitUsage       = 2
+	exitDamaged     = 3
 	exitInterrupted = 130
 )
 
@@ -92,6 +93,9 @@ func classify(err error) (int, string) {
 	switch {
 	case errors.As(err, &exit):
 		return exit.code, exit.Error()
+	case errors.Is(err, store.ErrMetadataDamaged):
+		return exitDamaged, err.Error() + "; nothing in it was changed. Restore it from a backup, or move it aside " +
+			"and rebuild it from a volume with stofuse recover"
 	case errors.Is(err, store.ErrMetadataMissing):
 		return exitFailure, err.Error() + ": nothing was changed; rebuild it from a volume with stofuse recover"
 	case errors.Is(err, store.ErrNoPassphrase):
@@ -114,7 +118,8 @@ func newApp(e *env) *cli.App {
 			"compressed, encrypted and checksummed. The store lives in $STOFUSE_STORE, else\n" +
 			"$XDG_DATA_HOME/stofuse, else ~/.local/share/stofuse; the first command creates it.\n\n" +
 			"Exit codes: 0 success; 1 failure (damage or missing blobs found, a file not stored,\n" +
-			"an I/O error); 2 usage error, or a missing or wrong key; 130 interrupted.",
+			"an I/O error); 2 usage error, or a missing or wrong key; 3 the metadata directory\n" +
+			"is damaged; 130 interrupted.",
 		Writer:    e.stdout,
 		ErrWriter: e.stderr,
 		Reader:    e.stdin,

@@ -70,7 +70,17 @@ func badgerOptions(dir string) badgerdb.Options {
 }
 
 // Open opens (creating if needed) the store in dir.
+// A damaged database is a *DamagedError (ErrDamaged), found before
+// Badger opens it, so that nothing in dir is changed.
 func Open(dir string) (*Store, error) {
+	if err := checkDir(dir); err != nil {
+		if errors.Is(err, ErrDamaged) && isLocked(dir) {
+			// Another process has it open and may be changing it as it was
+			// read: not damage.
+			return nil, fmt.Errorf("%s: %w (a running mount?)", dir, ErrStoreBusy)
+		}
+		return nil, err
+	}
 	db, err := badgerdb.Open(badgerOptions(dir))
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
