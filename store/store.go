@@ -254,11 +254,9 @@ func (s *Store) create(ctx context.Context, seal SealFunc, cfg *config) error {
 	}
 	s.ctl = diskaccess.New(s.meta, cfg.controller...)
 	s.meta.OnKeysChanged(func() error { return s.WriteKeys(context.Background()) })
+	// The one volume allowed inside the store directory.
 	path := filepath.Join(s.dir, "volumes", DefaultVolume)
-	if err := os.MkdirAll(path, 0o700); err != nil {
-		return err
-	}
-	_, err = s.AddVolume(ctx, LocalVolume(DefaultVolume, path))
+	_, err = s.addVolume(ctx, LocalVolume(DefaultVolume, path), path)
 	return err
 }
 

@@ -33,12 +33,26 @@ func S3Volume(label, endpoint, bucket, prefix, region string) badger.Volume {
 
 // AddVolume initializes a new volume, registers it and mounts it. A
 // volume that already holds a descriptor (of this store or another) is
-// refused, and so is a label in use (both ErrInvalid). If it was
+// refused, and so is a label in use (both ErrInvalid). A local volume's
+// directory must be empty or missing (it is created then), outside the
+// store directory and every other local volume, and hold no volume (see
+// checkLocalDir); a refused one is left as it was. If it was
 // registered but cannot be mounted, the error says why, as Unavailable
 // does from then on.
 func (s *Store) AddVolume(ctx context.Context, v badger.Volume) (*badger.Volume, error) {
+	return s.addVolume(ctx, v, "")
+}
+
+// addVolume is AddVolume; ownDir is the one directory inside the store
+// that may become a local volume (Create's default volume), or "".
+func (s *Store) addVolume(ctx context.Context, v badger.Volume, ownDir string) (*badger.Volume, error) {
 	if _, err := s.meta.Volume(ctx, v.Label); err == nil {
 		return nil, invalidf("there is a volume %q already", v.Label)
+	}
+	if v.Driver == "localfs" {
+		if err := s.makeLocalDir(ctx, v.Settings["path"], ownDir); err != nil {
+			return nil, err
+		}
 	}
 	driver, err := openDriver(ctx, &v)
 	if err != nil {

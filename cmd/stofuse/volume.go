@@ -1,7 +1,7 @@
 package main
 
 import (
-	"os"
+	"fmt"
 
 	"github.com/urfave/cli/v2"
 
@@ -18,13 +18,14 @@ func volumeCommand() *cli.Command {
 				Name:      "add",
 				Usage:     "initialize a directory or an S3 bucket as a new volume",
 				ArgsUsage: "NAME",
-				Description: "A local volume: --path DIR (created if missing; must not hold another volume).\n" +
+				Description: "A local volume: --path DIR (created if missing; empty, outside the store directory,\n" +
+					"not inside another volume nor holding one).\n" +
 					"An S3 volume: --s3-endpoint URL --s3-bucket BUCKET [--s3-prefix PREFIX/] [--s3-region R];\n" +
 					"the bucket must exist. Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n" +
 					"(and AWS_SESSION_TOKEN), else from ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE,\n" +
 					"AWS_PROFILE), whenever the volume is used: they are never stored or printed.",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "path", Usage: "the volume directory (created if missing; must not hold another volume)", TakesFile: true},
+					&cli.StringFlag{Name: "path", Usage: "the volume directory (created if missing; must be empty, outside the store and other volumes)", TakesFile: true},
 					&cli.StringFlag{Name: "s3-endpoint", Usage: "S3 server URL, http(s)://host[:port]"},
 					&cli.StringFlag{Name: "s3-bucket", Usage: "the bucket (must exist)"},
 					&cli.StringFlag{Name: "s3-prefix", Usage: "key prefix inside the bucket, ending in /"},
@@ -54,15 +55,12 @@ func volumeAdd(c *cli.Context) error {
 	label := c.Args().First()
 	v := store.S3Volume(label, c.String("s3-endpoint"), c.String("s3-bucket"), c.String("s3-prefix"), c.String("s3-region"))
 	if local {
-		path := envOf(c).path(c.String("path"))
-		if err := os.MkdirAll(path, 0o700); err != nil {
-			return err
-		}
-		v = store.LocalVolume(label, path)
+		// AddVolume creates the directory, once it has checked it.
+		v = store.LocalVolume(label, envOf(c).path(c.String("path")))
 	}
 	added, err := s.AddVolume(c.Context, v)
 	if err != nil {
-		return err
+		return fmt.Errorf("volume add: %w", err)
 	}
 	s.out.result(added, "added volume %q (id %d, uuid %s) at %s", added.Label, added.ID, added.UUID, store.Where(added))
 	return nil
