@@ -9,6 +9,10 @@ import (
 	"github.com/stofuse/stofuse/blobstore"
 )
 
+// ErrCopyIntact: Repair found the target's copy verifying, so it left it
+// as it was (a good copy is never overwritten).
+var ErrCopyIntact = errors.New("the copy verifies: left as it was")
+
 // Replicate copies blob ref from volume fromVolumeId to toVolumeId as stored
 // bytes, without decrypting. The bytes are checked against the metadata's
 // size and CRC-32C on the way: a damaged source stores nothing and records
@@ -33,6 +37,56 @@ func (c *Controller) replicateLocked(ctx context.Context, meta *BlobMeta, from, 
 	if slices.Contains(meta.Volumes, to) {
 		return nil
 	}
+	if err := c.copyVerified(ctx, meta, from, to); err != nil {
+		return err
+	}
+	return c.metadataStore.WriteBlobReplicated(ctx, meta.Ref, to)
+}
+
+// Repair replaces the damaged or missing copy of blob ref on volume
+// toVolumeId (which the metadata lists as holding it) with the stored
+// bytes of the copy on fromVolumeId, without decrypting. The target's copy
+// is checked again first, under the ref's lock: if it verifies now, Repair
+// returns ErrCopyIntact and writes nothing. The source's bytes are checked
+// against the metadata's size and CRC-32C on the way: a damaged or missing
+// source (a *CorruptBlobError naming fromVolumeId) leaves the target's copy
+// as it was, since the driver stores nothing from a reader that fails. The
+// new copy is durable before Repair returns nil. A target the metadata does
+// not list is a *NotOnVolumeError (Replicate is for that). Calling it again
+// after success returns ErrCopyIntact.
+func (c *Controller) Repair(ctx context.Context, fromVolumeId int, toVolumeId int, ref blobstore.Ref) error {
+	unlock := c.refLocks.lock(ref)
+	defer unlock()
+	meta, target, err := c.blobOnVolume(ctx, ref, nil, toVolumeId)
+	if err != nil {
+		return err
+	}
+	if fromVolumeId == toVolumeId {
+		return fmt.Errorf("repair of blob %s on volume %d from itself", ref, toVolumeId)
+	}
+	if !slices.Contains(meta.Volumes, fromVolumeId) {
+		return &NotOnVolumeError{Ref: ref, Volume: fromVolumeId, Volumes: meta.Volumes}
+	}
+	_, err = c.checkStored(ctx, meta, target, toVolumeId)
+	if err == nil {
+		return ErrCopyIntact
+	}
+	if !errors.Is(err, ErrCorrupt) {
+		return err // could not tell whether it is damaged: leave it
+	}
+	if err := c.copyVerified(ctx, meta, fromVolumeId, toVolumeId); err != nil {
+		return err
+	}
+	// Already recorded; written again (idempotent) so that the volume's
+	// index and counts hold it whatever happened to them before.
+	return c.metadataStore.WriteBlobReplicated(ctx, ref, toVolumeId)
+}
+
+// copyVerified stores the source's bytes of a blob on the target, checked
+// on the way against the metadata's size and CRC-32C; it replaces any copy
+// there. A source that does not check out stores nothing and is named in a
+// *CorruptBlobError. When it returns nil the copy is durable.
+func (c *Controller) copyVerified(ctx context.Context, meta *BlobMeta, from, to int) error {
 	source, err := c.driver(from)
 	if err != nil {
 		return err
@@ -54,7 +108,11 @@ func (c *Controller) replicateLocked(ctx context.Context, meta *BlobMeta, from, 
 		return c.locateDamage(ctx, source, meta.Ref, from, err)
 	}
 	if err != nil {
-		return fmt.Errorf("replicating blob %s to volume %d: %w", meta.Ref, to, err)
+		return fmt.Errorf("copying blob %s from volume %d to volume %d: %w", meta.Ref, from, to, err)
 	}
-	return c.metadataStore.WriteBlobReplicated(ctx, meta.Ref, to)
+	if blobstore.SyncDeferred(ctx) {
+		// The copy is recorded next: it must be durable first.
+		return target.Sync(ctx)
+	}
+	return nil
 }

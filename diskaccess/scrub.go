@@ -20,9 +20,15 @@ func (c *Controller) Scrub(ctx context.Context, ref blobstore.Ref, volumeId int)
 	if err != nil {
 		return 0, err
 	}
-	rc, err := driver.RawFetch(ctx, ref)
+	return c.checkStored(ctx, meta, driver, volumeId)
+}
+
+// checkStored is Scrub of a blob whose metadata and volume driver the
+// caller has: Repair checks its target with it.
+func (c *Controller) checkStored(ctx context.Context, meta *BlobMeta, driver blobstore.Driver, volumeId int) (int64, error) {
+	rc, err := driver.RawFetch(ctx, meta.Ref)
 	if isNotExist(err) {
-		return 0, missingError(ref, volumeId)
+		return 0, missingError(meta.Ref, volumeId)
 	}
 	if err != nil {
 		return 0, err
@@ -31,7 +37,7 @@ func (c *Controller) Scrub(ctx context.Context, ref blobstore.Ref, volumeId int)
 	checker := newCRCReader(limited(ctx, rc), meta.ExpectedCrc32, meta.SizeOnDisk)
 	checked, err := io.Copy(io.Discard, blobstore.ContextReader(ctx, checker))
 	if errors.Is(err, errChecksum) {
-		return checked, c.locateDamage(ctx, driver, ref, volumeId, err)
+		return checked, c.locateDamage(ctx, driver, meta.Ref, volumeId, err)
 	}
 	return checked, err
 }

@@ -56,6 +56,8 @@ func RunControllerTests(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"Replicate", testReplicate},
 		{"ReplicateRefusesDamagedSource", testReplicateRefusesDamagedSource},
 		{"ReplicateRefusesAbsentSource", testReplicateRefusesAbsentSource},
+		{"RepairDamagedAndMissing", testRepairDamagedAndMissing},
+		{"RepairNeedsGoodSource", testRepairNeedsGoodSource},
 		{"WriteKnownBlobToSecondVolume", testWriteKnownBlobToSecondVolume},
 	}
 	for _, tc := range tests {
