@@ -335,6 +335,11 @@ func unmountCommand() *cli.Command {
 	}
 }
 
+// daemonExitWait bounds how long unmount waits for the daemon to let go
+// of the store: its last snapshot encodes what changed since the one
+// before, which is quick unless much changed.
+const daemonExitWait = 2 * time.Minute
+
 func unmount(mountpoint string) error {
 	source, _ := mountSource(mountpoint)
 	var err error
@@ -352,9 +357,10 @@ func unmount(mountpoint string) error {
 	if err != nil {
 		return fmt.Errorf("unmounting %s: %w", mountpoint, err)
 	}
-	// The daemon notices and closes its store; wait for that, so that the
-	// next command can open it.
-	if store, ok := strings.CutPrefix(source, "stofuse:"); ok && !waitForStore(store, 10*time.Second) {
+	// The daemon notices, takes its last snapshot of what changed, and
+	// closes its store; wait for that, so that the next command can open
+	// it.
+	if store, ok := strings.CutPrefix(source, "stofuse:"); ok && !waitForStore(store, daemonExitWait) {
 		return fmt.Errorf("unmounted %s, but its daemon still holds store %s", mountpoint, store)
 	}
 	return nil
