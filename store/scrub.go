@@ -21,6 +21,7 @@ const (
 	Unavailable FindingKind = "unavailable" // the volume could not be scrubbed at all
 	Failed      FindingKind = "error"       // a check that could not be made
 	NotCopied   FindingKind = "failed"      // replicate could not copy it
+	Repaired    FindingKind = "repaired"    // a damaged or missing copy replaced from another volume
 )
 
 // Finding is one thing a scrub (or a replicate) found.
@@ -32,6 +33,7 @@ type Finding struct {
 	Region string        `json:"region,omitempty"`
 	Error  string        `json:"error,omitempty"`
 	Size   int64         `json:"size,omitempty"`
+	From   string        `json:"from,omitempty"` // the volume a repair copied from
 }
 
 // ScrubSummary counts what a scrub of one volume checked and found.
@@ -43,13 +45,17 @@ type ScrubSummary struct {
 	Missing  int    `json:"missing"`
 	Orphans  int    `json:"orphans"`
 	Failures int    `json:"errors"`
+	// Repaired counts the damaged and missing copies replaced (included
+	// in Damaged and Missing too).
+	Repaired int `json:"repaired"`
 	// Unused counts the blobs no file under files/ uses (not a failure:
 	// blobs are kept; there is no garbage collection yet).
 	Unused int `json:"unused"`
 }
 
-// Failed reports whether the scrub found damage, missing blobs or errors.
-func (s ScrubSummary) Failed() bool { return s.Damaged+s.Missing+s.Failures > 0 }
+// Failed reports whether the scrub found damage or missing blobs that
+// were not repaired, or errors.
+func (s ScrubSummary) Failed() bool { return s.Damaged+s.Missing-s.Repaired+s.Failures > 0 }
 
 // ScrubState is a volume's last full scrub, kept in the store as it goes,
 // so that an interrupted scrub can resume and its status be shown.
@@ -76,6 +82,7 @@ func scrubStateName(volumeID int) string { return fmt.Sprintf("scrub/%d", volume
 type ScrubOptions struct {
 	Refs     []blobstore.Ref // only these; none: the whole volume, with its state kept
 	Resume   bool            // go on after an interrupted whole-volume scrub
+	Repair   bool            // replace damaged and missing copies from good ones (see Store.Repair)
 	ReadRate float64         // bytes per second read at most (0: no limit)
 	Found    func(Finding)   // each finding as it is made (nil: none)
 	Reporter Reporter        // progress
@@ -161,6 +168,8 @@ func (sc *scrub) report(f Finding) {
 		sum.Missing++
 	case Orphan:
 		sum.Orphans++
+	case Repaired:
+		sum.Repaired++
 	default:
 		sum.Failures++
 	}
@@ -183,7 +192,7 @@ func (sc *scrub) check(ref blobstore.Ref) {
 	sum.Blobs++
 	sum.Bytes += checked
 	if err != nil {
-		sc.report(scrubFinding(ref, err))
+		sc.found(scrubFinding(ref, err))
 	}
 	if sc.opts.Observer != nil {
 		sc.opts.Observer.Scrubbed(sc.v.Label, err)
@@ -207,6 +216,15 @@ func (sc *scrub) save() {
 	if err := sc.store.meta.SetState(context.Background(), scrubStateName(sc.v.ID), sc.state); err != nil {
 		sc.r.Warn(fmt.Sprintf("could not record the scrub's progress: %v", err))
 	}
+}
+
+// found reports a blob's finding, repairing the copy first if asked.
+func (sc *scrub) found(f Finding) {
+	if sc.opts.Repair && (f.Kind == Damaged || f.Kind == Missing) {
+		sc.repair(f)
+		return
+	}
+	sc.report(f)
 }
 
 func scrubFinding(ref blobstore.Ref, err error) Finding {

@@ -23,10 +23,16 @@ func scrubCommand() *cli.Command {
 			"blobs that are DAMAGED (with the frame, where the format can tell), MISSING (the\n" +
 			"metadata lists them, the volume does not hold them), and ORPHAN files (stored, but\n" +
 			"unknown to the metadata; left by a crash, harmless). Exit code 1 when anything is\n" +
-			"damaged or missing. Needs no key.",
+			"damaged or missing. Needs no key.\n\n" +
+			"With --repair, each DAMAGED or MISSING copy is replaced by a byte-for-byte copy of\n" +
+			"one on another volume that passes the same check (checked again on the way, and\n" +
+			"durable before it is recorded; a copy that checks out is never overwritten), and\n" +
+			"a REPAIRED line says from where. A blob with no good copy on any volume is left as\n" +
+			"it is. Exit code 0 when everything found was repaired.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "volume", Usage: "scrub only this volume (name or id); default: every volume"},
 			&cli.BoolFlag{Name: "resume", Usage: "go on with an interrupted scrub where it stopped"},
+			&cli.BoolFlag{Name: "repair", Usage: "replace damaged and missing copies from good copies on other volumes"},
 			&cli.BoolFlag{Name: "status", Usage: "show each volume's last scrub (and one running now), and scrub nothing"},
 			limitRateFlag,
 		},
@@ -57,14 +63,13 @@ func scrub(c *cli.Context) error {
 	}
 	failed := false
 	for _, v := range volumes {
-		summary := s.ScrubVolume(c.Context, v, store.ScrubOptions{Refs: refs, Resume: c.Bool("resume"), ReadRate: rate,
-			Found: s.printFinding, Reporter: s.out.reporter(), Observer: envOf(c).host.observer()})
+		summary := s.ScrubVolume(c.Context, v, store.ScrubOptions{Refs: refs, Resume: c.Bool("resume"), Repair: c.Bool("repair"),
+			ReadRate: rate, Found: s.printFinding, Reporter: s.out.reporter(), Observer: envOf(c).host.observer()})
 		if c.Context.Err() != nil {
 			return c.Context.Err()
 		}
-		s.out.result(map[string]store.ScrubSummary{"summary": summary},
-			"scrubbed volume %s: %d blobs, %s checked; %d damaged, %d missing, %d orphans, %d errors; %d used by no file",
-			summary.Volume, summary.Blobs, formatBytes(summary.Bytes), summary.Damaged, summary.Missing, summary.Orphans, summary.Failures, summary.Unused)
+		s.out.result(map[string]store.ScrubSummary{"summary": summary}, "scrubbed volume %s: %d blobs, %s checked; %s",
+			summary.Volume, summary.Blobs, formatBytes(summary.Bytes), scrubCounts(summary, c.Bool("repair")))
 		failed = failed || summary.Failed()
 	}
 	if failed {
@@ -105,10 +110,20 @@ func (s *session) scrubStatus(c *cli.Context, volumes []*badger.Volume) error {
 	return nil
 }
 
+// scrubCounts is a scrub summary's findings in words; the repairs are
+// counted when repairing (or when there were any).
+func scrubCounts(sum store.ScrubSummary, repairing bool) string {
+	repaired := ""
+	if repairing || sum.Repaired > 0 {
+		repaired = fmt.Sprintf(", %d repaired", sum.Repaired)
+	}
+	return fmt.Sprintf("%d damaged, %d missing, %d orphans, %d errors%s; %d used by no file",
+		sum.Damaged, sum.Missing, sum.Orphans, sum.Failures, repaired, sum.Unused)
+}
+
 func describeScrub(state *store.ScrubState) string {
 	sum := state.Summary
-	counts := fmt.Sprintf("%d blobs, %s; %d damaged, %d missing, %d orphans, %d errors; %d used by no file",
-		sum.Blobs, formatBytes(sum.Bytes), sum.Damaged, sum.Missing, sum.Orphans, sum.Failures, sum.Unused)
+	counts := fmt.Sprintf("%d blobs, %s; %s", sum.Blobs, formatBytes(sum.Bytes), scrubCounts(sum, false))
 	switch {
 	case !state.Finished.IsZero():
 		return fmt.Sprintf("last scrub %s to %s: %s", state.Started.Format(time.RFC3339), state.Finished.Format(time.RFC3339), counts)

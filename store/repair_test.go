@@ -1,0 +1,120 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore/badger"
+	"github.com/stofuse/stofuse/store"
+)
+
+// storedIn is where localfs keeps a blob of a volume at dir.
+func storedIn(dir string, ref blobstore.Ref) string {
+	hex := ref.String()
+	return filepath.Join(dir, hex[:3], hex)
+}
+
+func readStored(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// scrubAll scrubs a volume (or refs on it) and returns what it found.
+func scrubAll(s *store.Store, v *badger.Volume, opts store.ScrubOptions) (store.ScrubSummary, []store.Finding) {
+	var found []store.Finding
+	opts.Found = func(f store.Finding) { found = append(found, f) }
+	return s.ScrubVolume(context.Background(), v, opts), found
+}
+
+func TestScrubRepairsFromAnotherVolume(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	secondDir := t.TempDir()
+	second, err := s.AddVolume(ctx, store.LocalVolume("second", secondDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := s.Volume(ctx, store.DefaultVolume)
+	damaged := put(t, s, store.DefaultVolume, randomBytes(t, 200_000))
+	missing := put(t, s, store.DefaultVolume, randomBytes(t, 1000))
+	both := put(t, s, store.DefaultVolume, randomBytes(t, 200_000))
+	clean := put(t, s, store.DefaultVolume, randomBytes(t, 1000))
+	if _, err := s.Replicate(ctx, first, second, store.ReplicateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, blobFile(s, damaged), 300)
+	if err := os.Remove(storedIn(secondDir, missing)); err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, blobFile(s, both), 100)
+	flipByte(t, storedIn(secondDir, both), 150_000)
+	bothFirst, bothSecond := readStored(t, blobFile(s, both)), readStored(t, storedIn(secondDir, both))
+
+	sum, found := scrubAll(s, first, store.ScrubOptions{Repair: true})
+	if sum.Damaged != 2 || sum.Repaired != 1 || !sum.Failed() {
+		t.Errorf("repairing scrub of %s = %+v, want 2 damaged, 1 repaired, failed", first.Label, sum)
+	}
+	wantRepair(t, found, damaged, "damaged copy replaced from volume second", both)
+	sum, found = scrubAll(s, second, store.ScrubOptions{Repair: true})
+	if sum.Missing != 1 || sum.Damaged != 1 || sum.Repaired != 1 || !sum.Failed() {
+		t.Errorf("repairing scrub of %s = %+v, want 1 missing, 1 damaged, 1 repaired, failed", second.Label, sum)
+	}
+	wantRepair(t, found, missing, "missing copy restored from volume default", both)
+
+	// The repaired copies are the good ones byte for byte, and scrub clean.
+	for _, ref := range []blobstore.Ref{damaged, missing} {
+		if !bytes.Equal(readStored(t, blobFile(s, ref)), readStored(t, storedIn(secondDir, ref))) {
+			t.Errorf("the copies of %s differ after the repair", ref)
+		}
+	}
+	for _, v := range []*badger.Volume{first, second} {
+		refs := []blobstore.Ref{damaged, missing, clean}
+		if sum, found := scrubAll(s, v, store.ScrubOptions{Refs: refs}); sum.Failed() || len(found) != 0 {
+			t.Errorf("scrub of %s after the repair = %+v, %+v; want clean", v.Label, sum, found)
+		}
+	}
+	// With no good copy anywhere, both bad copies are left as they were.
+	if !bytes.Equal(readStored(t, blobFile(s, both)), bothFirst) || !bytes.Equal(readStored(t, storedIn(secondDir, both)), bothSecond) {
+		t.Error("a blob with no good copy was changed")
+	}
+	if sum, _ := scrubAll(s, first, store.ScrubOptions{}); sum.Damaged != 1 || sum.Missing != 0 {
+		t.Errorf("second whole scrub of %s = %+v, want only the blob with no good copy", first.Label, sum)
+	}
+	if (store.ScrubSummary{Damaged: 1, Missing: 1, Repaired: 2}).Failed() {
+		t.Error("a scrub that repaired all it found counts as failed")
+	}
+}
+
+// wantRepair checks that found holds the damage to ref followed by its
+// repair (message want), and the damage to unrepairable, not repaired.
+func wantRepair(t *testing.T, found []store.Finding, ref blobstore.Ref, want string, unrepairable blobstore.Ref) {
+	t.Helper()
+	var kinds []store.FindingKind
+	for i, f := range found {
+		switch {
+		case f.Ref == ref:
+			kinds = append(kinds, f.Kind)
+			if f.Kind == store.Repaired && (f.Error != want || i == 0 || found[i-1].Ref != ref) {
+				t.Errorf("repair finding %+v, want %q after the damage it repairs", f, want)
+			}
+		case f.Ref == unrepairable:
+			if f.Kind != store.Damaged || !strings.HasSuffix(f.Error, "; not repaired: no good copy on any volume") {
+				t.Errorf("finding for the blob with no good copy: %+v", f)
+			}
+		default:
+			t.Errorf("unexpected finding %+v", f)
+		}
+	}
+	if len(kinds) != 2 || kinds[1] != store.Repaired {
+		t.Errorf("findings for %s: %v, want the damage and its repair (all: %+v)", ref, kinds, found)
+	}
+}
