@@ -153,7 +153,7 @@ func (s *Store) indexVolume(ctx context.Context, driver blobstore.Driver, v *bad
 	}
 	r.Begin("recover: verify and index "+v.Label, int64(len(blobs)), total)
 	defer r.End()
-	w := &indexWriter{store: s, volume: v.ID, indexed: map[string][]badger.IndexedBlob{}}
+	w := &indexWriter{store: s, volume: v.ID, indexed: map[string][]badger.IndexMark{}}
 	for _, info := range blobs {
 		meta, err := s.verifyFound(ctx, driver, info, idx, dataKeys)
 		if ctx.Err() != nil {
@@ -217,12 +217,12 @@ type indexWriter struct {
 	volume  int
 	batch   []*diskaccess.BlobMeta
 	mtimes  []snapshot.BlobRecord
-	indexed map[string][]badger.IndexedBlob // by key id
+	indexed map[string][]badger.IndexMark // by key id
 }
 
 func (w *indexWriter) add(ctx context.Context, meta *diskaccess.BlobMeta, idx *recoveredIndex) error {
 	if rec, ok := idx.records[meta.Ref]; ok {
-		w.indexed[rec.keyID] = append(w.indexed[rec.keyID], badger.IndexedBlob{BlobMeta: *meta})
+		w.indexed[rec.keyID] = append(w.indexed[rec.keyID], badger.IndexMark{Ref: meta.Ref})
 		if !rec.record.Mtime.IsZero() {
 			w.mtimes = append(w.mtimes, rec.record)
 		}

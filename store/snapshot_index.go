@@ -14,53 +14,68 @@ const maxIndexChain = 64
 
 // writtenIndex is the blob index a snapshot wrote.
 type writtenIndex struct {
-	head   blobstore.Ref        // the newest segment (zero: none)
-	length int                  // segments in the chain
-	marks  []badger.IndexedBlob // the changes it holds, to clear once the record is named
+	head   blobstore.Ref      // the newest segment (zero: none)
+	length int                // segments in the chain
+	marks  []badger.IndexMark // the changes it holds, to clear once the record is named
 }
 
 // writeIndex stores the segments of the collection's blob index that
 // hold what changed since the last snapshot (or, for the first snapshot
 // and when the chain is long, every blob sealed with its key), sealed
-// like tree blobs, and returns the new head.
+// like tree blobs, and returns the new head. Records stream from the
+// metadata (in ref order) into segments: a full index of millions of
+// blobs holds one segment's records in memory at a time.
 func (s *Store) writeIndex(sn *snapshotter, keyID string, last *lastSnapshot) (writtenIndex, error) {
-	out := writtenIndex{head: last.Index, length: last.IndexLen}
-	err := s.meta.IndexChanges(sn.ctx, keyID, func(b badger.IndexedBlob) error {
-		out.marks = append(out.marks, b)
-		return nil
-	})
-	if err != nil {
-		return out, err
-	}
-	records := out.marks
 	full := last.Index.IsZero() || last.IndexLen >= maxIndexChain
+	w := &segmentWriter{sn: sn, out: writtenIndex{head: last.Index, length: last.IndexLen}}
 	if full {
-		records = nil
-		err = s.meta.AllIndexed(sn.ctx, keyID, func(b badger.IndexedBlob) error {
-			records = append(records, b)
+		w.out.head, w.out.length = blobstore.Ref{}, 0
+	}
+	err := s.meta.IndexChanges(sn.ctx, keyID, func(b badger.IndexedBlob) error {
+		w.out.marks = append(w.out.marks, b.Mark)
+		if full {
 			return nil
-		})
-		if err != nil {
-			return out, err
 		}
-		out.head, out.length = blobstore.Ref{}, 0
+		return w.add(b)
+	})
+	if err == nil && full {
+		err = s.meta.AllIndexed(sn.ctx, keyID, w.add)
 	}
-	for start := 0; start < len(records); start += snapshot.MaxSegmentRecords {
-		seg := &snapshot.Segment{Parent: out.head}
-		for _, b := range records[start:min(start+snapshot.MaxSegmentRecords, len(records))] {
-			seg.Records = append(seg.Records, indexRecord(b))
-		}
-		body, err := snapshot.EncodeSegment(seg)
-		if err != nil {
-			return out, err
-		}
-		ref := blobstore.RefOf(body)
-		if err := sn.emit(sn.ctx, ref, body); err != nil {
-			return out, err
-		}
-		out.head, out.length = ref, out.length+1
+	if err == nil {
+		err = w.flush()
 	}
-	return out, nil
+	return w.out, err
+}
+
+// segmentWriter cuts a stream of records, in ref order, into segments.
+type segmentWriter struct {
+	sn      *snapshotter
+	out     writtenIndex
+	pending []snapshot.BlobRecord
+}
+
+func (w *segmentWriter) add(b badger.IndexedBlob) error {
+	if w.pending = append(w.pending, indexRecord(b)); len(w.pending) < snapshot.MaxSegmentRecords {
+		return nil
+	}
+	return w.flush()
+}
+
+// flush stores the pending records as the chain's next segment.
+func (w *segmentWriter) flush() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	body, err := snapshot.EncodeSegment(&snapshot.Segment{Parent: w.out.head, Records: w.pending})
+	if err != nil {
+		return err
+	}
+	ref := blobstore.RefOf(body)
+	if err := w.sn.emit(w.sn.ctx, ref, body); err != nil {
+		return err
+	}
+	w.out.head, w.out.length, w.pending = ref, w.out.length+1, w.pending[:0]
+	return nil
 }
 
 func indexRecord(b badger.IndexedBlob) snapshot.BlobRecord {

@@ -35,7 +35,16 @@ func (s *Store) markIndexed(txn *badgerdb.Txn, keyID string, ref blobstore.Ref) 
 type IndexedBlob struct {
 	diskaccess.BlobMeta
 	Mtime time.Time
-	stamp uint64 // of the mark it was read under; 0 when read without one
+	// Mark is the change mark it was read under (IndexChanges); its
+	// Stamp is 0 when read without one (AllIndexed).
+	Mark IndexMark
+}
+
+// IndexMark names a change to a blob's record, for ClearIndexChanges.
+// Stamp 0 clears the blob's mark whatever its stamp.
+type IndexMark struct {
+	Ref   blobstore.Ref
+	Stamp uint64
 }
 
 // IndexChanges calls fn for each blob sealed with keyID whose record
@@ -61,7 +70,8 @@ func (s *Store) IndexChanges(ctx context.Context, keyID string, fn func(IndexedB
 			if err != nil {
 				return err
 			}
-			if err := fn(IndexedBlob{BlobMeta: record.BlobMeta, Mtime: record.Mtime, stamp: binary.BigEndian.Uint64(stamp)}); err != nil {
+			mark := IndexMark{Ref: ref, Stamp: binary.BigEndian.Uint64(stamp)}
+			if err := fn(IndexedBlob{BlobMeta: record.BlobMeta, Mtime: record.Mtime, Mark: mark}); err != nil {
 				return err
 			}
 		}
@@ -91,7 +101,7 @@ func (s *Store) AllIndexed(ctx context.Context, keyID string, fn func(IndexedBlo
 			if record.EncryptionKeyId != keyID {
 				continue
 			}
-			if err := fn(IndexedBlob{BlobMeta: record.BlobMeta, Mtime: record.Mtime}); err != nil {
+			if err := fn(IndexedBlob{BlobMeta: record.BlobMeta, Mtime: record.Mtime, Mark: IndexMark{Ref: ref}}); err != nil {
 				return err
 			}
 		}
@@ -100,18 +110,18 @@ func (s *Store) AllIndexed(ctx context.Context, keyID string, fn func(IndexedBlo
 }
 
 // ClearIndexChanges removes the marks of blobs an index now holds, unless
-// the record changed again since it was read (its mark has a new stamp).
-// Blobs read by AllIndexed clear their marks whatever the stamp.
-func (s *Store) ClearIndexChanges(ctx context.Context, keyID string, indexed []IndexedBlob) error {
+// the record changed again since it was read (its mark has a new stamp);
+// a mark of Stamp 0 is removed whatever the stamp.
+func (s *Store) ClearIndexChanges(ctx context.Context, keyID string, marks []IndexMark) error {
 	const perTxn = 2000
-	for start := 0; start < len(indexed); start += perTxn {
-		batch := indexed[start:min(start+perTxn, len(indexed))]
+	for start := 0; start < len(marks); start += perTxn {
+		batch := marks[start:min(start+perTxn, len(marks))]
 		err := s.update(func(txn *badgerdb.Txn) error {
-			for _, b := range batch {
-				key := indexMarkKey(keyID, b.Ref)
-				if b.stamp != 0 {
+			for _, m := range batch {
+				key := indexMarkKey(keyID, m.Ref)
+				if m.Stamp != 0 {
 					value, err := getCopy(txn, key, "index mark")
-					if err != nil || len(value) != 8 || binary.BigEndian.Uint64(value) != b.stamp {
+					if err != nil || len(value) != 8 || binary.BigEndian.Uint64(value) != m.Stamp {
 						continue
 					}
 				}
