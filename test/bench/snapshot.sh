@@ -17,7 +17,9 @@
 # 2. 100,000 small files (100 directories of 1,000, test/bench/mktree,
 #    through the mount): first snapshot and a snapshot after changing one
 #    file (3 times, median), and the daemon's anonymous memory (RssAnon,
-#    sampled every 50 ms) before and at its peak during the first one.
+#    sampled every 50 ms) before and at its peak during the first one,
+#    after SETTLE seconds (default 30) for Badger's compactions of the
+#    tree's writes to finish.
 # 3. Latency of creating 4 KiB files through the mount (test/bench/
 #    writelat: create+write+close), with no snapshot, and while a snapshot
 #    of the 100,000-file tree runs, made dirty in every directory first
@@ -123,7 +125,10 @@ say "making $tree_dirs x $tree_files files through the mount"
 start=$(now)
 "$work/mktree" -dirs "$tree_dirs" -files "$tree_files" -workers 4 "$mnt/files/default/big" >&2
 mk_s=$(echo "$(now) - $start" | bc -l)
-sleep 2
+# Badger compacts what the writers left for a while after they stop, and a
+# compaction allocates its table buffers in the daemon: let it settle, so
+# that the memory row measures the snapshot (SETTLE=0 measures both).
+sleep "${SETTLE:-30}"
 say "first snapshot of the $tree-file tree, sampling RssAnon"
 drop
 rss_before=$(rssanon)
