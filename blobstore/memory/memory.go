@@ -67,17 +67,24 @@ func (s *Store) Properties() blobstore.Properties { return s.properties }
 
 // RawStore implements blobstore.Driver.
 func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Reader) error {
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, content); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
+	data, err := readContent(ctx, content)
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.blobs[ref] = stored{buf.Bytes(), time.Now()}
+	s.blobs[ref] = stored{data, time.Now()}
 	return nil
+}
+
+// readContent reads what is to be stored whole, before anything is stored:
+// a reader that fails, or a cancelled ctx, leaves the old bytes in place.
+func readContent(ctx context.Context, content io.Reader) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, content); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), ctx.Err()
 }
 
 func (s *Store) get(ref blobstore.Ref) (stored, error) {

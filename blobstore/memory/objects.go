@@ -22,16 +22,13 @@ func (s *Store) PutObject(ctx context.Context, name string, content io.Reader) e
 	if err := blobstore.CheckObjectName(name); err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, content); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
+	data, err := readContent(ctx, content)
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.objects[name] = stored{buf.Bytes(), time.Now()}
+	s.objects[name] = stored{data, time.Now()}
 	return nil
 }
 
