@@ -22,6 +22,10 @@ type Controller struct {
 	mounted map[int]blobstore.Driver
 
 	refLocks refLocks // serializes writers (and replicators) of one ref
+
+	spoolDir string    // where BlobWriters stage blobs for drivers that cannot (see blobstore.Stage)
+	frames   sync.Pool // *[]byte of one frame's capacity, for BlobWriters
+	seals    sync.Pool // *sealBuffers, for BlobWriters
 }
 
 // Option changes a Controller's defaults.
@@ -42,6 +46,13 @@ func WithFrameCache(cache *FrameCache) Option {
 	return func(c *Controller) { c.frameCache = cache }
 }
 
+// WithSpoolDir sets where blobs being written are staged for a volume
+// whose driver cannot stage them itself (S3): "" (the default) is
+// os.TempDir.
+func WithSpoolDir(dir string) Option {
+	return func(c *Controller) { c.spoolDir = dir }
+}
+
 // WithClock sets where creation times come from (tests pin it).
 func WithClock(now func() time.Time) Option {
 	return func(c *Controller) { c.now = now }
@@ -58,8 +69,20 @@ func New(metadataStore MetadataStore, opts ...Option) *Controller {
 	for _, opt := range opts {
 		opt(c)
 	}
+	frameSize := 1 << c.frameShift
+	c.frames.New = func() any { b := make([]byte, 0, frameSize); return &b }
+	c.seals.New = func() any { return newSealBuffers(frameSize) }
 	return c
 }
+
+// frameBuffer returns an empty pooled buffer of one frame's capacity.
+func (c *Controller) frameBuffer() *[]byte {
+	b := c.frames.Get().(*[]byte)
+	*b = (*b)[:0]
+	return b
+}
+
+func (c *Controller) sealBuffers() *sealBuffers { return c.seals.Get().(*sealBuffers) }
 
 // MetadataStore returns the store the Controller was made with.
 func (c *Controller) MetadataStore() MetadataStore { return c.metadataStore }

@@ -57,15 +57,24 @@ func textPlain(n int) []byte {
 // seal encodes plain as format v1 in memory.
 func seal(t testing.TB, plain []byte, key []byte, salt [saltSize]byte, compress bool) []byte {
 	t.Helper()
-	s, err := newSealer(blobstore.RefOf(plain), key, salt, testShift, bytes.NewReader(plain), compress, true)
+	var stored bytes.Buffer
+	s, err := newFrameSealer(blobstore.RefOf(plain), key, salt, testShift, newSealBuffers(1<<testShift), compress, &stored)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := io.ReadAll(s)
-	if err != nil {
+	// Frames as a BlobWriter cuts them: a full frame is the last only if
+	// nothing follows it.
+	size := 1 << testShift
+	for len(plain) > size {
+		if err := s.frame(plain[:size], false); err != nil {
+			t.Fatal(err)
+		}
+		plain = plain[size:]
+	}
+	if err := s.frame(plain, true); err != nil {
 		t.Fatal(err)
 	}
-	return stored
+	return stored.Bytes()
 }
 
 type memRaw struct{ *bytes.Reader }

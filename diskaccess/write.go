@@ -2,12 +2,8 @@ package diskaccess
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/stofuse/stofuse/blobstore"
@@ -36,39 +32,16 @@ func (c *Controller) WriteBlobNoVerify(ctx context.Context, volumeId int, collId
 }
 
 func (c *Controller) writeBlob(ctx context.Context, volumeId int, collId string, ref blobstore.Ref, content io.Reader, compress, verify bool) error {
-	driver, err := c.driver(volumeId)
+	w, err := c.NewBlobWriter(ctx, volumeId, collId, ref, WriteOptions{MaybeCompressible: compress, ContentVerified: !verify})
 	if err != nil {
 		return err
 	}
-	unlock := c.refLocks.lock(ref)
-	defer unlock()
-
-	meta, err := c.metadataStore.QueryBlobMetadata(ctx, ref, nil)
-	switch {
-	case err == nil:
-		return c.writeKnownBlob(ctx, meta, volumeId, content, verify)
-	case !isNotExist(err):
+	if _, err := w.ReadFrom(content); err != nil {
+		w.Abort()
 		return err
 	}
-	keyId, key, err := c.metadataStore.QueryCollectionEncryptionKeyForNewBlobs(ctx, collId)
-	if err != nil {
-		return fmt.Errorf("collection %q: %w", collId, err)
-	}
-	var salt [saltSize]byte
-	if _, err := rand.Read(salt[:]); err != nil {
-		return err
-	}
-	sealer, err := newSealer(ref, key, salt, c.frameShift, content, compress, verify)
-	if err != nil {
-		return err
-	}
-	if err := driver.RawStore(ctx, ref, sealer); err != nil {
-		return fmt.Errorf("writing blob %s to volume %d: %w", ref, volumeId, err)
-	}
-	if !sealer.done {
-		return fmt.Errorf("writing blob %s to volume %d: the driver stopped reading before the end", ref, volumeId)
-	}
-	return c.metadataStore.WriteBlobCreated(ctx, newBlobMeta(ref, keyId, sealer.Result(), c.now()), volumeId)
+	_, err = w.Commit(ctx)
+	return err
 }
 
 func newBlobMeta(ref blobstore.Ref, keyId string, r sealResult, created time.Time) *BlobMeta {
@@ -81,38 +54,6 @@ func newBlobMeta(ref blobstore.Ref, keyId string, r sealResult, created time.Tim
 		ExpectedCrc32:   crcBytes(r.crc),
 		Created:         created,
 	}
-}
-
-// writeKnownBlob handles WriteBlob of a blob the metadata already has: the
-// content is still checked, so that a wrong content never looks stored.
-func (c *Controller) writeKnownBlob(ctx context.Context, meta *BlobMeta, volumeId int, content io.Reader, verify bool) error {
-	if verify {
-		if err := checkContent(meta.Ref, content); err != nil {
-			return err
-		}
-	}
-	if slices.Contains(meta.Volumes, volumeId) {
-		return nil
-	}
-	from, err := c.BestVolumeId(meta.Volumes)
-	if err != nil {
-		return fmt.Errorf("blob %s is stored on volumes %v, none of them mounted, so it cannot be copied to volume %d: %w",
-			meta.Ref, meta.Volumes, volumeId, err)
-	}
-	return c.replicateLocked(ctx, meta, from, volumeId)
-}
-
-func checkContent(ref blobstore.Ref, content io.Reader) error {
-	h := sha256.New()
-	if _, err := io.Copy(h, content); err != nil {
-		return err
-	}
-	var got blobstore.Ref
-	h.Sum(got[:0])
-	if got != ref {
-		return fmt.Errorf("%w: content hashes to %s, not %s", ErrRefMismatch, got, ref)
-	}
-	return nil
 }
 
 func crcBytes(crc uint32) []byte {

@@ -1,11 +1,13 @@
 package fusefs
 
 import (
+	"context"
 	"crypto/sha256"
 	"hash"
 	"io"
 
 	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
 )
 
 // contentBuffer holds the content of a file being written: spooled (to
@@ -66,3 +68,18 @@ func (b *contentBuffer) Ref() (blobstore.Ref, error) {
 func (b *contentBuffer) Reader() io.Reader { return b.spool.Reader() }
 
 func (b *contentBuffer) Close() error { return b.spool.Close() }
+
+// storeContent stores content, whose ref the caller took, as a blob of
+// collection on the mounted volume, and returns the blob's metadata.
+func (f *FS) storeContent(ctx context.Context, collection string, ref blobstore.Ref, content *contentBuffer) (*diskaccess.BlobMeta, error) {
+	opts := diskaccess.WriteOptions{MaybeCompressible: true, ContentVerified: true}
+	w, err := f.cfg.Controller.NewBlobWriter(ctx, f.cfg.Volume, collection, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.ReadFrom(content.Reader()); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w.Commit(ctx)
+}

@@ -346,11 +346,7 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 		s.dirty = false // removed while open: its content goes nowhere
 		return nil
 	}
-	cfg := n.fsys.cfg
-	if err := cfg.Controller.WriteBlobNoVerify(ctx, cfg.Volume, collection, ref, s.content.Reader(), true); err != nil {
-		return err
-	}
-	meta, _, err := cfg.Catalog.BlobRecord(ctx, ref)
+	meta, err := n.fsys.storeContent(ctx, collection, ref, s.content)
 	if err != nil {
 		return err
 	}
@@ -358,7 +354,7 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 	if mtime.IsZero() {
 		mtime = time.Now()
 	}
-	record, err := cfg.Tree.CommitContent(ctx, n.ino, ref, s.content.Size(), meta.SizeOnDisk, mtime, s.held.apply)
+	record, err := n.fsys.cfg.Tree.CommitContent(ctx, n.ino, ref, s.content.Size(), meta.SizeOnDisk, mtime, s.held.apply)
 	if errors.Is(err, iofs.ErrNotExist) {
 		s.dirty = false // removed while open: its content goes nowhere
 		return nil

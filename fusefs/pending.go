@@ -231,7 +231,7 @@ func (p *pendingNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, ui
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
-func (p *pendingNode) write(data []byte, off int64) (int, error) {
+func (p *pendingNode) write(ctx context.Context, data []byte, off int64) (int, error) {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
 	p.mu.Lock()
@@ -254,7 +254,12 @@ func (p *pendingNode) write(data []byte, off int64) (int, error) {
 	}
 	if p.stream == nil && p.streamable(off) {
 		ref, _ := blobstore.ParseRef(p.name)
-		p.stream = startStream(p.dir.fsys, ref)
+		stream, err := startStream(ctx, p.dir.fsys, ref)
+		if err != nil {
+			p.mu.Unlock()
+			return 0, err
+		}
+		p.stream = stream
 		p.content.Close()
 		p.content = nil
 	}
@@ -397,7 +402,7 @@ func (p *pendingNode) commit(ctx context.Context, at commitAt) (bool, error) {
 	var ref blobstore.Ref
 	var err error
 	if p.stream != nil {
-		ref, err = p.finishStream(name)
+		ref, err = p.finishStream(ctx, name)
 	} else {
 		ref, err = p.storeSpool(ctx, name)
 	}
@@ -423,9 +428,9 @@ func (p *pendingNode) commit(ctx context.Context, at commitAt) (bool, error) {
 // finishStream ends a stream that carried the whole file; WriteBlob checks
 // the content against the name. The caller holds writeMu, not mu: reads
 // meanwhile see the stream and are told to wait for the close.
-func (p *pendingNode) finishStream(name string) (blobstore.Ref, error) {
+func (p *pendingNode) finishStream(ctx context.Context, name string) (blobstore.Ref, error) {
 	ref, _ := blobstore.ParseRef(name) // streams start only under hex names
-	err := p.stream.finish()
+	_, err := p.stream.finish(ctx)
 	if errors.Is(err, diskaccess.ErrRefMismatch) {
 		return ref, fmt.Errorf("%w (%v)", errNotThisRef, err)
 	}
@@ -442,8 +447,8 @@ func (p *pendingNode) storeSpool(ctx context.Context, name string) (blobstore.Re
 	if want, err := blobstore.ParseRef(name); err == nil && want != ref {
 		return ref, fmt.Errorf("%w (it hashes to %s)", errNotThisRef, ref)
 	}
-	cfg := p.dir.fsys.cfg
-	return ref, cfg.Controller.WriteBlobNoVerify(ctx, cfg.Volume, cfg.Collection, ref, p.content.Reader(), true)
+	_, err = p.dir.fsys.storeContent(ctx, p.dir.fsys.cfg.Collection, ref, p.content)
+	return ref, err
 }
 
 // discard drops the written data once no handle is open.
@@ -522,7 +527,7 @@ var (
 
 // Write implements fs.FileWriter.
 func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	n, err := h.node.write(data, off)
+	n, err := h.node.write(ctx, data, off)
 	if err != nil {
 		return uint32(n), h.node.dir.fsys.errno(describe("write", h.node.currentName()), err)
 	}

@@ -6,9 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -40,6 +43,28 @@ func (d *fullDisk) RawStore(ctx context.Context, ref blobstore.Ref, r io.Reader)
 		return &os.PathError{Op: "write", Path: ref.String(), Err: syscall.ENOSPC}
 	}
 	return d.Store.RawStore(ctx, ref, r)
+}
+
+// RawCreate stages on the volume; its writes fail as RawStore's do.
+func (d *fullDisk) RawCreate(ctx context.Context, ref blobstore.Ref) (blobstore.StagedBlob, error) {
+	staged, err := d.Store.RawCreate(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return &fillingBlob{StagedBlob: staged, disk: d, ref: ref}, nil
+}
+
+type fillingBlob struct {
+	blobstore.StagedBlob
+	disk *fullDisk
+	ref  blobstore.Ref
+}
+
+func (b *fillingBlob) Write(p []byte) (int, error) {
+	if b.disk.full.Load() {
+		return 0, &os.PathError{Op: "write", Path: b.ref.String(), Err: syscall.ENOSPC}
+	}
+	return b.StagedBlob.Write(p)
 }
 
 type rig struct {
@@ -282,5 +307,82 @@ func TestStatDuringCommitDoesNotRevert(t *testing.T) {
 		if len(got) != len(v2) || got[0] != 'Z' || !bytes.Equal(got[1:], v2[1:]) {
 			t.Fatalf("round %d: an edit after the write built on other content (%d bytes)", round, len(got))
 		}
+	}
+}
+
+// TestTeeIntoFilesAndRef: tee writing one content into files/ and into
+// ref/<its hash> at once, in both orders and past the size at which the
+// files/ close used to wait for the ref/ stream's lock while that stream
+// waited for tee's EOF (a hang in fuse_flush no signal could end). Both
+// files must end up stored, with the content.
+func TestTeeIntoFilesAndRef(t *testing.T) {
+	if _, err := exec.LookPath("tee"); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t)
+	for _, size := range []int{200_000, 20 << 20} {
+		for _, filesFirst := range []bool{true, false} {
+			content, ref := randomContent(t, size)
+			named := filepath.Join(r.dir, "files", "c", fmt.Sprintf("tee-%d-%v", size, filesFirst))
+			targets := []string{named, r.ref(ref)}
+			if !filesFirst {
+				slices.Reverse(targets)
+			}
+			tee := exec.Command("tee", targets...)
+			tee.Stdin, tee.Stdout = bytes.NewReader(content), io.Discard
+			if err := tee.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- tee.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("tee %v (%d bytes): %v", targets, size, err)
+				}
+			case <-time.After(60 * time.Second):
+				tee.Process.Kill()
+				t.Fatalf("tee %v (%d bytes) hangs", targets, size)
+			}
+			for _, path := range targets {
+				if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, content) {
+					t.Fatalf("%s after tee: %d bytes (%v), want the %d written", path, len(got), err, size)
+				}
+			}
+		}
+	}
+}
+
+// TestFilesCloseDoesNotWaitForRefStream: while another writer holds
+// ref/<hash> open half-written, a copy of the same content into files/
+// closes at once; the ref/ writer then finishes and is stored too.
+func TestFilesCloseDoesNotWaitForRefStream(t *testing.T) {
+	r := newRig(t)
+	content, ref := randomContent(t, 4<<20)
+	stream, err := os.OpenFile(r.ref(ref), os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Write(content[:len(content)/2]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- os.WriteFile(filepath.Join(r.dir, "files", "c", "copy"), content, 0o644) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("copy into files/: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a close in files/ waits for an unfinished ref/ stream of the same content")
+	}
+	if _, err := stream.Write(content[len(content)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Close(); err != nil {
+		t.Fatalf("closing the ref/ stream after files/ stored the same blob: %v", err)
+	}
+	if got, err := os.ReadFile(r.ref(ref)); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("ref/%s: %d bytes (%v), want the content", ref, len(got), err)
 	}
 }

@@ -50,6 +50,7 @@ var (
 	_ blobstore.Driver             = (*Store)(nil)
 	_ blobstore.RandomAccessDriver = (*Store)(nil)
 	_ blobstore.Sweeper            = (*Store)(nil)
+	_ blobstore.Stager             = (*Store)(nil)
 )
 
 // Open returns a Store over dir, which must exist and be a directory: a

@@ -22,6 +22,13 @@ func (s *Store) RawStore(ctx context.Context, ref blobstore.Ref, content io.Read
 	return s.storeFile(ctx, s.shardDir(ref), s.path(ref), content)
 }
 
+// RawCreate implements blobstore.Stager: the blob is written to a locked
+// temp file in its shard, and renamed to its name at Publish (see
+// stagedFile).
+func (s *Store) RawCreate(ctx context.Context, ref blobstore.Ref) (blobstore.StagedBlob, error) {
+	return s.createFile(s.shardDir(ref), s.path(ref))
+}
+
 // PutObject implements blobstore.Driver: a named object is stored like a
 // blob (see storeFile), in the objects directory.
 func (s *Store) PutObject(ctx context.Context, name string, content io.Reader) error {
@@ -32,37 +39,94 @@ func (s *Store) PutObject(ctx context.Context, name string, content io.Reader) e
 	return s.storeFile(ctx, s.objectsDir(), path, content)
 }
 
-// storeFile stores content at path, a file in dir: temp file in dir ->
-// write -> length check -> fsync -> rename -> fsync dir. Until the rename
-// nothing is visible at path; after the directory fsync the file survives
-// power loss. Under blobstore.WithDeferredSync both fsyncs of a new file
-// are left to Sync; a file that replaces one is synced at once, so that a
-// crash never costs the durable old one.
+// storeFile stores content at path, a file in dir, through a stagedFile.
 func (s *Store) storeFile(ctx context.Context, dir, path string, content io.Reader) error {
-	if err := s.makeDir(dir); err != nil {
+	f, err := s.createFile(dir, path)
+	if err != nil {
 		return err
+	}
+	buf := copyBuffers.Get().(*[256 << 10]byte)
+	defer copyBuffers.Put(buf)
+	if _, err := io.CopyBuffer(f, blobstore.ContextReader(ctx, content), buf[:]); err != nil {
+		f.Discard()
+		return err
+	}
+	return f.Publish(ctx)
+}
+
+// stagedFile is a file being written to path, a file in dir: temp file in
+// dir -> write -> length check -> fsync -> rename -> fsync dir. Until the
+// rename nothing is visible at path; after the directory fsync the file
+// survives power loss. Under blobstore.WithDeferredSync both fsyncs of a
+// new file are left to Sync; a file that replaces one is synced at once,
+// so that a crash never costs the durable old one.
+type stagedFile struct {
+	store    *Store
+	dir      string
+	path     string
+	temp     *os.File
+	tempName string
+	written  int64
+	done     bool
+}
+
+func (s *Store) createFile(dir, path string) (*stagedFile, error) {
+	if err := s.makeDir(dir); err != nil {
+		return nil, err
 	}
 	temp, tempName, err := createLockedTemp(dir)
 	if err != nil {
+		return nil, err
+	}
+	return &stagedFile{store: s, dir: dir, path: path, temp: temp, tempName: tempName}, nil
+}
+
+func (f *stagedFile) Write(p []byte) (int, error) {
+	if f.done {
+		return 0, os.ErrClosed
+	}
+	n, err := f.temp.Write(p)
+	f.written += int64(n)
+	return n, err
+}
+
+// Publish implements blobstore.StagedBlob.
+func (f *stagedFile) Publish(ctx context.Context) error {
+	if f.done {
+		return os.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		f.Discard()
 		return err
 	}
 	// Closing releases the lock, so the file is closed only after it has
 	// been renamed or removed: Sweep never takes a live temp file.
-	defer temp.Close()
-	deferred := blobstore.SyncDeferred(ctx) && !exists(path)
-	if err := writeTemp(ctx, temp, content, !deferred); err != nil {
-		os.Remove(tempName)
+	f.done = true
+	defer f.temp.Close()
+	deferred := blobstore.SyncDeferred(ctx) && !exists(f.path)
+	if err := checkTemp(f.temp, f.written, !deferred); err != nil {
+		os.Remove(f.tempName)
 		return err
 	}
-	if err := os.Rename(tempName, path); err != nil {
-		os.Remove(tempName)
+	if err := os.Rename(f.tempName, f.path); err != nil {
+		os.Remove(f.tempName)
 		return err
 	}
 	if deferred {
-		s.deferred.add(path, dir)
+		f.store.deferred.add(f.path, f.dir)
 		return nil
 	}
-	return syncDir(dir)
+	return syncDir(f.dir)
+}
+
+// Discard implements blobstore.StagedBlob.
+func (f *stagedFile) Discard() {
+	if f.done {
+		return
+	}
+	f.done = true
+	os.Remove(f.tempName)
+	f.temp.Close()
 }
 
 func exists(path string) bool {
@@ -121,15 +185,9 @@ func createLockedTemp(dir string) (*os.File, string, error) {
 // 32 KiB, so that a blob of 128 KiB frames takes few write calls.
 var copyBuffers = sync.Pool{New: func() any { return new([256 << 10]byte) }}
 
-// writeTemp copies content to temp, checks that the file holds all of it,
-// and fsyncs it if asked to.
-func writeTemp(ctx context.Context, temp *os.File, content io.Reader, fsync bool) error {
-	buf := copyBuffers.Get().(*[256 << 10]byte)
-	defer copyBuffers.Put(buf)
-	written, err := io.CopyBuffer(onlyWriter{temp}, blobstore.ContextReader(ctx, content), buf[:])
-	if err != nil {
-		return err
-	}
+// checkTemp checks that temp holds the written bytes, and fsyncs it if
+// asked to.
+func checkTemp(temp *os.File, written int64, fsync bool) error {
 	info, err := temp.Stat()
 	if err != nil {
 		return err
@@ -151,12 +209,6 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
-
-// onlyWriter hides os.File's ReaderFrom, which would copy through its own
-// small buffer.
-type onlyWriter struct{ w io.Writer }
-
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // Sweep implements blobstore.Sweeper: it removes the temp files of writes
 // that died, in the shards and the objects directory. A temp file whose

@@ -47,7 +47,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
 		{"Properties", testProperties},
 		{"ModTimes", testModTimes},
 	}
-	for _, tc := range slices.Concat(tests, objectTests, syncTests) {
+	for _, tc := range slices.Concat(tests, objectTests, syncTests, stageTests) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newDriver(t))
 		})
