@@ -29,6 +29,7 @@ var (
 	_ fs.NodeRenamer   = (*dirNode)(nil)
 	_ fs.NodeSymlinker = (*dirNode)(nil)
 	_ fs.NodeLinker    = (*dirNode)(nil)
+	_ fs.NodeFsyncer   = (*dirNode)(nil)
 )
 
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -196,4 +197,11 @@ func (s *treeStream) Close() {}
 func (s *treeStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	*s = treeStream{fsys: s.fsys, dir: s.dir, pager: pager[metastore.Entry]{page: s.page[:0]}}
 	return skipEntries(s, off)
+}
+
+// Fsync implements fs.NodeFsyncer: fsync(2) of a directory commits, so
+// that the names made in it, and everything stored before, survive a
+// power loss.
+func (n *dirNode) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
+	return n.fsys.durable(ctx, true)
 }

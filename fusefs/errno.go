@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"syscall"
 
+	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/metastore/snapshot"
 )
@@ -51,7 +52,21 @@ func toErrno(err error) syscall.Errno {
 // copy on write) from the request's cancellation. The kernel interrupts a
 // request when the caller gets any signal, and Go programs get one all the
 // time (SIGURG, for preemption): close(2) must not fail half way because
-// of that, and it is not retried on EINTR.
-func storing(ctx context.Context) context.Context {
-	return context.WithoutCancel(ctx)
+// of that, and it is not retried on EINTR. With a Commit configured, what
+// is stored waits for the group commit to be fsynced.
+func (f *FS) storing(ctx context.Context) context.Context {
+	ctx = context.WithoutCancel(ctx)
+	if f.cfg.Commit != nil {
+		ctx = blobstore.WithDeferredSync(ctx)
+	}
+	return ctx
+}
+
+// durable makes what was stored so far durable if the contract says it
+// must be by now: at fsync, and with SyncOnClose at close too.
+func (f *FS) durable(ctx context.Context, fsync bool) syscall.Errno {
+	if f.cfg.Commit == nil || !fsync && !f.cfg.SyncOnClose {
+		return 0
+	}
+	return f.errno("commit", f.cfg.Commit(context.WithoutCancel(ctx)))
 }

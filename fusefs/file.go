@@ -6,6 +6,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,9 +21,17 @@ import (
 // fileNode is a file of the tree. Its content is a blob; writing copies it
 // (on write) into a session, which is stored as a new blob, and the file
 // pointed at it, when a writer closes or fsyncs.
+//
+// Two locks, taken in this order: contentMu serializes what changes the
+// content or stores it (writes, truncations, copy on write, commits, and
+// reads of a session's spool), and may be held across I/O; treeNode.mu
+// guards the record and the session's attributes (its size for stat, the
+// held attributes, dirty) and is never held across I/O, so that stat and
+// lookup never wait for sealing, storing or a metadata write.
 type fileNode struct {
 	treeNode
-	session *writeSession // open writers' content; guarded by treeNode.mu
+	contentMu sync.Mutex
+	session   *writeSession // open writers' content; see writeSession for its locks
 }
 
 var (
@@ -38,13 +47,20 @@ var (
 // writeSession is the content of a file while it is open for writing. It
 // starts as the committed blob (base) and is copied into a spool only when
 // something needs the bytes: a write, or a truncation to a non-zero size.
+//
+// The session itself and its content, base, baseSize, length and dirty
+// change with both of the node's locks held, and may be read with either;
+// what content holds is the contentMu holder's alone; handles and held
+// are guarded by mu.
 type writeSession struct {
 	content  *contentBuffer // nil until copied from base
 	base     blobstore.Ref
 	baseSize int64
-	dirty    bool // changed since the last commit
+	length   int64 // the content's size, for stat
+	dirty    bool  // changed since the last commit
 	handles  int
 	held     heldAttrs // set while dirty, stored at the commit: see fileNode.hold
+	heldGen  int       // counts changes to held, so a commit knows which it stored
 }
 
 // heldAttrs are the mode, owner and time set on a new file while its
@@ -89,11 +105,13 @@ func (h *heldAttrs) apply(n *metastore.Inode) {
 	}
 }
 
-func (s *writeSession) size() int64 {
-	if s.content == nil {
-		return s.baseSize
-	}
-	return s.content.Size()
+// contentChanged records the content's new size and that it is dirty;
+// the caller holds contentMu, and mu is taken here.
+func (n *fileNode) contentChanged() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.session
+	s.length, s.dirty = s.content.Size(), true
 }
 
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -103,7 +121,7 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 		defer n.mu.Unlock()
 		if s := n.session; s != nil {
 			writing = true
-			record.Size = s.size()
+			record.Size = s.length
 			s.held.apply(record)
 		}
 	})
@@ -155,65 +173,83 @@ func (n *fileNode) hold(in *fuse.SetAttrIn) bool {
 		return false
 	}
 	s.held.add(in)
+	s.heldGen++
 	return true
 }
 
 func (n *fileNode) truncate(ctx context.Context, size int64) syscall.Errno {
-	ctx = storing(ctx)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	temporary := n.session == nil
-	if temporary {
-		n.session = n.newSession()
-	}
+	ctx = n.fsys.storing(ctx)
+	n.contentMu.Lock()
+	defer n.contentMu.Unlock()
+	temporary := n.startSession()
 	err := n.resize(ctx, size)
 	if err == nil && temporary {
-		err = n.commitLocked(ctx)
+		err = n.commitContent(ctx)
 	}
 	if temporary {
 		n.endSession()
 	}
 	if err == nil && temporary {
-		defer n.forgetAttrs() // after unlocking mu
+		n.forgetAttrs()
 	}
 	return n.fsys.errno("truncate", err)
 }
 
-// resize sets the session's size; the caller holds mu.
+// resize sets the session's size; the caller holds contentMu.
 func (n *fileNode) resize(ctx context.Context, size int64) error {
 	s := n.session
 	if size == 0 {
-		if s.content != nil {
-			s.content.Close()
-		}
-		s.content = newContentBuffer(n.fsys.cfg.SpoolDir) // nothing to copy
+		n.replaceContent(newContentBuffer(n.fsys.cfg.SpoolDir)) // nothing to copy
 	} else if err := n.materialize(ctx); err != nil {
 		return err
 	} else if err := s.content.Truncate(size); err != nil {
 		return err
 	}
-	s.dirty = true
+	n.contentChanged()
 	return nil
 }
 
-func (n *fileNode) newSession() *writeSession {
-	s := &writeSession{}
-	if n.last.Committed {
-		s.base, s.baseSize = n.last.Ref, n.last.Size
+// replaceContent gives the session new content, closing the old; the
+// caller holds contentMu.
+func (n *fileNode) replaceContent(content *contentBuffer) {
+	n.mu.Lock()
+	old := n.session.content
+	n.session.content = content
+	n.mu.Unlock()
+	if old != nil {
+		old.Close()
 	}
-	return s
 }
 
-// endSession drops the session; the caller holds mu.
-func (n *fileNode) endSession() {
-	if n.session.content != nil {
-		n.session.content.Close()
+// startSession makes the write session if there is none, and reports
+// whether it did; the caller holds contentMu.
+func (n *fileNode) startSession() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.session != nil {
+		return false
 	}
+	s := &writeSession{}
+	if n.last.Committed {
+		s.base, s.baseSize, s.length = n.last.Ref, n.last.Size, n.last.Size
+	}
+	n.session = s
+	return true
+}
+
+// endSession drops the session; the caller holds contentMu.
+func (n *fileNode) endSession() {
+	n.mu.Lock()
+	s := n.session
 	n.session = nil
+	n.mu.Unlock()
+	if s.content != nil {
+		s.content.Close()
+	}
 }
 
 // materialize copies the committed content into the session's spool (copy
-// on write), streaming, in bounded memory; the caller holds mu.
+// on write), streaming, in bounded memory; the caller holds contentMu.
 func (n *fileNode) materialize(ctx context.Context) error {
 	s := n.session
 	if s.content != nil {
@@ -233,7 +269,7 @@ func (n *fileNode) materialize(ctx context.Context) error {
 			return err
 		}
 	}
-	s.content = content
+	n.replaceContent(content)
 	return nil
 }
 
@@ -245,17 +281,20 @@ func (a *appender) Write(p []byte) (int, error) { return a.c.WriteAt(p, a.c.Size
 // openForWriting starts (or joins) the write session; created files start
 // dirty, so that even an empty one is stored at close.
 func (n *fileNode) openForWriting(ctx context.Context, created bool) (*treeWriteHandle, syscall.Errno) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.session == nil {
-		n.session = n.newSession()
-	}
+	n.contentMu.Lock()
+	defer n.contentMu.Unlock()
+	n.startSession()
 	if created {
 		if err := n.resize(ctx, 0); err != nil {
+			if n.session.handles == 0 {
+				n.endSession()
+			}
 			return nil, n.fsys.errno("create", err)
 		}
 	}
+	n.mu.Lock()
 	n.session.handles++
+	n.mu.Unlock()
 	return &treeWriteHandle{node: n}, 0
 }
 
@@ -287,39 +326,49 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 }
 
 func (n *fileNode) write(ctx context.Context, data []byte, off int64) (int, error) {
-	ctx = storing(ctx)
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	ctx = n.fsys.storing(ctx)
+	n.contentMu.Lock()
+	defer n.contentMu.Unlock()
 	if err := n.materialize(ctx); err != nil {
 		return 0, err
 	}
 	written, err := n.session.content.WriteAt(data, off)
-	n.session.dirty = true
+	n.contentChanged()
 	return written, err
 }
 
+// read reads the session's content, or the blob it started from, or the
+// committed blob. Reads of a spool wait for a write or commit in progress.
 func (n *fileNode) read(ctx context.Context, dest []byte, off int64) (int, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.contentMu.Lock()
 	s := n.session
-	var r io.ReaderAt
-	switch {
-	case s != nil && s.content != nil:
-		r = s.content
-	case s != nil && s.baseSize > 0 || s == nil && n.last.Committed && n.last.Size > 0:
-		ref := n.last.Ref
-		if s != nil {
-			ref = s.base
-		}
-		blob, err := n.fsys.cfg.Controller.OpenBlob(ctx, ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
-		if err != nil {
-			return 0, err
-		}
-		defer blob.Close()
-		r = blob
-	default:
+	if s != nil && s.content != nil {
+		defer n.contentMu.Unlock()
+		return readAll(s.content, dest, off)
+	}
+	n.mu.Lock()
+	ref, size := n.last.Ref, n.last.Size
+	if !n.last.Committed {
+		size = 0
+	}
+	if s != nil {
+		ref, size = s.base, s.baseSize
+	}
+	n.mu.Unlock()
+	n.contentMu.Unlock()
+	if size == 0 {
 		return 0, nil
 	}
+	blob, err := n.fsys.cfg.Controller.OpenBlob(ctx, ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
+	if err != nil {
+		return 0, err
+	}
+	defer blob.Close()
+	return readAll(blob, dest, off)
+}
+
+// readAll is ReadAt with io.EOF (a read at or past the end) as no error.
+func readAll(r io.ReaderAt, dest []byte, off int64) (int, error) {
 	got, err := r.ReadAt(dest, off)
 	if err == io.EOF {
 		err = nil
@@ -327,9 +376,11 @@ func (n *fileNode) read(ctx context.Context, dest []byte, off int64) (int, error
 	return got, err
 }
 
-// commit stores the session's content as a blob and points the file at
-// it; the caller holds mu. A file removed meanwhile is not brought back.
-func (n *fileNode) commitLocked(ctx context.Context) error {
+// commitContent stores the session's content as a blob and points the
+// file at it, with the attributes held for it, in one metadata
+// transaction; the caller holds contentMu, not mu. A file removed
+// meanwhile is not brought back.
+func (n *fileNode) commitContent(ctx context.Context) error {
 	s := n.session
 	if s == nil || !s.dirty {
 		return nil
@@ -343,41 +394,78 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 	}
 	collection := n.collection()
 	if collection == "" {
-		s.dirty = false // removed while open: its content goes nowhere
+		n.committed(nil, 0) // removed while open: its content goes nowhere
 		return nil
 	}
 	meta, err := n.fsys.storeContent(ctx, collection, ref, s.content)
 	if err != nil {
 		return err
 	}
-	mtime := s.held.mtime
+	n.mu.Lock()
+	held, heldGen := s.held, s.heldGen
+	n.mu.Unlock()
+	mtime := held.mtime
 	if mtime.IsZero() {
 		mtime = time.Now()
 	}
-	record, err := n.fsys.cfg.Tree.CommitContent(ctx, n.ino, ref, s.content.Size(), meta.SizeOnDisk, mtime, s.held.apply)
+	record, err := n.fsys.cfg.Tree.CommitContent(ctx, n.ino, ref, s.content.Size(), meta.SizeOnDisk, mtime, held.apply)
 	if errors.Is(err, iofs.ErrNotExist) {
-		s.dirty = false // removed while open: its content goes nowhere
+		n.committed(nil, 0) // removed while open: its content goes nowhere
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	n.rememberLocked(record)
-	s.dirty, s.base, s.baseSize, s.held = false, ref, record.Size, heldAttrs{}
+	if later := n.committed(record, heldGen); later != nil {
+		// Attributes set while the content was stored: not in its
+		// transaction, so now.
+		record, err := n.fsys.cfg.Tree.SetAttr(ctx, n.ino, func(r *metastore.Inode) error {
+			later.apply(r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		n.remember(record)
+	}
 	return nil
 }
 
+// committed records the end of a commit: the record it wrote (nil: the
+// file is gone) becomes the node's and the session's base, and the
+// session is clean. It returns the attributes held since generation
+// heldGen, which the commit did not store. The caller holds contentMu.
+func (n *fileNode) committed(record *metastore.Inode, heldGen int) *heldAttrs {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.session
+	s.dirty = false
+	if record == nil {
+		return nil
+	}
+	n.rememberLocked(record)
+	s.base, s.baseSize = record.Ref, record.Size
+	later := s.held
+	s.held = heldAttrs{}
+	if s.heldGen == heldGen {
+		return nil
+	}
+	return &later
+}
+
 func (n *fileNode) commit(ctx context.Context) syscall.Errno {
-	ctx = storing(ctx)
+	ctx = n.fsys.storing(ctx)
 	start := time.Now()
+	n.contentMu.Lock()
 	n.mu.Lock()
 	changed := n.session != nil && n.session.dirty
 	var size int64
 	if changed {
-		size = n.session.size()
+		size = n.session.length
 	}
-	err := n.commitLocked(ctx)
 	n.mu.Unlock()
+	err := n.commitContent(ctx)
+	n.contentMu.Unlock()
 	if changed {
 		n.fsys.observeStored(size, start, toErrno(err))
 	}
@@ -413,7 +501,7 @@ func (n *fileNode) Allocate(ctx context.Context, fh fs.FileHandle, off uint64, s
 	n.mu.Lock()
 	current := n.last.Size
 	if n.session != nil {
-		current = n.session.size()
+		current = n.session.length
 	}
 	n.mu.Unlock()
 	if end := int64(off + size); end > current {
@@ -423,14 +511,19 @@ func (n *fileNode) Allocate(ctx context.Context, fh fs.FileHandle, off uint64, s
 }
 
 func (n *fileNode) release() {
+	n.contentMu.Lock()
+	defer n.contentMu.Unlock()
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.session == nil {
+	s := n.session
+	if s == nil {
+		n.mu.Unlock()
 		return
 	}
-	n.session.handles--
-	if n.session.handles == 0 {
-		if n.session.dirty {
+	s.handles--
+	last, dirty := s.handles == 0, s.dirty
+	n.mu.Unlock()
+	if last {
+		if dirty {
 			// Flush failed or never came: nothing of it was stored.
 			n.fsys.logf("inode %d closed with content that was not stored", n.ino)
 		}
@@ -471,14 +564,21 @@ func (h *treeWriteHandle) Flush(ctx context.Context) syscall.Errno {
 	if h.readOnly {
 		return 0
 	}
-	return h.node.commit(ctx)
+	if errno := h.node.commit(ctx); errno != 0 {
+		return errno
+	}
+	return h.node.fsys.durable(ctx, false)
 }
 
+// Fsync stores the file and commits: once it returns, the file survives
+// a power loss.
 func (h *treeWriteHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	if h.readOnly {
-		return 0
+	if !h.readOnly {
+		if errno := h.node.commit(ctx); errno != 0 {
+			return errno
+		}
 	}
-	return h.node.commit(ctx)
+	return h.node.fsys.durable(ctx, true)
 }
 
 func (h *treeWriteHandle) Release(ctx context.Context) syscall.Errno {

@@ -29,6 +29,7 @@ var (
 	_ fs.NodeRmdirer   = (*filesRoot)(nil)
 	_ fs.NodeCreater   = (*filesRoot)(nil)
 	_ fs.NodeRenamer   = (*filesRoot)(nil)
+	_ fs.NodeFsyncer   = (*filesRoot)(nil)
 )
 
 func (r *filesRoot) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -116,4 +117,9 @@ func (r *filesRoot) Rename(ctx context.Context, name string, newParent fs.InodeE
 	}
 	r.fsys.logf("rename files/%s: collections are not renamed (EPERM)", name)
 	return syscall.EPERM
+}
+
+// Fsync implements fs.NodeFsyncer: as for a directory of files/.
+func (r *filesRoot) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
+	return r.fsys.durable(ctx, true)
 }

@@ -72,6 +72,15 @@ type Config struct {
 	UID, GID   uint32
 	Logger     *log.Logger // where damage and failures are reported
 	Observer   Observer    // metrics; nil: none
+
+	// Commit makes everything stored through the mount so far durable
+	// (the group commit: the volume's pending fsyncs, then the metadata's).
+	// With it, files are stored with their syncs deferred, and fsync(2)
+	// commits; without it (nil), every store is durable at once.
+	Commit func(context.Context) error
+	// SyncOnClose commits at every close(2) of a written file too, as
+	// fsync would (needs Commit).
+	SyncOnClose bool
 }
 
 // Kernel cache timeouts. Blobs never change (their mtime only through

@@ -564,22 +564,27 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	case awaiting:
 		return 0 // stored at release if nothing is written
 	}
-	return p.store(ctx, atClose)
+	if errno := p.store(ctx, atClose); errno != 0 {
+		return errno
+	}
+	return p.dir.fsys.durable(ctx, false)
 }
 
 // Fsync implements fs.FileFsyncer: fsync stores the file as it is now.
 func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	if !h.writable {
-		return 0
+	if h.writable {
+		if errno := h.node.store(ctx, atFsync); errno != 0 {
+			return errno
+		}
 	}
-	return h.node.store(ctx, atFsync)
+	return h.node.dir.fsys.durable(ctx, true)
 }
 
 // store commits the file (see commit) and settles its name: a file that
 // failed to store, or that is now stored under its hex name, leaves the
 // names being written.
 func (p *pendingNode) store(ctx context.Context, at commitAt) syscall.Errno {
-	ctx = storing(ctx)
+	ctx = p.dir.fsys.storing(ctx)
 	start := time.Now()
 	stored, err := p.commit(ctx, at)
 	if stored || err != nil {

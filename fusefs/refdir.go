@@ -54,6 +54,7 @@ var (
 	_ fs.NodeCreater   = (*refDir)(nil)
 	_ fs.NodeUnlinker  = (*refDir)(nil)
 	_ fs.NodeRenamer   = (*refDir)(nil)
+	_ fs.NodeFsyncer   = (*refDir)(nil)
 )
 
 func newRefDir(f *FS) *refDir {
@@ -202,7 +203,7 @@ func (d *refDir) Rename(ctx context.Context, name string, newParent fs.InodeEmbe
 		}
 		return syscall.ENOENT
 	}
-	if _, err := p.commit(storing(ctx), atClose); err != nil {
+	if _, err := p.commit(d.fsys.storing(ctx), atClose); err != nil {
 		return d.fsys.errno(describe("rename", name), err)
 	}
 	if newRef, err := blobstore.ParseRef(newName); err == nil {
@@ -255,4 +256,9 @@ func (d *refDir) forget(name string) {
 			d.fsys.logf("invalidating ref/%s: %v", name, errno)
 		}
 	}()
+}
+
+// Fsync implements fs.NodeFsyncer: as for a directory of files/.
+func (d *refDir) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
+	return d.fsys.durable(ctx, true)
 }

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-		"syscall"
+	"syscall"
 
 	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/diskaccess"

@@ -35,6 +35,10 @@ import (
 type fullDisk struct {
 	*localfs.Store
 	full atomic.Bool
+	// gate, when set, holds every staged write until it is closed; held
+	// is signalled (without blocking) when one waits.
+	gate atomic.Pointer[chan struct{}]
+	held chan struct{}
 }
 
 func (d *fullDisk) RawStore(ctx context.Context, ref blobstore.Ref, r io.Reader) error {
@@ -61,6 +65,13 @@ type fillingBlob struct {
 }
 
 func (b *fillingBlob) Write(p []byte) (int, error) {
+	if gate := b.disk.gate.Load(); gate != nil {
+		select {
+		case b.disk.held <- struct{}{}:
+		default:
+		}
+		<-*gate
+	}
 	if b.disk.full.Load() {
 		return 0, &os.PathError{Op: "write", Path: b.ref.String(), Err: syscall.ENOSPC}
 	}
@@ -110,7 +121,7 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	disk := &fullDisk{Store: volume}
+	disk := &fullDisk{Store: volume, held: make(chan struct{}, 1)}
 	ctl := diskaccess.New(meta, diskaccess.WithFrameCache(diskaccess.NewFrameCache(16<<20)))
 	if err := ctl.Initialize(ctx, "u", disk); err != nil {
 		t.Fatal(err)
@@ -384,5 +395,48 @@ func TestFilesCloseDoesNotWaitForRefStream(t *testing.T) {
 	}
 	if got, err := os.ReadFile(r.ref(ref)); err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("ref/%s: %d bytes (%v), want the content", ref, len(got), err)
+	}
+}
+
+// TestStatWhileClosing: while a file of files/ is being stored at close
+// (its blob's writes held up here), stat of it answers at once, with the
+// new size.
+func TestStatWhileClosing(t *testing.T) {
+	r := newRig(t)
+	path := filepath.Join(r.dir, "files", "c", "slow")
+	gate := make(chan struct{})
+	r.disk.gate.Store(&gate)
+	done := make(chan error, 1)
+	go func() { done <- os.WriteFile(path, []byte("stored slowly"), 0o644) }()
+	select {
+	case <-r.disk.held:
+	case err := <-done:
+		t.Fatalf("the write finished before its blob was stored: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the close never reached the volume")
+	}
+	stat := make(chan error, 1)
+	go func() {
+		info, err := os.Stat(path)
+		if err == nil && info.Size() != int64(len("stored slowly")) {
+			err = fmt.Errorf("size %d", info.Size())
+		}
+		stat <- err
+	}()
+	select {
+	case err := <-stat:
+		if err != nil {
+			t.Errorf("stat while the file is stored: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("stat waits for the file being stored")
+	}
+	r.disk.gate.Store(nil)
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "stored slowly" {
+		t.Fatalf("after close: %q, %v", got, err)
 	}
 }
