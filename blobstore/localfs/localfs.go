@@ -7,10 +7,12 @@
 // spelled '+' (see blobstore.FlatObjectName).
 //
 // Writes of blobs and named objects alike are durable and atomic: temp file
-// in the file's own directory, write, length check, fsync, rename, fsync of
-// the directory; under blobstore.WithDeferredSync a new file's two fsyncs
-// wait for Sync. A temp file is locked (flock) while it is written, so
-// Sweep can tell an abandoned one from one being written by a live process.
+// in the file's own directory, write, length check, fsync, link or rename
+// into place, fsync of the directory; under blobstore.WithDeferredSync a
+// new file's two fsyncs wait for Sync. The temp file is unnamed (O_TMPFILE)
+// where the filesystem allows, so a write that dies leaves nothing;
+// elsewhere it is named and locked (flock) while it is written, so Sweep
+// can tell an abandoned one from one being written by a live process.
 package localfs
 
 import (
@@ -22,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/stofuse/stofuse/blobstore"
 )
@@ -44,6 +47,8 @@ type Store struct {
 	synced map[string]bool // directories (shards, objects) whose entry is known durable
 
 	deferred deferredSyncs // what stores under WithDeferredSync left to Sync
+
+	noTmpfile atomic.Bool // the filesystem has no O_TMPFILE: temp files are named
 }
 
 var (

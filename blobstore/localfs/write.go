@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -55,17 +57,22 @@ func (s *Store) storeFile(ctx context.Context, dir, path string, content io.Read
 }
 
 // stagedFile is a file being written to path, a file in dir: temp file in
-// dir -> write -> length check -> fsync -> rename -> fsync dir. Until the
-// rename nothing is visible at path; after the directory fsync the file
-// survives power loss. Under blobstore.WithDeferredSync both fsyncs of a
-// new file are left to Sync; a file that replaces one is synced at once,
-// so that a crash never costs the durable old one.
+// dir -> write -> length check -> fsync -> link or rename to path -> fsync
+// dir. Until then nothing is visible at path; after the directory fsync
+// the file survives power loss. Under blobstore.WithDeferredSync both
+// fsyncs of a new file are left to Sync; a file that replaces one is
+// synced at once, so that a crash never costs the durable old one.
+//
+// The temp file is an unnamed one (O_TMPFILE) where the filesystem has
+// them: it needs no name, no lock and no Sweep, since it vanishes with its
+// process, and a new blob is published with one link. Elsewhere it is a
+// locked named temp file, renamed into place.
 type stagedFile struct {
 	store    *Store
 	dir      string
 	path     string
 	temp     *os.File
-	tempName string
+	tempName string // "" for an unnamed temp file
 	written  int64
 	done     bool
 }
@@ -74,11 +81,26 @@ func (s *Store) createFile(dir, path string) (*stagedFile, error) {
 	if err := s.makeDir(dir); err != nil {
 		return nil, err
 	}
-	temp, tempName, err := createLockedTemp(dir)
-	if err != nil {
-		return nil, err
+	f := &stagedFile{store: s, dir: dir, path: path}
+	if s.noTmpfile.Load() {
+		return f, f.createNamed()
 	}
-	return &stagedFile{store: s, dir: dir, path: path, temp: temp, tempName: tempName}, nil
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	switch {
+	case err == nil:
+		f.temp = os.NewFile(uintptr(fd), filepath.Join(dir, "(unnamed)"))
+		return f, nil
+	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL):
+		s.noTmpfile.Store(true) // the filesystem has none: named ones from now on
+		return f, f.createNamed()
+	}
+	return nil, &os.PathError{Op: "open O_TMPFILE", Path: dir, Err: err}
+}
+
+func (f *stagedFile) createNamed() error {
+	temp, tempName, err := createLockedTemp(f.dir)
+	f.temp, f.tempName = temp, tempName
+	return err
 }
 
 func (f *stagedFile) Write(p []byte) (int, error) {
@@ -105,11 +127,11 @@ func (f *stagedFile) Publish(ctx context.Context) error {
 	defer f.temp.Close()
 	deferred := blobstore.SyncDeferred(ctx) && !exists(f.path)
 	if err := checkTemp(f.temp, f.written, !deferred); err != nil {
-		os.Remove(f.tempName)
+		f.removeTemp()
 		return err
 	}
-	if err := os.Rename(f.tempName, f.path); err != nil {
-		os.Remove(f.tempName)
+	if err := f.place(); err != nil {
+		f.removeTemp()
 		return err
 	}
 	if deferred {
@@ -119,13 +141,50 @@ func (f *stagedFile) Publish(ctx context.Context) error {
 	return syncDir(f.dir)
 }
 
+// place gives the written temp file its name: a link of an unnamed temp
+// file where nothing is stored yet, else a rename over what is there.
+func (f *stagedFile) place() error {
+	if f.tempName == "" {
+		err := f.link(f.path)
+		if !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		// A replace: name the file (locked, for Sweep), then rename it.
+		if err := unix.Flock(int(f.temp.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			return err
+		}
+		name := filepath.Join(f.dir, tempPrefix+strconv.FormatUint(rand.Uint64(), 36))
+		if err := f.link(name); err != nil {
+			return err
+		}
+		f.tempName = name
+	}
+	return os.Rename(f.tempName, f.path)
+}
+
+// link makes a name for the unnamed temp file, through /proc (linkat with
+// AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+func (f *stagedFile) link(name string) error {
+	proc := "/proc/self/fd/" + strconv.Itoa(int(f.temp.Fd()))
+	if err := unix.Linkat(unix.AT_FDCWD, proc, unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return &os.LinkError{Op: "link", Old: proc, New: name, Err: err}
+	}
+	return nil
+}
+
+func (f *stagedFile) removeTemp() {
+	if f.tempName != "" {
+		os.Remove(f.tempName)
+	}
+}
+
 // Discard implements blobstore.StagedBlob.
 func (f *stagedFile) Discard() {
 	if f.done {
 		return
 	}
 	f.done = true
-	os.Remove(f.tempName)
+	f.removeTemp()
 	f.temp.Close()
 }
 
