@@ -53,7 +53,7 @@ func (s *Store) CreateCollectionFolder(ctx context.Context, name string, mode, u
 	now := time.Now()
 	folder := &Inode{Ino: folderIno, Kind: KindDir, Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: now, Ctime: now}
 	created := false
-	err = s.update(func(txn *badgerdb.Txn) error {
+	err = s.updateDurable(func(txn *badgerdb.Txn) error {
 		created = false
 		var c Collection
 		err := getJSON(txn, stringKey(prefixCollection, name), fmt.Sprintf("collection %q", name), &c)
@@ -128,7 +128,7 @@ func (s *Store) newCollection(txn *badgerdb.Txn, name string) (Collection, error
 // RemoveCollectionFolder removes the empty folder files/<name>; the
 // collection and its key stay. ENOTEMPTY if it holds anything.
 func (s *Store) RemoveCollectionFolder(ctx context.Context, name string) error {
-	return s.update(func(txn *badgerdb.Txn) error {
+	return s.updateDurable(func(txn *badgerdb.Txn) error {
 		var c Collection
 		if err := getJSON(txn, stringKey(prefixCollection, name), fmt.Sprintf("collection %q", name), &c); err != nil {
 			return err

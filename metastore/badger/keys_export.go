@@ -65,7 +65,7 @@ func (s *Store) ImportKeys(ctx context.Context, keys *KeyExport) error {
 	if keys.Root == nil || keys.Root.KeyID != rootKeyID {
 		return fmt.Errorf("import keys: no root envelope: %w", errBadRecord)
 	}
-	return s.update(func(txn *badgerdb.Txn) error {
+	return s.updateDurable(func(txn *badgerdb.Txn) error {
 		if found, err := exists(txn, stringKey(prefixEnvelope, rootKeyID)); err != nil || found {
 			if err == nil {
 				err = ErrInitialized

@@ -81,7 +81,7 @@ func (s *Store) Initialize(ctx context.Context, kek *keyring.KEK, kdf *keyring.K
 	if err != nil {
 		return err
 	}
-	err = s.update(func(txn *badgerdb.Txn) error {
+	err = s.updateDurable(func(txn *badgerdb.Txn) error {
 		if found, err := exists(txn, stringKey(prefixEnvelope, rootKeyID)); err != nil || found {
 			if err == nil {
 				err = errors.New("store is already initialized")
@@ -204,7 +204,7 @@ func (s *Store) AddKEK(ctx context.Context, kek *keyring.KEK, kdf *keyring.KDFPa
 	if rootKey == nil {
 		return ErrLocked
 	}
-	err := s.update(func(txn *badgerdb.Txn) error {
+	err := s.updateDurable(func(txn *badgerdb.Txn) error {
 		env, err := getEnvelope(txn, rootKeyID)
 		if err != nil {
 			return err

@@ -75,7 +75,10 @@ func (r *Restorer) Finish(ctx context.Context) error {
 	if err := r.batch.Flush(); err != nil {
 		return err
 	}
-	return r.s.update(func(txn *badgerdb.Txn) error {
+	if err := r.s.syncDB(); err != nil { // the tree, before the folders point to it
+		return err
+	}
+	return r.s.updateDurable(func(txn *badgerdb.Txn) error {
 		for name, folder := range r.folders {
 			var c Collection
 			if err := getJSON(txn, stringKey(prefixCollection, name), fmt.Sprintf("collection %q", name), &c); err != nil {

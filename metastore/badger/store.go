@@ -2,8 +2,11 @@
 // blobs exist and on which volumes, the volumes and collections of a store,
 // and the collections' data keys, sealed in envelopes.
 //
-// Writes are durable (SyncWrites) and each is one transaction, retried on
-// conflict. Values are copied out of transactions. The value log is
+// Each write is one transaction, retried on conflict. Writes are not
+// synced one by one (SyncWrites off): a transaction that returned is in
+// Badger's memory-mapped logs, so it survives the death of the process,
+// and it survives a power loss once the database is synced: by a write
+// that must be durable at once (updateDurable, durable.go), or by Close. Values are copied out of transactions. The value log is
 // garbage-collected in the background until Close.
 //
 // Badger lets one process open a database; a second Open of the same
@@ -56,7 +59,7 @@ type Store struct {
 // few dozen bytes, so large memtables and caches buy little.
 func badgerOptions(dir string) badgerdb.Options {
 	return badgerdb.DefaultOptions(dir).
-		WithSyncWrites(true).
+		WithSyncWrites(false). // synced by updateDurable and Close
 		WithLogger(nil).
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(2).
@@ -137,7 +140,9 @@ func (s *Store) collectGarbage(every time.Duration) {
 const maxRetries = 20
 
 // update runs fn in a read-write transaction, re-running it when it
-// conflicts with a concurrent one.
+// conflicts with a concurrent one. The transaction is not synced: it
+// survives a crash of the process at once, a power loss from the next
+// sync of the database on (see updateDurable for what cannot wait).
 func (s *Store) update(fn func(txn *badgerdb.Txn) error) error {
 	for attempt := 0; ; attempt++ {
 		err := s.db.Update(fn)
@@ -180,9 +185,9 @@ func (s *Store) State(ctx context.Context, name string, value any) error {
 	})
 }
 
-// SetState writes a named JSON record (see State).
+// SetState writes a named JSON record (see State), durably.
 func (s *Store) SetState(ctx context.Context, name string, value any) error {
-	return s.update(func(txn *badgerdb.Txn) error {
+	return s.updateDurable(func(txn *badgerdb.Txn) error {
 		return putJSON(txn, stringKey(prefixSetting, "state/"+name), value)
 	})
 }

@@ -62,7 +62,7 @@ func (s *Store) newIno() (uint64, error) {
 	defer s.inoMu.Unlock()
 	if s.inoNext == s.inoEnd {
 		var start uint64
-		err := s.update(func(txn *badgerdb.Txn) error {
+		err := s.updateDurable(func(txn *badgerdb.Txn) error {
 			start = 1
 			body, err := getCopy(txn, stringKey(prefixSetting, "next-ino"), "next inode")
 			if err == nil && len(body) == 8 {

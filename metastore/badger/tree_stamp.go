@@ -130,10 +130,13 @@ func (s *Store) migrateTreeIndex() error {
 	if err == nil {
 		err = batch.Flush()
 	}
+	if err == nil {
+		err = s.syncDB() // the index, before the setting that says it is there
+	}
 	if err != nil {
 		return fmt.Errorf("indexing the files/ tree for snapshots: %w", err)
 	}
-	return s.update(func(txn *badgerdb.Txn) error {
+	return s.updateDurable(func(txn *badgerdb.Txn) error {
 		return putJSON(txn, stringKey(prefixSetting, "tree-index"), treeIndexVersion)
 	})
 }

@@ -31,7 +31,7 @@ func (s *Store) AddVolume(ctx context.Context, v Volume) (*Volume, error) {
 	if v.Label == "" || v.UUID == "" || v.Driver == "" {
 		return nil, fmt.Errorf("volume needs a label, a UUID and a driver: %+v", v)
 	}
-	err := s.update(func(txn *badgerdb.Txn) error {
+	err := s.updateDurable(func(txn *badgerdb.Txn) error {
 		all, err := allVolumes(txn)
 		if err != nil {
 			return err
