@@ -75,7 +75,9 @@ func (s *Store) QueryBlobExists(ctx context.Context, ref blobstore.Ref) (bool, e
 	return found, err
 }
 
-// WriteBlobCreated implements diskaccess.MetadataStore.
+// WriteBlobCreated implements diskaccess.MetadataStore. The blob's bytes
+// need not be durable yet (stored under blobstore.WithDeferredSync): the
+// record is journaled until the next Commit has synced the volume.
 func (s *Store) WriteBlobCreated(ctx context.Context, meta *diskaccess.BlobMeta, volumeId int) error {
 	record := &blobRecord{BlobMeta: *meta}
 	record.EncryptionKey = nil
@@ -91,6 +93,9 @@ func (s *Store) WriteBlobCreated(ctx context.Context, meta *diskaccess.BlobMeta,
 			return err
 		}
 		if err := s.markIndexed(txn, meta.EncryptionKeyId, meta.Ref); err != nil {
+			return err
+		}
+		if err := s.journalBlobCopy(txn, meta.Ref, volumeId); err != nil {
 			return err
 		}
 		return addToVolume(txn, volumeId, meta.Ref, meta.SizeOnDisk)

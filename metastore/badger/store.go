@@ -5,8 +5,11 @@
 // Each write is one transaction, retried on conflict. Writes are not
 // synced one by one (SyncWrites off): a transaction that returned is in
 // Badger's memory-mapped logs, so it survives the death of the process,
-// and it survives a power loss once the database is synced: by a write
-// that must be durable at once (updateDurable, durable.go), or by Close. Values are copied out of transactions. The value log is
+// and it survives a power loss once the database is synced: by a group
+// commit (Commit, commit.go), by a write that must be durable at once
+// (updateDurable, durable.go), or by Close. What a power loss may undo is
+// kept in a journal (journal.go), which Settle checks after an unclean
+// stop. Values are copied out of transactions. The value log is
 // garbage-collected in the background until Close.
 //
 // Badger lets one process open a database; a second Open of the same
@@ -46,6 +49,8 @@ type Store struct {
 
 	lastStamp atomic.Uint64 // the last directory stamp handed out (tree_stamp.go)
 
+	journal journalState // the generations of the journal, and Commit's turns (journal.go, commit.go)
+
 	gcStop chan struct{}
 	gcDone chan struct{}
 
@@ -59,7 +64,7 @@ type Store struct {
 // few dozen bytes, so large memtables and caches buy little.
 func badgerOptions(dir string) badgerdb.Options {
 	return badgerdb.DefaultOptions(dir).
-		WithSyncWrites(false). // synced by updateDurable and Close
+		WithSyncWrites(false). // synced by Commit and updateDurable
 		WithLogger(nil).
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(2).
@@ -93,6 +98,10 @@ func Open(dir string) (*Store, error) {
 	}
 	s := &Store{db: db, dir: dir, gcStop: make(chan struct{}), gcDone: make(chan struct{})}
 	if err := s.migrateTreeIndex(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.openJournal(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -142,7 +151,7 @@ const maxRetries = 20
 // update runs fn in a read-write transaction, re-running it when it
 // conflicts with a concurrent one. The transaction is not synced: it
 // survives a crash of the process at once, a power loss from the next
-// sync of the database on (see updateDurable for what cannot wait).
+// Commit on (see updateDurable for what cannot wait).
 func (s *Store) update(fn func(txn *badgerdb.Txn) error) error {
 	for attempt := 0; ; attempt++ {
 		err := s.db.Update(fn)

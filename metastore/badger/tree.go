@@ -355,7 +355,9 @@ func (s *Store) SetAttr(ctx context.Context, ino uint64, fn func(*Inode) error) 
 // CommitContent points file ino at a stored blob, atomically, and marks it
 // committed; attrs, if not nil, changes other attributes in the same
 // transaction (before the content's size and mtime are set). The blob must
-// be durable before this is called.
+// be recorded (WriteBlobCreated) before this is called; it need not be
+// durable yet: the file's content before is journaled until the next
+// Commit, so that an open after a power loss can put it back (Settle).
 func (s *Store) CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time, attrs func(*Inode)) (*Inode, error) {
 	var n *Inode
 	err := s.update(func(txn *badgerdb.Txn) (err error) {
@@ -364,6 +366,9 @@ func (s *Store) CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref
 		}
 		if n.Kind != KindFile {
 			return fmt.Errorf("inode %d: %w", ino, syscall.EISDIR)
+		}
+		if err := s.journalContentOf(txn, n); err != nil {
+			return err
 		}
 		if n.Committed {
 			if err := txn.Delete(refUseKey(n.Ref, ino)); err != nil {

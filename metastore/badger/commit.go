@@ -1,0 +1,97 @@
+package badger
+
+import (
+	"context"
+	"fmt"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+)
+
+// Commit is a group commit: it makes durable every blob stored and every
+// metadata write made before it was called, and removes their journal
+// entries. syncVolumes is the caller's: it must Sync the driver of every
+// mounted volume (nil: there is none). Commits take turns.
+//
+// In order:
+//
+//  1. the generation moves on: entries written from now carry cur+1;
+//  2. syncVolumes: every blob published before it started is durable;
+//  3. the database is synced: every record written before is durable;
+//  4. the journal entries of generations up to cur (of this Open) are
+//     removed, unsynced: a removal lost to a power loss only means that
+//     the next open checks that blob or file again.
+//
+// Why an entry of generation <= cur may go: a record's transaction reads
+// the generation after the caller published the blob to its driver
+// (BlobWriter.Commit publishes, then records), and a file's content is
+// committed after its blob is recorded. So an entry stamped cur or less
+// was written by a transaction that read the generation before step 1,
+// of a blob published before step 2 began, which that Sync covers; and
+// the transaction itself committed before step 4 read it, which step 3
+// may not cover, but then it is the record that a power loss takes back,
+// with its entry, never the blob under a surviving record. An entry
+// written while Commit runs carries cur+1 and stays for the next one.
+//
+// If syncVolumes or the database's sync fails, no entry is removed and
+// the error is returned: the next Commit tries again, and covers them.
+func (s *Store) Commit(ctx context.Context, syncVolumes func(context.Context) error) error {
+	s.journal.commitMu.Lock()
+	defer s.journal.commitMu.Unlock()
+	cur := s.journal.generation.Add(1) - 1
+	if syncVolumes != nil {
+		if err := syncVolumes(ctx); err != nil {
+			return fmt.Errorf("group commit: %w", err)
+		}
+	}
+	if err := s.syncDB(); err != nil {
+		return fmt.Errorf("group commit: %w", err)
+	}
+	return s.dropJournal(ctx, s.journal.base, cur)
+}
+
+// journalBatch is how many journal entries one transaction removes.
+const journalBatch = 1000
+
+// dropJournal removes the journal entries whose generation is in [from,
+// to]. Each is read again in the transaction that removes it, so that an
+// entry rewritten meanwhile with a newer generation (or a transaction
+// rewriting it) is kept: the two conflict, and the loser runs again.
+func (s *Store) dropJournal(ctx context.Context, from, to uint64) error {
+	var keys [][]byte
+	err := s.view(func(txn *badgerdb.Txn) error {
+		return eachJournalEntry(ctx, txn, func(key, value []byte) error {
+			if gen, err := decodeGeneration(value); err == nil && gen >= from && gen <= to {
+				keys = append(keys, append([]byte(nil), key...))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(keys); start += journalBatch {
+		batch := keys[start:min(start+journalBatch, len(keys))]
+		err := s.update(func(txn *badgerdb.Txn) error {
+			for _, key := range batch {
+				value, err := getCopy(txn, key, "journal entry")
+				if isNotExist(err) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if gen, err := decodeGeneration(value); err != nil || gen < from || gen > to {
+					continue
+				}
+				if err := txn.Delete(key); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
