@@ -165,6 +165,7 @@ func (h *readHandle) sequential(off int64, size int) bool {
 var (
 	_ fs.FileReader   = (*readHandle)(nil)
 	_ fs.FileReleaser = (*readHandle)(nil)
+	_ fs.FileFsyncer  = (*readHandle)(nil)
 )
 
 // Read implements fs.FileReader. No byte of a frame that fails to
@@ -251,4 +252,11 @@ func copyXattr(dest []byte, value string) (uint32, syscall.Errno) {
 		return uint32(len(value)), syscall.ERANGE
 	}
 	return uint32(copy(dest, value)), 0
+}
+
+// Fsync implements fs.FileFsyncer: fsync(2) of a file open for reading
+// commits too, as on a local filesystem (what was written through other
+// descriptors becomes durable).
+func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return h.fsys.durable(ctx, true)
 }

@@ -61,6 +61,9 @@ func mountCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (ADDR: host:port, e.g. 127.0.0.1:9101)"},
 			&cli.DurationFlag{Name: "snapshot-interval", Value: defaultSnapshotInterval,
 				Usage: "snapshot the collections that changed this often, and at unmount (0: never)"},
+			&cli.DurationFlag{Name: "commit-interval", Value: defaultCommitInterval,
+				Usage: "make closed files survive a power loss within this long (a group commit; fsync(2) and `stofuse sync` commit at once)"},
+			&cli.BoolFlag{Name: "sync-on-close", Usage: "commit at every close(2) of a written file, as at fsync (slow: every file costs its own syncs)"},
 		},
 		Action: mount,
 	}
@@ -78,6 +81,9 @@ func mount(c *cli.Context) (err error) {
 	}()
 	if c.NArg() != 1 {
 		return usageError("usage: stofuse mount [--read-only] [--volume V] [--collection C] [--background] MOUNTPOINT")
+	}
+	if c.Duration("commit-interval") <= 0 {
+		return usageError("--commit-interval must be positive (for a commit at every close: --sync-on-close)")
 	}
 	mountpoint, err := checkMountpoint(c.Args().First())
 	if err != nil {
@@ -164,6 +170,10 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	if observer != nil {
 		cfg.Observer = observer
 	}
+	interval := c.Duration("commit-interval")
+	if !c.Bool("read-only") {
+		cfg.Commit, cfg.SyncOnClose = s.Sync, c.Bool("sync-on-close")
+	}
 	root := fusefs.New(cfg)
 	opts := root.Options()
 	opts.MountOptions.DirectMount = os.Geteuid() == 0
@@ -187,6 +197,10 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	s.out.notef("mounted volume %q at %s%s", v.Label, mountpoint, map[bool]string{true: " (read-only)"}[c.Bool("read-only")])
 	reportReady(nil)
 	go unmountOnSignal(c, s, server, mountpoint)
+	if !c.Bool("read-only") {
+		stop := s.commitEvery(interval)
+		defer stop() // after the unmount: what the last files left to commit
+	}
 	if interval := c.Duration("snapshot-interval"); interval > 0 && !c.Bool("read-only") {
 		stop := s.snapshotEvery(interval, v.ID)
 		defer stop() // after the unmount: a last snapshot of what changed
