@@ -103,7 +103,10 @@ type Store struct {
 	// command's) would both take the same parent.
 	snapshotMu sync.Mutex
 	// commits shares group commits among concurrent Syncs (sync.go).
-	commits   groupCommit
+	commits groupCommit
+	// settled is what Open found of an unclean stop (settle.go); nil for
+	// a store Create made. Set before Open returns, read-only after.
+	settled   *SettleReport
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -138,6 +141,11 @@ func WithController(opts ...diskaccess.Option) Option {
 // Open opens the store in dir and mounts every registered volume it can.
 // A directory without a store is ErrNotCreated (nothing is left behind
 // but an empty meta/); a store another process holds is ErrBusy.
+//
+// After an unclean stop (a crash or power loss since the last Sync), Open
+// checks the blobs and files written since, as the journal names them,
+// and puts back or removes the files whose content did not survive;
+// Settled says what it found and did.
 func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	cfg := configOf(opts)
 	s, err := openMeta(dir)
@@ -212,7 +220,10 @@ func (s *Store) open(ctx context.Context, cfg *config) error {
 	}
 	s.ctl = diskaccess.New(s.meta, cfg.controller...)
 	s.meta.OnKeysChanged(func() error { return s.WriteKeys(context.Background()) })
-	return s.mountVolumes(ctx)
+	if err := s.mountVolumes(ctx); err != nil {
+		return err
+	}
+	return s.settle(ctx)
 }
 
 // SealFunc returns the KEK a new store is sealed for, and its argon2id

@@ -43,7 +43,8 @@ type journalState struct {
 	generation atomic.Uint64
 	// base is this Open's first generation: every entry below it was
 	// written by an earlier process, whose writes no Commit of this one
-	// made durable, and only Settle removes it. Set at Open.
+	// made durable, or left by Settle (generation 0), and only Settle
+	// removes it. Set at Open, at least 1.
 	base uint64
 	// commitMu makes Commits take turns (held during their syncs).
 	commitMu sync.Mutex

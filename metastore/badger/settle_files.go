@@ -1,0 +1,278 @@
+package badger
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// filePlan is what Settle is to do with a journaled file, and where the
+// file is.
+type filePlan struct {
+	SettledFile
+	entry  PendingContent
+	parent uint64 // the directory that names it (reverted, removed, unchecked)
+	name   string // its name there; "" if none was found
+}
+
+// settleFiles settles the journaled files (after their blobs): each is
+// decided in one view, those to report are named with one scan of each
+// directory concerned (a crash in the middle of an untar leaves thousands
+// in one directory), and each is changed in a transaction of its own
+// that removes its entry.
+func (s *Store) settleFiles(ctx context.Context, contents []PendingContent, unchecked map[blobstore.Ref]bool) ([]SettledFile, error) {
+	plans := make([]*filePlan, 0, len(contents))
+	err := s.view(func(txn *badgerdb.Txn) error {
+		for _, c := range contents {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			plan, err := planFile(txn, c, unchecked)
+			if err != nil {
+				return fmt.Errorf("settling file %d: %w", c.Ino, err)
+			}
+			plans = append(plans, plan)
+		}
+		return s.nameFiles(ctx, txn, plans)
+	})
+	if err != nil {
+		return nil, err
+	}
+	settled := make([]SettledFile, 0, len(plans))
+	for _, plan := range plans {
+		if err := s.applyFile(plan); err != nil {
+			return nil, fmt.Errorf("settling %s: %w", plan.Path, err)
+		}
+		settled = append(settled, plan.SettledFile)
+	}
+	return settled, nil
+}
+
+// planFile decides what becomes of a journaled file.
+func planFile(txn *badgerdb.Txn, c PendingContent, unchecked map[blobstore.Ref]bool) (*filePlan, error) {
+	plan := &filePlan{SettledFile: SettledFile{Ino: c.Ino}, entry: c}
+	n, err := getInode(txn, c.Ino)
+	switch {
+	case isNotExist(err) || err == nil && (n.Kind != KindFile || !n.Committed):
+		plan.Outcome = FileGone
+		return plan, nil
+	case err != nil:
+		return nil, err
+	case unchecked[n.Ref]:
+		plan.Outcome = FileUnchecked
+		return plan, nil
+	}
+	found, err := exists(txn, blobKey(n.Ref))
+	if err != nil || found {
+		plan.Outcome = FileKept
+		return plan, err
+	}
+	plan.Lost = n.Ref
+	to, ok, err := survivingContent(txn, c, unchecked)
+	if err != nil {
+		return nil, err
+	}
+	plan.Outcome, plan.Content = FileRemoved, to
+	if ok {
+		plan.Outcome = FileReverted
+	}
+	return plan, nil
+}
+
+// survivingContent returns the newest content of a journal entry whose
+// blob is recorded (and checked): its newer content, else its durable one.
+func survivingContent(txn *badgerdb.Txn, c PendingContent, unchecked map[blobstore.Ref]bool) (Content, bool, error) {
+	for _, candidate := range []*Content{c.Newer, &c.Durable} {
+		if candidate == nil || !candidate.Had || unchecked[candidate.Ref] {
+			continue
+		}
+		found, err := exists(txn, blobKey(candidate.Ref))
+		if err != nil {
+			return Content{}, false, err
+		}
+		if found {
+			return *candidate, true, nil
+		}
+	}
+	return Content{}, false, nil
+}
+
+// applyFile does what plan says, in one transaction with the removal (or
+// the leaving) of the file's entry.
+func (s *Store) applyFile(plan *filePlan) error {
+	key := journalContentKey(plan.Ino)
+	return s.update(func(txn *badgerdb.Txn) error {
+		switch plan.Outcome {
+		case FileUnchecked:
+			return leaveEntry(txn, key)
+		case FileReverted, FileRemoved:
+			n, err := getInode(txn, plan.Ino)
+			if err != nil {
+				return err
+			}
+			if n.Ref != plan.Lost {
+				return fmt.Errorf("inode %d changed while it was settled", plan.Ino)
+			}
+			if plan.Outcome == FileReverted {
+				err = s.setContent(txn, n, plan.Content)
+			} else {
+				err = s.removeFile(txn, n, plan.parent, plan.name)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return txn.Delete(key)
+	})
+}
+
+// setContent makes, in txn, committed file n's content c, as
+// CommitContent does, keeping the index of which files use a blob and
+// the stamp of the directory that lists it.
+func (s *Store) setContent(txn *badgerdb.Txn, n *Inode, c Content) error {
+	if err := txn.Delete(refUseKey(n.Ref, n.Ino)); err != nil {
+		return err
+	}
+	if err := txn.Set(refUseKey(c.Ref, n.Ino), nil); err != nil {
+		return err
+	}
+	n.Ref, n.Size, n.StoredSize, n.Mtime, n.Ctime = c.Ref, c.Size, c.StoredSize, c.Mtime, time.Now()
+	if err := putInode(txn, n); err != nil {
+		return err
+	}
+	return s.touchParentOf(txn, n.Ino)
+}
+
+// removeFile removes, in txn, file n, named name in directory parent, as
+// Remove does; a file named nowhere loses its own records only.
+func (s *Store) removeFile(txn *badgerdb.Txn, n *Inode, parent uint64, name string) error {
+	if name != "" {
+		return s.deleteInode(txn, parent, name, n.Ino)
+	}
+	for _, key := range [][]byte{inoKey(prefixInode, n.Ino), inoKey(prefixUncommitted, n.Ino),
+		inoKey(prefixParent, n.Ino), refUseKey(n.Ref, n.Ino)} {
+		if err := txn.Delete(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nameFiles finds where the files to report are: each directory holding
+// some is listed once, and the directories above them are named from the
+// subdirectory index of theirs.
+func (s *Store) nameFiles(ctx context.Context, txn *badgerdb.Txn, plans []*filePlan) error {
+	wanted := map[uint64][]*filePlan{} // by directory
+	for _, plan := range plans {
+		if plan.Outcome != FileReverted && plan.Outcome != FileRemoved && plan.Outcome != FileUnchecked {
+			continue
+		}
+		parent, err := parentOf(txn, plan.Ino)
+		if err != nil {
+			plan.Path = fmt.Sprintf("#%d", plan.Ino) // named nowhere
+			continue
+		}
+		plan.parent = parent
+		wanted[parent] = append(wanted[parent], plan)
+	}
+	paths := &dirPaths{txn: txn, folders: map[uint64]string{}, names: map[uint64]string{}, listed: map[uint64]bool{}}
+	err := eachJSON(txn, prefixCollection, func(c *Collection) error {
+		if c.FolderIno != 0 {
+			paths.folders[c.FolderIno] = c.Name
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for dir, inDir := range wanted {
+		names, err := entryNames(ctx, txn, inoKey(prefixEntry, dir), 9, inDir)
+		if err != nil {
+			return err
+		}
+		dirPath := paths.of(dir, 0)
+		for _, plan := range inDir {
+			plan.name = names[plan.Ino]
+			name := plan.name
+			if name == "" {
+				name = fmt.Sprintf("#%d", plan.Ino)
+			}
+			plan.Path = dirPath + "/" + name
+		}
+	}
+	return nil
+}
+
+// entryNames scans the keys under prefix (prefix + name -> ino u64 BE,
+// in a value of valueLen bytes) for the inodes of plans, and returns their
+// names.
+func entryNames(ctx context.Context, txn *badgerdb.Txn, prefix []byte, valueLen int, plans []*filePlan) (map[uint64]string, error) {
+	want := map[uint64]bool{}
+	for _, plan := range plans {
+		want[plan.Ino] = true
+	}
+	names := map[uint64]string{}
+	it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid() && len(names) < len(want); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		item := it.Item()
+		_ = item.Value(func(v []byte) error {
+			if len(v) == valueLen && want[binary.BigEndian.Uint64(v[:8])] {
+				names[binary.BigEndian.Uint64(v[:8])] = string(item.Key()[len(prefix):])
+			}
+			return nil
+		})
+	}
+	return names, nil
+}
+
+// dirPaths names directories (collection/dir/...) for a report, from the
+// subdirectory index, listing each parent once.
+type dirPaths struct {
+	txn     *badgerdb.Txn
+	folders map[uint64]string // collection folder -> collection
+	names   map[uint64]string // directory -> its name in its parent
+	listed  map[uint64]bool   // the parents whose subdirectories are in names
+}
+
+func (p *dirPaths) of(dir uint64, depth int) string {
+	if name, ok := p.folders[dir]; ok {
+		return name
+	}
+	parent, err := parentOf(p.txn, dir)
+	if err != nil || depth > 4096 {
+		return fmt.Sprintf("#%d", dir)
+	}
+	if !p.listed[parent] {
+		p.listed[parent] = true
+		p.listSubdirs(parent)
+	}
+	name, ok := p.names[dir]
+	if !ok {
+		name = fmt.Sprintf("#%d", dir)
+	}
+	return p.of(parent, depth+1) + "/" + name
+}
+
+func (p *dirPaths) listSubdirs(parent uint64) {
+	prefix := inoKey(prefixSubdir, parent)
+	it := p.txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		_ = item.Value(func(v []byte) error {
+			if len(v) == 8 {
+				p.names[binary.BigEndian.Uint64(v)] = string(item.Key()[len(prefix):])
+			}
+			return nil
+		})
+	}
+}
