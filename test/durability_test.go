@@ -64,6 +64,12 @@ func TestKillBeforeAnyCommit(t *testing.T) {
 	exec.Command("umount", "-l", m.dir).Run() // the dead mount
 
 	m = s.mount()
+	// The remount found the journal of what no commit covered, checked
+	// those blobs, and kept everything (the kernel had it all).
+	logged := string(must(os.ReadFile(filepath.Join(s.dir, "mount.log"))))
+	if !strings.Contains(logged, "after an unclean stop: checked ") || !strings.Contains(logged, ", 0 lost;") {
+		t.Fatalf("the remount's log does not report the unclean stop and its check:\n%s", logged)
+	}
 	for i, ref := range refs {
 		name := "f" + string(rune('0'+i))
 		sh(t, "cmp "+filepath.Join(src, name)+" "+filepath.Join(m.dir, "files", "default", "copied", name))

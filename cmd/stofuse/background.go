@@ -36,6 +36,7 @@ func mountInBackground(c *cli.Context) error {
 		return err
 	}
 	passphrase := s.prompted
+	settled := settledLines(s.Settled())
 	s.Close()
 
 	ready, readyWriter, err := os.Pipe()
@@ -49,6 +50,9 @@ func mountInBackground(c *cli.Context) error {
 		return err
 	}
 	defer logFile.Close()
+	for _, line := range settled { // said on the terminal too
+		fmt.Fprintf(logFile, "stofuse: warning: %s\n", line)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 
@@ -87,7 +88,46 @@ func openHere(c *cli.Context, dir string, keys keyNeed, opts ...store.Option) (*
 		return s, s.create(c, dir, "", opts)
 	}
 	s.Store = st
+	if err == nil {
+		s.reportSettled()
+	}
 	return s, err
+}
+
+// reportSettled says what opening the store did after an unclean stop (a
+// crash, kill -9 or power loss since the last group commit), on stderr:
+// see settledLines.
+func (s *session) reportSettled() {
+	for _, line := range settledLines(s.Settled()) {
+		s.out.warnf("%s", line)
+	}
+}
+
+// settledLines are what a store's open did after an unclean stop: a
+// summary, then every file put back or removed and every blob lost or
+// left unchecked, by name. None after a clean stop.
+func settledLines(r store.SettleReport) []string {
+	if r.Clean {
+		return nil
+	}
+	lines := []string{r.String()}
+	for _, name := range r.Reverted {
+		lines = append(lines, "  put back: "+name+" (its new content did not survive; it has its content before again)")
+	}
+	for _, name := range r.Removed {
+		lines = append(lines, "  removed: "+name+" (new since the last commit, and its content did not survive)")
+	}
+	for _, lost := range r.Lost {
+		how := "missing"
+		if lost.Damaged {
+			how = "damaged"
+		}
+		lines = append(lines, fmt.Sprintf("  blob %s on volume %s: %s, no longer recorded there", lost.Ref, lost.Volume, how))
+	}
+	for _, u := range r.Unchecked {
+		lines = append(lines, fmt.Sprintf("  blob %s on volume %s: not checked (%s); checked again at the next open", u.Ref, u.Volume, u.Why))
+	}
+	return lines
 }
 
 // create makes a new store: its root key sealed for the given or a new
