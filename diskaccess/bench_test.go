@@ -82,6 +82,17 @@ func (d discardDriver) RawStore(ctx context.Context, ref blobstore.Ref, r io.Rea
 	return err
 }
 
+// RawCreate stages into nothing: BlobWriters write to a Stager.
+func (d discardDriver) RawCreate(ctx context.Context, ref blobstore.Ref) (blobstore.StagedBlob, error) {
+	return discardStaged{}, nil
+}
+
+type discardStaged struct{}
+
+func (discardStaged) Write(p []byte) (int, error)       { return len(p), nil }
+func (discardStaged) Publish(ctx context.Context) error { return nil }
+func (discardStaged) Discard()                          {}
+
 // forgetfulStore records nothing, so that every iteration writes anew.
 type forgetfulStore struct{ *diskaccesstest.MemoryStore }
 
