@@ -32,6 +32,7 @@ type crashOpKind int
 const (
 	opCreate  crashOpKind = iota // a new file
 	opRewrite                    // new content for an existing file
+	opReplace                    // a new file renamed over an existing one (rsync, editors)
 	opReuse                      // an existing file gets content some file had (no new blob)
 	opSync                       // a group commit
 )
@@ -71,8 +72,10 @@ func crashWorkload() []crashOp {
 			}
 			files = append(files, name)
 			ops = append(ops, crashOp{kind: opCreate, file: name, content: newContent()})
-		case r < 85:
+		case r < 62:
 			ops = append(ops, crashOp{kind: opRewrite, file: files[rng.IntN(len(files))], content: newContent()})
+		case r < 88:
+			ops = append(ops, crashOp{kind: opReplace, file: files[rng.IntN(len(files))], content: newContent()})
 		default:
 			ops = append(ops, crashOp{kind: opReuse, file: files[rng.IntN(len(files))], content: contents[rng.IntN(len(contents))]})
 		}
@@ -80,14 +83,36 @@ func crashWorkload() []crashOp {
 	return ops
 }
 
-// modelFile is what the workload did to one file.
+// modelFile is what the workload did to one inode of the tree.
 type modelFile struct {
+	ino          uint64
 	synced       []byte // its content at the last Sync
 	syncedMtime  time.Time
 	existed      bool // it existed at the last Sync
 	current      []byte
 	currentMtime time.Time
-	touched      bool // its content was committed since the last Sync
+	touched      bool       // its content was committed since the last Sync
+	replaced     *modelFile // the file it was renamed over since the last Sync
+}
+
+// survivor is what is left of f after a crash that lost the blobs in
+// lost: its new content if that survived, else its content at the last
+// Sync, else nothing (ok false).
+func (f *modelFile) survivor(lost map[blobstore.Ref]bool) (want wantFile, ok bool) {
+	switch {
+	case !f.touched || !lost[blobstore.RefOf(f.current)]:
+		return wantFile{ino: f.ino, content: f.current, mtime: f.currentMtime}, true
+	case f.existed:
+		return wantFile{ino: f.ino, content: f.synced, mtime: f.syncedMtime}, true
+	}
+	return wantFile{}, false
+}
+
+// wantFile is a file as the tree must hold it.
+type wantFile struct {
+	ino     uint64
+	content []byte
+	mtime   time.Time
 }
 
 // crashEnv is a store running the workload on a crashDriver.
@@ -97,9 +122,8 @@ type crashEnv struct {
 	key    store.Key
 	volume *badger.Volume
 	driver *crashDriver
-	dirs   map[string]uint64 // "" (the collection's folder) and "d"
-	inos   map[string]uint64
-	files  map[string]*modelFile
+	dirs   map[string]uint64     // "" (the collection's folder) and "d"
+	files  map[string]*modelFile // by name: the inode there now
 	// wroteSinceSync: some blob or content was written since the last
 	// Sync (the journal is not empty).
 	wroteSinceSync bool
@@ -114,7 +138,7 @@ func newCrashEnv(t *testing.T) *crashEnv {
 		t.Fatal(err)
 	}
 	e := &crashEnv{t: t, s: s, key: key, volume: v, driver: newCrashDriver(t, v.Settings["path"]),
-		dirs: map[string]uint64{}, inos: map[string]uint64{}, files: map[string]*modelFile{}}
+		dirs: map[string]uint64{}, files: map[string]*modelFile{}}
 	// The mount's volume, through the crashDriver from now on.
 	if err := s.Controller().Unmount(v.ID); err != nil {
 		t.Fatal(err)
@@ -142,7 +166,7 @@ func (e *crashEnv) sync() {
 		e.t.Fatal(err)
 	}
 	for _, f := range e.files {
-		f.synced, f.syncedMtime, f.existed, f.touched = f.current, f.currentMtime, true, false
+		f.synced, f.syncedMtime, f.existed, f.touched, f.replaced = f.current, f.currentMtime, true, false, nil
 	}
 	e.wroteSinceSync = false
 }
@@ -154,6 +178,43 @@ func (e *crashEnv) write(step int, name string, content []byte) {
 }
 
 func (e *crashEnv) writeOn(volumeID, step int, name string, content []byte) {
+	e.t.Helper()
+	f := e.files[name]
+	if f == nil {
+		f = e.create(name)
+		e.files[name] = f
+	}
+	e.commit(volumeID, step, f, content)
+}
+
+// replace writes content as a new file and renames it over name.
+func (e *crashEnv) replace(step int, name string, content []byte) {
+	e.t.Helper()
+	dir, base := path.Split(name)
+	temp := e.create(dir + "." + base + ".tmp")
+	e.commit(e.volume.ID, step, temp, content)
+	parent := e.dirs[strings.TrimSuffix(dir, "/")]
+	if _, err := e.s.Meta().Rename(context.Background(), parent, "."+base+".tmp", parent, base, false); err != nil {
+		e.t.Fatal(err)
+	}
+	temp.replaced = e.files[name]
+	e.files[name] = temp
+}
+
+func (e *crashEnv) create(name string) *modelFile {
+	e.t.Helper()
+	dir, base := path.Split(name)
+	n, err := e.s.Meta().Create(context.Background(), e.dirs[strings.TrimSuffix(dir, "/")], base,
+		&badger.Inode{Kind: badger.KindFile, Mode: 0o644, Mtime: time.Now()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return &modelFile{ino: n.Ino}
+}
+
+// commit stores content as the mount does (deferred syncs, then the
+// record), and commits it to f.
+func (e *crashEnv) commit(volumeID, step int, f *modelFile, content []byte) {
 	e.t.Helper()
 	ctx := blobstore.WithDeferredSync(context.Background())
 	ref := blobstore.RefOf(content)
@@ -168,19 +229,8 @@ func (e *crashEnv) writeOn(volumeID, step int, name string, content []byte) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	f := e.files[name]
-	if f == nil {
-		dir, base := path.Split(name)
-		n, err := e.s.Meta().Create(ctx, e.dirs[strings.TrimSuffix(dir, "/")], base, &badger.Inode{Kind: badger.KindFile, Mode: 0o644, Mtime: time.Now()})
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		e.inos[name] = n.Ino
-		f = &modelFile{}
-		e.files[name] = f
-	}
 	mtime := time.Unix(1_000_000+int64(step), 0)
-	if _, err := e.s.Meta().CommitContent(ctx, e.inos[name], ref, int64(len(content)), meta.SizeOnDisk, mtime, nil); err != nil {
+	if _, err := e.s.Meta().CommitContent(ctx, f.ino, ref, int64(len(content)), meta.SizeOnDisk, mtime, nil); err != nil {
 		e.t.Fatal(err)
 	}
 	f.current, f.currentMtime, f.touched = content, mtime, true
@@ -189,9 +239,12 @@ func (e *crashEnv) writeOn(volumeID, step int, name string, content []byte) {
 
 func (e *crashEnv) run(ops []crashOp) {
 	for step, op := range ops {
-		if op.kind == opSync {
+		switch op.kind {
+		case opSync:
 			e.sync()
-		} else {
+		case opReplace:
+			e.replace(step, op.file, op.content)
+		default:
 			e.write(step, op.file, op.content)
 		}
 	}
@@ -248,27 +301,35 @@ func TestCrashAtEveryStep(t *testing.T) {
 // checkAfterCrash checks the reopened store against the model: a file
 // not touched since the last Sync is as it was then; a touched one has its
 // new content if that survived, else its content at the last Sync, or is
-// gone if it was new; the volume holds exactly the blobs the metadata
-// lists, intact; the settle report says what was done.
+// gone if it was new, unless it was renamed over a file that survived,
+// which is back; the volume holds exactly the blobs the metadata lists,
+// intact; the settle report says what was done.
 func (e *crashEnv) checkAfterCrash(lost map[blobstore.Ref]bool) {
 	t := e.t
 	t.Helper()
 	var wantReverted, wantRemoved []string
 	wantKept := 0
-	want := map[string]*modelFile{}
+	want := map[string]wantFile{}
 	for name, f := range e.files {
-		survived := !lost[blobstore.RefOf(f.current)]
-		switch {
-		case !f.touched || survived:
-			if f.touched {
+		if w, ok := f.survivor(lost); ok {
+			want[name] = w
+			switch {
+			case f.touched && !lost[blobstore.RefOf(f.current)]:
 				wantKept++
+			case f.touched:
+				wantReverted = append(wantReverted, "default/"+name)
 			}
-			want[name] = &modelFile{current: f.current, currentMtime: f.currentMtime}
-		case f.existed:
-			wantReverted = append(wantReverted, "default/"+name)
-			want[name] = &modelFile{current: f.synced, currentMtime: f.syncedMtime}
-		default:
-			wantRemoved = append(wantRemoved, "default/"+name)
+			continue
+		}
+		// Gone, unless it replaced a file that survived.
+		wantRemoved = append(wantRemoved, "default/"+name)
+		for r := f.replaced; r != nil; r = r.replaced {
+			if w, ok := r.survivor(lost); ok {
+				want[name] = w
+				wantRemoved = wantRemoved[:len(wantRemoved)-1]
+				wantReverted = append(wantReverted, "default/"+name)
+				break
+			}
 		}
 	}
 	e.checkTree(want)
@@ -290,8 +351,9 @@ func (e *crashEnv) checkAfterCrash(lost map[blobstore.Ref]bool) {
 }
 
 // checkTree checks that the tree holds exactly the files of want, each
-// with its content (read back through the Controller) and mtime.
-func (e *crashEnv) checkTree(want map[string]*modelFile) {
+// the inode it must be, with its content (read back through the
+// Controller) and mtime.
+func (e *crashEnv) checkTree(want map[string]wantFile) {
 	t := e.t
 	t.Helper()
 	ctx := context.Background()
@@ -316,19 +378,20 @@ func (e *crashEnv) checkTree(want map[string]*modelFile) {
 	if !slices.Equal(got, wantNames) {
 		t.Errorf("files %v, want %v", got, wantNames)
 	}
-	for name, f := range want {
-		n, err := e.s.Meta().Inode(ctx, e.inos[name])
+	for name, w := range want {
+		dir, base := path.Split(name)
+		n, err := e.s.Meta().Lookup(ctx, e.dirs[strings.TrimSuffix(dir, "/")], base)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if n.Ref != blobstore.RefOf(f.current) || n.Size != int64(len(f.current)) || !n.Mtime.Equal(f.currentMtime) {
-			t.Errorf("%s: ref %s size %d mtime %v, want %s, %d, %v", name, n.Ref, n.Size, n.Mtime,
-				blobstore.RefOf(f.current), len(f.current), f.currentMtime)
+		if n.Ino != w.ino || n.Ref != blobstore.RefOf(w.content) || n.Size != int64(len(w.content)) || !n.Mtime.Equal(w.mtime) {
+			t.Errorf("%s: inode %d ref %s size %d mtime %v, want %d, %s, %d, %v", name, n.Ino, n.Ref, n.Size, n.Mtime,
+				w.ino, blobstore.RefOf(w.content), len(w.content), w.mtime)
 			continue
 		}
-		if content := e.read(n.Ref); !bytes.Equal(content, f.current) {
-			t.Errorf("%s: read %d bytes, not its %d", name, len(content), len(f.current))
+		if content := e.read(n.Ref); !bytes.Equal(content, w.content) {
+			t.Errorf("%s: read %d bytes, not its %d", name, len(content), len(w.content))
 		}
 	}
 }
@@ -375,9 +438,9 @@ func TestMetadataBackToALastSync(t *testing.T) {
 			if err := os.CopyFS(saved, os.DirFS(meta)); err != nil {
 				t.Fatal(err)
 			}
-			then := map[string]*modelFile{}
+			then := map[string]wantFile{}
 			for name, f := range e.files {
-				then[name] = &modelFile{current: f.current, currentMtime: f.currentMtime}
+				then[name] = wantFile{ino: f.ino, content: f.current, mtime: f.currentMtime}
 			}
 			known := e.storedBlobs()
 			e.reopen()
@@ -402,7 +465,6 @@ func TestMetadataBackToALastSync(t *testing.T) {
 			if r := e.s.Settled(); r.Clean != at.syncedAt || len(r.Lost)+len(r.Reverted)+len(r.Removed) != 0 {
 				t.Errorf("settle report %+v, want clean %v and nothing lost", r, at.syncedAt)
 			}
-			e.inos = e.inosOf(then)
 			e.checkTree(then)
 			sum := e.s.ScrubVolume(context.Background(), e.volume, store.ScrubOptions{})
 			if sum.Orphans != newer || sum.Damaged+sum.Missing+sum.Failures != 0 {
@@ -437,16 +499,6 @@ func (e *crashEnv) storedBlobs() map[blobstore.Ref]bool {
 		e.t.Fatal(err)
 	}
 	return all
-}
-
-// inosOf keeps the inode numbers of the files in want (those the
-// metadata knew when it was copied).
-func (e *crashEnv) inosOf(want map[string]*modelFile) map[string]uint64 {
-	inos := map[string]uint64{}
-	for name := range want {
-		inos[name] = e.inos[name]
-	}
-	return inos
 }
 
 // A volume that is not there at open keeps its journal entries, and the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 
@@ -31,8 +32,10 @@ type SettleReport struct {
 	// Kept counts the files whose new content survived.
 	Kept int `json:"kept"`
 	// Reverted are the files (collection/dir/name) that have the content
-	// they had before their last change again; Removed the files, new
-	// since the last commit, whose content was lost.
+	// they had before their last change again (a file replaced by a new
+	// one renamed over it, as rsync and editors do, is back under its
+	// name); Removed the files, new since the last commit, whose content
+	// was lost (and that replaced nothing).
 	Reverted []string `json:"reverted,omitempty"`
 	Removed  []string `json:"removed,omitempty"`
 	// Gone counts the journaled files removed since: nothing to do.
@@ -126,7 +129,10 @@ func (s *Store) settle(ctx context.Context) error {
 		case badger.FileReverted:
 			report.Reverted = append(report.Reverted, f.Path)
 		case badger.FileRemoved:
-			report.Removed = append(report.Removed, f.Path)
+			report.Reverted = append(report.Reverted, f.Restored...)
+			if !slices.Contains(f.Restored, f.Path) {
+				report.Removed = append(report.Removed, f.Path)
+			}
 		case badger.FileGone:
 			report.Gone++
 		case badger.FileUnchecked:

@@ -57,10 +57,16 @@ const journalBatch = 1000
 // entry rewritten meanwhile with a newer generation (or a transaction
 // rewriting it) is kept: the two conflict, and the loser runs again.
 func (s *Store) dropJournal(ctx context.Context, from, to uint64) error {
-	var keys [][]byte
+	var keys, replaced [][]byte
 	err := s.view(func(txn *badgerdb.Txn) error {
 		return eachJournalEntry(ctx, txn, func(key, value []byte) error {
-			if gen, err := decodeGeneration(value); err == nil && gen >= from && gen <= to {
+			gen, err := decodeGeneration(value)
+			if err != nil || gen < from || gen > to {
+				return nil
+			}
+			if _, ok := replacedKeyMoving(key); ok {
+				replaced = append(replaced, append([]byte(nil), key...))
+			} else {
 				keys = append(keys, append([]byte(nil), key...))
 			}
 			return nil
@@ -73,17 +79,7 @@ func (s *Store) dropJournal(ctx context.Context, from, to uint64) error {
 		batch := keys[start:min(start+journalBatch, len(keys))]
 		err := s.update(func(txn *badgerdb.Txn) error {
 			for _, key := range batch {
-				value, err := getCopy(txn, key, "journal entry")
-				if isNotExist(err) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				if gen, err := decodeGeneration(value); err != nil || gen < from || gen > to {
-					continue
-				}
-				if err := txn.Delete(key); err != nil {
+				if err := dropIfIn(txn, key, from, to); err != nil {
 					return err
 				}
 			}
@@ -93,5 +89,21 @@ func (s *Store) dropJournal(ctx context.Context, from, to uint64) error {
 			return err
 		}
 	}
-	return nil
+	return s.dropReplaced(replaced, from, to)
+}
+
+// dropIfIn removes, in txn, the journal entry under key if its generation
+// is (still) in [from, to].
+func dropIfIn(txn *badgerdb.Txn, key []byte, from, to uint64) error {
+	value, err := getCopy(txn, key, "journal entry")
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if gen, err := decodeGeneration(value); err != nil || gen < from || gen > to {
+		return nil
+	}
+	return txn.Delete(key)
 }

@@ -26,6 +26,8 @@ import (
 //	j i <ino u64 BE>                 a file whose content may not be durable:
 //	                                 the generation of its latest commit, and
 //	                                 the content it had before (encodeContentEntry)
+//	j r <ino u64 BE> <ino u64 BE>    a file the first one, whose content may not be
+//	                                 durable, replaced by a rename (replaced.go)
 //
 // A group commit syncs the volumes, then the database, then removes the
 // entries it made durable. An open after an unclean stop finds the entries
@@ -207,11 +209,12 @@ func (s *Store) journalContentOf(txn *badgerdb.Txn, n *Inode) error {
 type Journal struct {
 	Blobs    []PendingBlob
 	Contents []PendingContent
+	Replaced []ReplacedFile // replaced.go
 }
 
 // Empty reports whether the journal holds nothing: the last stop was
 // clean, or everything since was committed.
-func (j *Journal) Empty() bool { return len(j.Blobs) == 0 && len(j.Contents) == 0 }
+func (j *Journal) Empty() bool { return len(j.Blobs)+len(j.Contents)+len(j.Replaced) == 0 }
 
 // Journal reads the journal's entries.
 func (s *Store) Journal(ctx context.Context) (*Journal, error) {
@@ -232,6 +235,12 @@ func (s *Store) Journal(ctx context.Context) (*Journal, error) {
 					return err
 				}
 				j.Contents = append(j.Contents, entry)
+			case key[1] == journalReplaced:
+				entry, err := decodeReplaced(key, value)
+				if err != nil {
+					return err
+				}
+				j.Replaced = append(j.Replaced, entry)
 			default:
 				return fmt.Errorf("journal key %x: %w", key, errBadRecord)
 			}

@@ -76,6 +76,10 @@ type SettledFile struct {
 	Outcome FileOutcome
 	Lost    blobstore.Ref // the content that was lost (FileReverted, FileRemoved)
 	Content Content       // the content it has again (FileReverted)
+	// Restored are the files it had replaced by a rename, back under
+	// their names (FileRemoved): the new file renamed over an old one
+	// is lost, the old one is not.
+	Restored []string
 }
 
 // SettleResult is what Settle found and did.
@@ -93,7 +97,8 @@ type SettleResult struct {
 // itself when no volume holds the blob any more); a file whose content's
 // blob is no longer recorded gets back the newest content of its entry
 // whose blob is (its newer content, else its durable one), or, if there
-// is none (a new file), is removed from the tree. Then the journal
+// is none (a new file), is removed from the tree, and a file it replaced
+// by a rename comes back under its name. Then the journal
 // entries dealt with are removed and the database synced. Entries whose
 // blob could not be checked (CopyUnchecked) stay, and so do the entries
 // of the files whose content is such a blob: the next Settle checks them.
@@ -122,7 +127,7 @@ func (s *Store) Settle(ctx context.Context, check CopyCheck) (*SettleResult, err
 		}
 		result.Blobs = append(result.Blobs, settled)
 	}
-	if result.Files, err = s.settleFiles(ctx, j.Contents, unchecked); err != nil {
+	if result.Files, err = s.settleFiles(ctx, j, unchecked); err != nil {
 		return nil, err
 	}
 	if err := s.syncDB(); err != nil {

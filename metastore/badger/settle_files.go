@@ -1,9 +1,11 @@
 package badger
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
@@ -18,6 +20,12 @@ type filePlan struct {
 	entry  PendingContent
 	parent uint64 // the directory that names it (reverted, removed, unchecked)
 	name   string // its name there; "" if none was found
+	// replaced are the files it replaced by a rename (replaced.go); if
+	// it is removed, restore[i] is replaced[i] as it comes back (nil if
+	// its content is lost too), named replacedPaths[i].
+	replaced      []ReplacedFile
+	restore       []*Inode
+	replacedPaths []string
 }
 
 // settleFiles settles the journaled files (after their blobs): each is
@@ -25,10 +33,18 @@ type filePlan struct {
 // directory concerned (a crash in the middle of an untar leaves thousands
 // in one directory), and each is changed in a transaction of its own
 // that removes its entry.
-func (s *Store) settleFiles(ctx context.Context, contents []PendingContent, unchecked map[blobstore.Ref]bool) ([]SettledFile, error) {
-	plans := make([]*filePlan, 0, len(contents))
+func (s *Store) settleFiles(ctx context.Context, j *Journal, unchecked map[blobstore.Ref]bool) ([]SettledFile, error) {
+	byMoving := map[uint64][]ReplacedFile{}
+	for _, r := range j.Replaced {
+		byMoving[r.Moving] = append(byMoving[r.Moving], r)
+	}
+	contents := map[uint64]PendingContent{}
+	for _, c := range j.Contents {
+		contents[c.Ino] = c
+	}
+	plans := make([]*filePlan, 0, len(j.Contents))
 	err := s.view(func(txn *badgerdb.Txn) error {
-		for _, c := range contents {
+		for _, c := range j.Contents {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -36,11 +52,30 @@ func (s *Store) settleFiles(ctx context.Context, contents []PendingContent, unch
 			if err != nil {
 				return fmt.Errorf("settling file %d: %w", c.Ino, err)
 			}
+			plan.replaced = byMoving[c.Ino]
+			delete(byMoving, c.Ino)
+			// The newest first (inode numbers grow): a name takes the
+			// first that comes back.
+			slices.SortFunc(plan.replaced, func(a, b ReplacedFile) int {
+				return cmp.Or(cmp.Compare(b.Generation, a.Generation), cmp.Compare(b.Replaced.Ino, a.Replaced.Ino))
+			})
+			for _, r := range plan.replaced {
+				var n *Inode
+				if plan.Outcome == FileRemoved {
+					if n, err = restorable(txn, r, contents, unchecked); err != nil {
+						return err
+					}
+				}
+				plan.restore = append(plan.restore, n)
+			}
 			plans = append(plans, plan)
 		}
 		return s.nameFiles(ctx, txn, plans)
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.dropOrphanReplaced(byMoving); err != nil {
 		return nil, err
 	}
 	settled := make([]SettledFile, 0, len(plans))
@@ -109,6 +144,11 @@ func (s *Store) applyFile(plan *filePlan) error {
 	return s.update(func(txn *badgerdb.Txn) error {
 		switch plan.Outcome {
 		case FileUnchecked:
+			for _, r := range plan.replaced {
+				if err := leaveEntry(txn, journalReplacedKey(r.Moving, r.Replaced.Ino)); err != nil {
+					return err
+				}
+			}
 			return leaveEntry(txn, key)
 		case FileReverted, FileRemoved:
 			n, err := getInode(txn, plan.Ino)
@@ -120,14 +160,37 @@ func (s *Store) applyFile(plan *filePlan) error {
 			}
 			if plan.Outcome == FileReverted {
 				err = s.setContent(txn, n, plan.Content)
-			} else {
-				err = s.removeFile(txn, n, plan.parent, plan.name)
+			} else if err = s.removeFile(txn, n, plan.parent, plan.name); err == nil {
+				plan.Restored, err = s.restoreReplaced(txn, plan.replaced, plan.restore, plan.replacedPaths)
 			}
 			if err != nil {
 				return err
 			}
 		}
+		for _, r := range plan.replaced { // what restoreReplaced did not take
+			if err := txn.Delete(journalReplacedKey(r.Moving, r.Replaced.Ino)); err != nil {
+				return err
+			}
+		}
 		return txn.Delete(key)
+	})
+}
+
+// dropOrphanReplaced removes the replaced-file entries of moving files
+// that have no content entry (their content became durable).
+func (s *Store) dropOrphanReplaced(byMoving map[uint64][]ReplacedFile) error {
+	if len(byMoving) == 0 {
+		return nil
+	}
+	return s.update(func(txn *badgerdb.Txn) error {
+		for _, entries := range byMoving {
+			for _, r := range entries {
+				if err := txn.Delete(journalReplacedKey(r.Moving, r.Replaced.Ino)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 }
 
@@ -189,6 +252,15 @@ func (s *Store) nameFiles(ctx context.Context, txn *badgerdb.Txn, plans []*fileP
 	})
 	if err != nil {
 		return err
+	}
+	for _, plan := range plans {
+		for i, r := range plan.replaced {
+			path := ""
+			if plan.restore[i] != nil {
+				path = paths.of(r.Dir, 0) + "/" + r.Name
+			}
+			plan.replacedPaths = append(plan.replacedPaths, path)
+		}
 	}
 	for dir, inDir := range wanted {
 		names, err := entryNames(ctx, txn, inoKey(prefixEntry, dir), 9, inDir)

@@ -277,6 +277,9 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 			if replaced, err = s.replaceTarget(txn, moving, newParent, target); err != nil {
 				return err
 			}
+			if err := s.journalReplacedBy(txn, moving.Ino, newParent, newName, replaced); err != nil {
+				return err
+			}
 		}
 		if err := s.unlink(txn, oldParent, oldName); err != nil {
 			return err

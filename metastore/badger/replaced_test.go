@@ -1,0 +1,128 @@
+package badger_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore/badger"
+)
+
+// rsyncOver writes content as a new file and renames it over name, as
+// rsync and editors replace a file.
+func rsyncOver(t *testing.T, store *badger.Store, dir uint64, name, content string, mtime time.Time) *badger.Inode {
+	t.Helper()
+	temp := create(t, store, dir, "."+name+".tmp", badger.KindFile)
+	commitContent(t, store, temp.Ino, recordBlob(t, store, content, 1), int64(len(content)), mtime)
+	if _, err := store.Rename(context.Background(), dir, "."+name+".tmp", dir, name, false); err != nil {
+		t.Fatal(err)
+	}
+	return temp
+}
+
+func TestSettleRestoresAFileReplacedByALostOne(t *testing.T) {
+	ctx := context.Background()
+	for _, rewritten := range []bool{false, true} {
+		store, _, _ := newStore(t)
+		root := folder(t, store, "default")
+		old := create(t, store, root, "x", badger.KindFile)
+		durable := recordBlob(t, store, "durable", 1)
+		commitContent(t, store, old.Ino, durable, 7, time.Unix(100, 0))
+		commit(t, store, nil)
+		if rewritten { // its own new content is lost too: it comes back as it was at the Commit
+			commitContent(t, store, old.Ino, recordBlob(t, store, "rewritten", 1), 9, time.Unix(150, 0))
+		}
+		moving := rsyncOver(t, store, root, "x", "new", time.Unix(200, 0))
+		if j := journal(t, store); len(j.Replaced) != 1 || j.Replaced[0].Moving != moving.Ino || j.Replaced[0].Name != "x" {
+			t.Fatalf("journal after the rename: %+v", j.Replaced)
+		}
+		states := checkBy{}
+		for _, b := range journal(t, store).Blobs {
+			states[b.Ref] = badger.CopyMissing
+		}
+		result, _ := settle(t, store, states)
+		var removed *badger.SettledFile
+		for i := range result.Files {
+			if result.Files[i].Ino == moving.Ino {
+				removed = &result.Files[i]
+			}
+		}
+		if removed == nil || removed.Outcome != badger.FileRemoved || !slices.Equal(removed.Restored, []string{"default/x"}) {
+			t.Fatalf("rewritten %v: Settle: %+v", rewritten, result.Files)
+		}
+		n, err := store.Lookup(ctx, root, "x")
+		if err != nil || n.Ino != old.Ino || n.Ref != durable || n.Size != 7 || !n.Mtime.Equal(time.Unix(100, 0)) {
+			t.Errorf("rewritten %v: x after Settle: %+v, %v", rewritten, n, err)
+		}
+		if users, _ := store.FilesUsing(ctx, durable); users != 1 {
+			t.Errorf("rewritten %v: %d files use the durable blob", rewritten, users)
+		}
+		if got := names(t, store, root); !slices.Equal(got, []string{"x"}) {
+			t.Errorf("rewritten %v: folder holds %v", rewritten, got)
+		}
+		if j := journal(t, store); !j.Empty() {
+			t.Errorf("rewritten %v: journal after Settle: %+v", rewritten, j)
+		}
+	}
+}
+
+// The entry of a replaced file goes with the Commit that makes the new
+// file's content durable; a file whose content is durable already
+// replaces without one.
+func TestReplacedFileEntries(t *testing.T) {
+	store, _, _ := newStore(t)
+	root := folder(t, store, "default")
+	old := create(t, store, root, "x", badger.KindFile)
+	commitContent(t, store, old.Ino, recordBlob(t, store, "old", 1), 3, time.Now())
+	commit(t, store, nil)
+	rsyncOver(t, store, root, "x", "new", time.Now())
+	commit(t, store, nil)
+	if j := journal(t, store); !j.Empty() {
+		t.Fatalf("journal after the Commit: %+v", j)
+	}
+	durable := create(t, store, root, "y", badger.KindFile)
+	commitContent(t, store, durable.Ino, recordBlob(t, store, "durable y", 1), 9, time.Now())
+	commit(t, store, nil)
+	if _, err := store.Rename(context.Background(), root, "y", root, "x", false); err != nil {
+		t.Fatal(err)
+	}
+	if j := journal(t, store); !j.Empty() {
+		t.Errorf("journal after a durable file replaced another: %+v", j)
+	}
+}
+
+// Replaced twice in one commit interval, both new contents lost: the
+// durable file comes back; if the first replacement survived, it does.
+func TestSettleRestoresThroughTwoReplacements(t *testing.T) {
+	ctx := context.Background()
+	for _, firstSurvives := range []bool{false, true} {
+		store, _, _ := newStore(t)
+		root := folder(t, store, "default")
+		old := create(t, store, root, "x", badger.KindFile)
+		durable := recordBlob(t, store, "durable", 1)
+		commitContent(t, store, old.Ino, durable, 7, time.Unix(100, 0))
+		commit(t, store, nil)
+		first := rsyncOver(t, store, root, "x", "first", time.Unix(200, 0))
+		rsyncOver(t, store, root, "x", "second", time.Unix(300, 0))
+		states := checkBy{blobstore.RefOf([]byte("second")): badger.CopyMissing}
+		want := old.Ino
+		if !firstSurvives {
+			states[blobstore.RefOf([]byte("first"))] = badger.CopyMissing
+		} else {
+			want = first.Ino
+		}
+		settle(t, store, states)
+		n, err := store.Lookup(ctx, root, "x")
+		if err != nil || n.Ino != want {
+			t.Errorf("first survives %v: x is %+v, %v; want inode %d", firstSurvives, n, err, want)
+		}
+		if got := names(t, store, root); !slices.Equal(got, []string{"x"}) {
+			t.Errorf("first survives %v: folder holds %v", firstSurvives, got)
+		}
+		if j := journal(t, store); !j.Empty() {
+			t.Errorf("first survives %v: journal after Settle: %+v", firstSurvives, j)
+		}
+	}
+}
