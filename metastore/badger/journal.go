@@ -33,8 +33,7 @@ import (
 // entries it made durable. An open after an unclean stop finds the entries
 // left and checks what they name (Settle). docs/format.md has the bytes.
 const (
-	prefixJournal  = 'j'
-	journalBlob    = 'b'
+	journalBlob    = 'b' // after prefixJournal (keys.go)
 	journalContent = 'i'
 )
 

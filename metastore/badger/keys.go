@@ -29,6 +29,8 @@ import (
 //	                           (u64 BE) and the ref (32); valid while g still holds that stamp
 //	x <len 1> <key id> <ref>   the blob's record changed since the blob index of the collection with
 //	                           that key was written: the stamp (u64 BE) of the change (blob_index.go)
+//	j <kind 1> ...             the journal of what may not be durable yet: j b <ref> <volume id u32 BE>,
+//	                           j i <ino>, j r <ino> <ino> (journal.go, replaced.go; docs/format.md)
 const (
 	prefixBlob        = 'b'
 	prefixVolumeBlob  = 'v'
@@ -46,6 +48,7 @@ const (
 	prefixDirStamp    = 'g'
 	prefixTreeCache   = 't'
 	prefixIndexMark   = 'x'
+	prefixJournal     = 'j'
 )
 
 func blobKey(ref blobstore.Ref) []byte {
