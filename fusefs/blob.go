@@ -71,7 +71,7 @@ func (n *blobNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			rewrite = wh.node
 		}
 		if rewrite != nil { // a rewrite's size is its own
-			if err := rewrite.truncate(int64(size)); err != nil {
+			if err := rewrite.truncate(ctx, int64(size)); err != nil {
 				return n.fsys.errno(describe("truncate", n.ref.String()), err)
 			}
 			return n.Getattr(ctx, nil, out)

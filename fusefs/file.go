@@ -3,7 +3,6 @@ package fusefs
 import (
 	"context"
 	"errors"
-	"io"
 	iofs "io/fs"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/metastore"
 )
 
@@ -22,16 +22,20 @@ import (
 // (on write) into a session, which is stored as a new blob, and the file
 // pointed at it, when a writer closes or fsyncs.
 //
-// Two locks, taken in this order: contentMu serializes what changes the
-// content or stores it (writes, truncations, copy on write, commits, and
-// reads of a session's spool), and may be held across I/O; treeNode.mu
-// guards the record and the session's attributes (its size for stat, the
-// held attributes, dirty) and is never held across I/O, so that stat and
-// lookup never wait for sealing, storing or a metadata write.
+// Its locks are its session's (see session): contentMu is the content
+// lock, which also starts and ends the session; treeNode.mu is the
+// attribute lock, never held during I/O, and guards the record, the
+// session's attributes, writers and the held attributes as well. The
+// node adds files/'s rules to the session: copy on write from the
+// committed blob, any content, the collection the file is in now, the
+// held attributes and the tree record, committed in one transaction.
 type fileNode struct {
 	treeNode
 	contentMu sync.Mutex
-	session   *writeSession // open writers' content; see writeSession for its locks
+	session   *session  // while open for writing or truncated; changes with both locks held
+	writers   int       // open handles that may write; changes with both locks held
+	held      heldAttrs // set while the content is changed, stored at its commit: see hold
+	heldGen   int       // counts changes to held, so a commit knows which it stored
 }
 
 var (
@@ -42,26 +46,12 @@ var (
 	_ fs.NodeListxattrer = (*fileNode)(nil)
 	_ fs.NodeSetxattrer  = (*fileNode)(nil)
 	_ fs.NodeAllocater   = (*fileNode)(nil)
+	_ sessionPolicy      = (*fileNode)(nil)
 )
 
-// writeSession is the content of a file while it is open for writing. It
-// starts as the committed blob (base) and is copied into a spool only when
-// something needs the bytes: a write, or a truncation to a non-zero size.
-//
-// The session itself and its content, base, baseSize, length and dirty
-// change with both of the node's locks held, and may be read with either;
-// what content holds is the contentMu holder's alone; handles and held
-// are guarded by mu.
-type writeSession struct {
-	content  *contentBuffer // nil until copied from base
-	base     blobstore.Ref
-	baseSize int64
-	length   int64 // the content's size, for stat
-	dirty    bool  // changed since the last commit
-	handles  int
-	held     heldAttrs // set while dirty, stored at the commit: see fileNode.hold
-	heldGen  int       // counts changes to held, so a commit knows which it stored
-}
+// named implements sessionPolicy: a name in files/ says nothing of the
+// content. (collection is treeNode's.)
+func (n *fileNode) named() (blobstore.Ref, bool) { return blobstore.Ref{}, false }
 
 // heldAttrs are the mode, owner and time set on a new file while its
 // content is being written; they are stored with the content, in its
@@ -105,15 +95,6 @@ func (h *heldAttrs) apply(n *metastore.Inode) {
 	}
 }
 
-// contentChanged records the content's new size and that it is dirty;
-// the caller holds contentMu, and mu is taken here.
-func (n *fileNode) contentChanged() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	s := n.session
-	s.length, s.dirty = s.content.Size(), true
-}
-
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	writing := false
 	errno := n.getattrWith(ctx, out, func(record *metastore.Inode) {
@@ -121,8 +102,8 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 		defer n.mu.Unlock()
 		if s := n.session; s != nil {
 			writing = true
-			record.Size = s.length
-			s.held.apply(record)
+			record.Size = s.size
+			n.held.apply(record)
 		}
 	})
 	if errno == 0 && writing {
@@ -160,20 +141,19 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 func (n *fileNode) hold(in *fuse.SetAttrIn) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	s := n.session
-	if s == nil || !s.dirty {
+	if s := n.session; s == nil || !s.changed() {
 		return false
 	}
 	if n.last.Committed {
 		// Set at once; the time also for the commit, which would
 		// otherwise set the time it happens.
 		if mtime, ok := in.GetMTime(); ok {
-			s.held.mtime = mtime
+			n.held.mtime = mtime
 		}
 		return false
 	}
-	s.held.add(in)
-	s.heldGen++
+	n.held.add(in)
+	n.heldGen++
 	return true
 }
 
@@ -182,7 +162,7 @@ func (n *fileNode) truncate(ctx context.Context, size int64) syscall.Errno {
 	n.contentMu.Lock()
 	defer n.contentMu.Unlock()
 	temporary := n.startSession()
-	err := n.resize(ctx, size)
+	err := n.session.truncate(ctx, size)
 	if err == nil && temporary {
 		err = n.commitContent(ctx)
 	}
@@ -195,32 +175,6 @@ func (n *fileNode) truncate(ctx context.Context, size int64) syscall.Errno {
 	return n.fsys.errno("truncate", err)
 }
 
-// resize sets the session's size; the caller holds contentMu.
-func (n *fileNode) resize(ctx context.Context, size int64) error {
-	s := n.session
-	if size == 0 {
-		n.replaceContent(newContentBuffer(n.fsys.cfg.SpoolDir)) // nothing to copy
-	} else if err := n.materialize(ctx); err != nil {
-		return err
-	} else if err := s.content.Truncate(size); err != nil {
-		return err
-	}
-	n.contentChanged()
-	return nil
-}
-
-// replaceContent gives the session new content, closing the old; the
-// caller holds contentMu.
-func (n *fileNode) replaceContent(content *contentBuffer) {
-	n.mu.Lock()
-	old := n.session.content
-	n.session.content = content
-	n.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
-}
-
 // startSession makes the write session if there is none, and reports
 // whether it did; the caller holds contentMu.
 func (n *fileNode) startSession() bool {
@@ -229,11 +183,15 @@ func (n *fileNode) startSession() bool {
 	if n.session != nil {
 		return false
 	}
-	s := &writeSession{}
+	var blob blobstore.Ref
+	var size int64
 	if n.last.Committed {
-		s.base, s.baseSize, s.length = n.last.Ref, n.last.Size, n.last.Size
+		if size = n.last.Size; size > 0 {
+			blob = n.last.Ref
+		}
 	}
-	n.session = s
+	n.session = newSession(n.fsys, n, copyOnWrite, &n.contentMu, &n.mu, blob, size)
+	n.held, n.heldGen = heldAttrs{}, 0
 	return true
 }
 
@@ -243,40 +201,8 @@ func (n *fileNode) endSession() {
 	s := n.session
 	n.session = nil
 	n.mu.Unlock()
-	if s.content != nil {
-		s.content.Close()
-	}
+	s.discard()
 }
-
-// materialize copies the committed content into the session's spool (copy
-// on write), streaming, in bounded memory; the caller holds contentMu.
-func (n *fileNode) materialize(ctx context.Context) error {
-	s := n.session
-	if s.content != nil {
-		return nil
-	}
-	content := newContentBuffer(n.fsys.cfg.SpoolDir)
-	if s.baseSize > 0 {
-		blob, err := n.fsys.cfg.Controller.OpenBlob(ctx, s.base, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
-		if err != nil {
-			content.Close()
-			return err
-		}
-		_, err = io.Copy(&appender{content}, io.NewSectionReader(blob, 0, blob.Size()))
-		blob.Close()
-		if err != nil {
-			content.Close()
-			return err
-		}
-	}
-	n.replaceContent(content)
-	return nil
-}
-
-// appender turns WriteAt into Write.
-type appender struct{ c *contentBuffer }
-
-func (a *appender) Write(p []byte) (int, error) { return a.c.WriteAt(p, a.c.Size()) }
 
 // openForWriting starts (or joins) the write session; created files start
 // dirty, so that even an empty one is stored at close.
@@ -285,15 +211,15 @@ func (n *fileNode) openForWriting(ctx context.Context, created bool) (*treeWrite
 	defer n.contentMu.Unlock()
 	n.startSession()
 	if created {
-		if err := n.resize(ctx, 0); err != nil {
-			if n.session.handles == 0 {
+		if err := n.session.truncate(ctx, 0); err != nil {
+			if n.writers == 0 {
 				n.endSession()
 			}
 			return nil, n.fsys.errno("create", err)
 		}
 	}
 	n.mu.Lock()
-	n.session.handles++
+	n.writers++
 	n.mu.Unlock()
 	return &treeWriteHandle{node: n}, 0
 }
@@ -329,33 +255,21 @@ func (n *fileNode) write(ctx context.Context, data []byte, off int64) (int, erro
 	ctx = n.fsys.storing(ctx)
 	n.contentMu.Lock()
 	defer n.contentMu.Unlock()
-	if err := n.materialize(ctx); err != nil {
-		return 0, err
-	}
-	written, err := n.session.content.WriteAt(data, off)
-	n.contentChanged()
-	return written, err
+	return n.session.write(ctx, data, off)
 }
 
-// read reads the session's content, or the blob it started from, or the
-// committed blob. Reads of a spool wait for a write or commit in progress.
+// read reads the session while there is one (see session.read), else the
+// committed blob.
 func (n *fileNode) read(ctx context.Context, dest []byte, off int64) (int, error) {
-	n.contentMu.Lock()
-	s := n.session
-	if s != nil && s.content != nil {
-		defer n.contentMu.Unlock()
-		return readAll(s.content, dest, off)
-	}
 	n.mu.Lock()
-	ref, size := n.last.Ref, n.last.Size
+	s, ref, size := n.session, n.last.Ref, n.last.Size
 	if !n.last.Committed {
 		size = 0
 	}
-	if s != nil {
-		ref, size = s.base, s.baseSize
-	}
 	n.mu.Unlock()
-	n.contentMu.Unlock()
+	if s != nil {
+		return s.read(ctx, dest, off)
+	}
 	if size == 0 {
 		return 0, nil
 	}
@@ -367,87 +281,71 @@ func (n *fileNode) read(ctx context.Context, dest []byte, off int64) (int, error
 	return readAll(blob, dest, off)
 }
 
-// readAll is ReadAt with io.EOF (a read at or past the end) as no error.
-func readAll(r io.ReaderAt, dest []byte, off int64) (int, error) {
-	got, err := r.ReadAt(dest, off)
-	if err == io.EOF {
-		err = nil
-	}
-	return got, err
-}
-
-// commitContent stores the session's content as a blob and points the
-// file at it, with the attributes held for it, in one metadata
-// transaction; the caller holds contentMu, not mu. A file removed
-// meanwhile is not brought back.
+// commitContent stores the session's content as a blob (see
+// session.commit) and points the file at it, with the attributes held for
+// it, in one metadata transaction; the caller holds contentMu, not mu.
 func (n *fileNode) commitContent(ctx context.Context) error {
 	s := n.session
-	if s == nil || !s.dirty {
+	if s == nil {
 		return nil
 	}
-	if err := n.materialize(ctx); err != nil {
+	var later *heldAttrs
+	_, _, err := s.commit(ctx, func(ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error {
+		var err error
+		later, err = n.commitTree(ctx, ref, size, meta)
+		return err
+	})
+	if err != nil || later == nil {
 		return err
 	}
-	ref, err := s.content.Ref()
+	// Attributes set while the content was stored: not in its
+	// transaction, so now.
+	record, err := n.fsys.cfg.Tree.SetAttr(ctx, n.ino, func(r *metastore.Inode) error {
+		later.apply(r)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	collection := n.collection()
-	if collection == "" {
-		n.committed(nil, 0) // removed while open: its content goes nowhere
-		return nil
-	}
-	meta, err := n.fsys.storeContent(ctx, collection, ref, s.content)
-	if err != nil {
-		return err
-	}
+	n.remember(record)
+	return nil
+}
+
+// commitTree points the file at the blob a commit stored, with the
+// attributes held for it, and returns those held since, which it did not
+// store. A file removed meanwhile is not brought back: its content goes
+// nowhere.
+func (n *fileNode) commitTree(ctx context.Context, ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) (*heldAttrs, error) {
 	n.mu.Lock()
-	held, heldGen := s.held, s.heldGen
+	held, heldGen := n.held, n.heldGen
 	n.mu.Unlock()
 	mtime := held.mtime
 	if mtime.IsZero() {
 		mtime = time.Now()
 	}
-	record, err := n.fsys.cfg.Tree.CommitContent(ctx, n.ino, ref, s.content.Size(), meta.SizeOnDisk, mtime, held.apply)
+	record, err := n.fsys.cfg.Tree.CommitContent(ctx, n.ino, ref, size, meta.SizeOnDisk, mtime, held.apply)
 	if errors.Is(err, iofs.ErrNotExist) {
-		n.committed(nil, 0) // removed while open: its content goes nowhere
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if later := n.committed(record, heldGen); later != nil {
-		// Attributes set while the content was stored: not in its
-		// transaction, so now.
-		record, err := n.fsys.cfg.Tree.SetAttr(ctx, n.ino, func(r *metastore.Inode) error {
-			later.apply(r)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		n.remember(record)
-	}
-	return nil
+	return n.committed(record, heldGen), nil
 }
 
-// committed records the end of a commit: the record it wrote (nil: the
-// file is gone) becomes the node's and the session's base, and the
-// session is clean. It returns the attributes held since generation
-// heldGen, which the commit did not store. The caller holds contentMu.
+// committed records the end of a commit: the record it wrote becomes the
+// node's, and the session is stored in the same critical section (so
+// that hold sees both or neither). It returns the attributes held since
+// generation heldGen, which the commit did not store. The caller holds
+// contentMu.
 func (n *fileNode) committed(record *metastore.Inode, heldGen int) *heldAttrs {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	s := n.session
-	s.dirty = false
-	if record == nil {
-		return nil
-	}
 	n.rememberLocked(record)
-	s.base, s.baseSize = record.Ref, record.Size
-	later := s.held
-	s.held = heldAttrs{}
-	if s.heldGen == heldGen {
+	n.session.storedLocked(record.Ref)
+	later := n.held
+	n.held = heldAttrs{}
+	if n.heldGen == heldGen {
 		return nil
 	}
 	return &later
@@ -458,10 +356,10 @@ func (n *fileNode) commit(ctx context.Context) syscall.Errno {
 	start := time.Now()
 	n.contentMu.Lock()
 	n.mu.Lock()
-	changed := n.session != nil && n.session.dirty
+	changed := n.session != nil && n.session.changed()
 	var size int64
 	if changed {
-		size = n.session.length
+		size = n.session.size
 	}
 	n.mu.Unlock()
 	err := n.commitContent(ctx)
@@ -501,7 +399,7 @@ func (n *fileNode) Allocate(ctx context.Context, fh fs.FileHandle, off uint64, s
 	n.mu.Lock()
 	current := n.last.Size
 	if n.session != nil {
-		current = n.session.length
+		current = n.session.size
 	}
 	n.mu.Unlock()
 	if end := int64(off + size); end > current {
@@ -519,8 +417,8 @@ func (n *fileNode) release() {
 		n.mu.Unlock()
 		return
 	}
-	s.handles--
-	last, dirty := s.handles == 0, s.dirty
+	n.writers--
+	last, dirty := n.writers == 0, s.changed()
 	n.mu.Unlock()
 	if last {
 		if dirty {

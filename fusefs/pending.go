@@ -3,9 +3,6 @@ package fusefs
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
-	"fmt"
-	"io"
 	"sync"
 	"syscall"
 	"time"
@@ -18,35 +15,30 @@ import (
 )
 
 // pendingNode is a file written into ref/ (see refDir for the rules). Its
-// content goes one of three ways:
+// content is a session, which goes one of three ways:
 //   - spooled (any name): stored as a blob when the last writer closes it,
 //     or fsyncs it;
-//   - streamed (a hex name, written from its start): fed to WriteBlob as it
+//   - streamed (a hex name, written from its start): fed to the store as it
 //     is written, checked against the name at close;
 //   - checked (a rewrite of a committed blob): only hashed, to see that the
 //     same content was written; nothing is stored.
+//
+// The node adds ref/'s rules to the session: the name (its ref is what the
+// content must hash to, and what it is streamed under), the shell's early
+// close of a duplicate descriptor (awaitingContent), when a close, fsync
+// or release commits, a failure that sticks (a file that could not be
+// stored fails until it is truncated to 0, and its name leaves), and the
+// modification time of the blob stored.
 type pendingNode struct {
 	fs.Inode
 	dir       *refDir
-	rewrite   bool   // a rewrite of a committed blob: checked, never stored
 	onRelease func() // called when the last handle closes
 
-	// writeMu serializes writes and commits, which may block on the store
-	// (a stream's queue, sealing and storing at close); mu is never held
-	// across that, so stat and lookup never wait for the disk.
-	writeMu sync.Mutex
+	contentMu sync.Mutex // the session's content lock (see session)
+	session   *session   // never changes
 
-	mu       sync.Mutex // guards everything below
+	mu       sync.Mutex // the session's attribute lock; guards it and everything below
 	name     string
-	content  *contentBuffer // spooled content, when neither streamed nor checked
-	stream   *blobStream    // streamed content, while the stream runs
-	check    *hashCheck     // a rewrite's hash
-	size     int64          // the size of streamed or checked content
-	failed   error          // why the file cannot be stored; cleared by truncating to 0
-	dirty    bool           // written since the last commit
-	stored   bool           // ref holds the content as last committed
-	streamed bool           // stored by a stream: reads go to the blob
-	ref      blobstore.Ref
 	mode     uint32
 	mtime    time.Time // set by utimens; zero: none
 	created  time.Time
@@ -59,27 +51,39 @@ var (
 	_ fs.NodeGetattrer = (*pendingNode)(nil)
 	_ fs.NodeSetattrer = (*pendingNode)(nil)
 	_ fs.NodeOpener    = (*pendingNode)(nil)
+	_ sessionPolicy    = (*pendingNode)(nil)
 )
 
+// newPendingNode is a new file: an empty content, to be stored even if
+// nothing is written.
 func newPendingNode(d *refDir, name string, mode uint32) *pendingNode {
-	return &pendingNode{
-		dir:     d,
-		name:    name,
-		content: newContentBuffer(d.fsys.cfg.SpoolDir),
-		dirty:   true,
-		mode:    mode & 0o7777,
-		created: time.Now(),
-	}
+	p := newNode(d, name, mode, copyOnWrite, blobstore.Ref{})
+	p.session.startOver()
+	return p
 }
 
 // newRewrite is a rewrite of committed blob ref: only checked.
 func newRewrite(d *refDir, ref blobstore.Ref) *pendingNode {
-	p := newPendingNode(d, ref.String(), 0o644)
-	p.content.Close()
-	p.rewrite = true
-	p.content, p.check, p.dirty, p.ref = nil, newHashCheck(), false, ref
+	return newNode(d, ref.String(), 0o644, mustMatch, ref)
+}
+
+func newNode(d *refDir, name string, mode uint32, rule baseRule, blob blobstore.Ref) *pendingNode {
+	p := &pendingNode{dir: d, name: name, mode: mode & 0o7777, created: time.Now()}
+	p.session = newSession(d.fsys, p, rule, &p.contentMu, &p.mu, blob, 0)
 	return p
 }
+
+// rewrite: a rewrite of a committed blob, checked, never stored.
+func (p *pendingNode) rewrite() bool { return p.session.rule == mustMatch }
+
+// named implements sessionPolicy: a hex name is the content's ref.
+func (p *pendingNode) named() (blobstore.Ref, bool) {
+	ref, err := blobstore.ParseRef(p.currentName())
+	return ref, err == nil
+}
+
+// collection implements sessionPolicy: the mount's.
+func (p *pendingNode) collection() string { return p.dir.fsys.cfg.Collection }
 
 func (p *pendingNode) newHandle(writable bool) *writeHandle {
 	p.mu.Lock()
@@ -102,22 +106,14 @@ func (p *pendingNode) currentName() string {
 func (p *pendingNode) storedSize() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.sizeLocked()
+	return p.session.size
 }
 
 // committedRef returns the blob the file was stored as.
 func (p *pendingNode) committedRef() (blobstore.Ref, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.ref, p.stored
-}
-
-// sizeLocked is the file's size; the caller holds mu.
-func (p *pendingNode) sizeLocked() int64 {
-	if p.content != nil {
-		return p.content.Size()
-	}
-	return p.size
+	return p.session.blob, p.session.state == stored
 }
 
 // fillAttr gives the written size and times; mode as the writer set it.
@@ -127,7 +123,7 @@ func (p *pendingNode) fillAttr(ctx context.Context, out *fuse.Attr) {
 	f := p.dir.fsys
 	out.Mode = syscall.S_IFREG | p.mode
 	out.Nlink = 1
-	out.Size = uint64(p.sizeLocked())
+	out.Size = uint64(p.session.size)
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 17
 	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
@@ -156,62 +152,42 @@ func (p *pendingNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.Se
 
 func (p *pendingNode) setattr(ctx context.Context, in *fuse.SetAttrIn) error {
 	if size, ok := in.GetSize(); ok {
-		if err := p.truncate(int64(size)); err != nil {
+		if err := p.truncate(ctx, int64(size)); err != nil {
 			return err
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if mode, ok := in.GetMode(); ok {
+		p.mu.Lock()
 		p.mode = mode & 0o7777
+		p.mu.Unlock()
 	}
 	if mtime, ok := in.GetMTime(); ok {
-		p.mtime = mtime
-		if p.stored && !p.dirty && p.check == nil {
-			return p.dir.fsys.cfg.Catalog.SetBlobMtime(ctx, p.ref, mtime.UnixNano())
-		}
+		return p.setMtime(ctx, mtime)
 	}
 	return nil
 }
 
-// truncate sets the size. Truncating to 0 starts the content over, also
-// after a failure (a retry with O_TRUNC).
-func (p *pendingNode) truncate(size int64) error {
-	p.writeMu.Lock()
-	defer p.writeMu.Unlock()
+// setMtime keeps the time for the blob, and sets it on the blob if the
+// file is stored already. The content lock keeps a commit from storing in
+// between.
+func (p *pendingNode) setMtime(ctx context.Context, mtime time.Time) error {
+	p.contentMu.Lock()
+	defer p.contentMu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.content == nil && p.stream == nil && p.check == nil && size == p.size {
-		return nil // stored by its stream, and left as it is
-	}
-	p.dirty = true
-	switch {
-	case size == 0:
-		p.abandonStream()
-		p.failed = nil
-		if p.check != nil {
-			p.check, p.size = newHashCheck(), 0
-			return nil
-		}
-		if p.content == nil { // stored by its stream: start over
-			p.content, p.size = newContentBuffer(p.dir.fsys.cfg.SpoolDir), 0
-		}
-		return p.content.Truncate(0)
-	case p.failed != nil:
-		return p.failed
-	case p.check != nil:
-		if size != p.check.size {
-			return errBlobNeverChanges
-		}
+	p.mtime = mtime
+	ref, isStored := p.session.blob, p.session.state == stored && !p.rewrite()
+	p.mu.Unlock()
+	if !isStored {
 		return nil
-	case p.stream != nil:
-		err := p.stream.truncate(size)
-		p.size = p.stream.size
-		return p.fail(err)
-	case p.content == nil: // stored by its stream: a blob never changes
-		return p.fail(errBlobNeverChanges)
 	}
-	return p.content.Truncate(size)
+	return p.dir.fsys.cfg.Catalog.SetBlobMtime(ctx, ref, mtime.UnixNano())
+}
+
+// truncate sets the size (see session.truncate).
+func (p *pendingNode) truncate(ctx context.Context, size int64) error {
+	p.contentMu.Lock()
+	defer p.contentMu.Unlock()
+	return p.session.truncate(ctx, size)
 }
 
 // Open implements fs.NodeOpener: a written name can be read back, and
@@ -223,7 +199,7 @@ func (p *pendingNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, ui
 	}
 	h := p.newHandle(writable)
 	if writable && flags&syscall.O_TRUNC != 0 {
-		if err := p.truncate(0); err != nil {
+		if err := p.truncate(ctx, 0); err != nil {
 			h.Release(ctx)
 			return nil, 0, p.dir.fsys.errno(describe("open", p.currentName()), err)
 		}
@@ -232,51 +208,14 @@ func (p *pendingNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, ui
 }
 
 func (p *pendingNode) write(ctx context.Context, data []byte, off int64) (int, error) {
-	p.writeMu.Lock()
-	defer p.writeMu.Unlock()
-	p.mu.Lock()
-	if p.failed != nil {
-		p.mu.Unlock()
-		return 0, p.failed
-	}
-	p.dirty = true
-	if p.check != nil {
-		err := p.fail(p.check.writeAt(data, off))
-		p.size = p.check.size
-		p.mu.Unlock()
-		return len(data), err
-	}
-	if p.content == nil && p.stream == nil {
-		// Stored by its stream at an earlier close: a blob never changes.
-		err := p.fail(fmt.Errorf("%s was stored when it was closed: %w", p.name, errBlobNeverChanges))
-		p.mu.Unlock()
-		return 0, err
-	}
-	if p.stream == nil && p.streamable(off) {
-		ref, _ := blobstore.ParseRef(p.name)
-		stream, err := startStream(ctx, p.dir.fsys, ref)
-		if err != nil {
-			p.mu.Unlock()
-			return 0, err
-		}
-		p.stream = stream
-		p.content.Close()
-		p.content = nil
-	}
-	stream := p.stream
-	if stream == nil {
-		defer p.mu.Unlock()
-		return p.content.WriteAt(data, off)
-	}
-	p.mu.Unlock()
-	err := stream.writeAt(data, off) // may block on the store: writeMu only
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.size = stream.size
-	if err != nil {
-		return 0, p.fail(err)
-	}
-	return len(data), nil
+	p.contentMu.Lock()
+	defer p.contentMu.Unlock()
+	return p.session.write(ctx, data, off)
+}
+
+// read serves reads: the spool, or the stored blob.
+func (p *pendingNode) read(ctx context.Context, dest []byte, off int64) (int, error) {
+	return p.session.read(ctx, dest, off)
 }
 
 // emptyRef names the blob of no bytes.
@@ -291,73 +230,12 @@ var emptyRef = blobstore.Ref(sha256.Sum256(nil))
 // stored if the file is closed for good with nothing written. The caller
 // holds mu.
 func (p *pendingNode) awaitingContent() bool {
-	if !p.dirty || p.stream != nil || p.failed != nil {
+	s := p.session
+	if s.state != spooling && s.state != checking || s.size != 0 {
 		return false
 	}
-	if ref, err := blobstore.ParseRef(p.name); err == nil && ref == emptyRef {
-		return false // nothing written is this name's content
-	}
-	if p.check != nil {
-		return p.check.size == 0
-	}
-	return p.content != nil && p.content.Size() == 0
-}
-
-// streamable: a file whose ref is known, written from its start, is
-// streamed into the store instead of spooled; the caller holds mu.
-func (p *pendingNode) streamable(off int64) bool {
-	_, err := blobstore.ParseRef(p.name)
-	return err == nil && off == 0 && p.content.Size() == 0
-}
-
-// fail records why the file cannot be stored and stops its stream; the
-// caller holds mu.
-func (p *pendingNode) fail(err error) error {
-	if err == nil {
-		return nil
-	}
-	p.abandonStream()
-	p.failed = err
-	return err
-}
-
-// abandonStream stops a running stream, storing nothing; the content is
-// then empty. The caller holds mu.
-func (p *pendingNode) abandonStream() {
-	if p.stream != nil {
-		p.stream.abandon()
-		p.stream, p.size = nil, 0
-		p.content = newContentBuffer(p.dir.fsys.cfg.SpoolDir)
-	}
-}
-
-// read serves reads: the spool, or the stored blob.
-func (p *pendingNode) read(ctx context.Context, dest []byte, off int64) (int, error) {
-	p.mu.Lock()
-	switch {
-	case p.content != nil:
-		defer p.mu.Unlock()
-		n, err := p.content.ReadAt(dest, off)
-		if err == io.EOF {
-			err = nil
-		}
-		return n, err
-	case p.stream != nil || p.failed != nil:
-		p.mu.Unlock()
-		return 0, fmt.Errorf("%s is stored as it is written and cannot be read back before it is closed: %w", p.name, syscall.EIO)
-	}
-	ref := p.ref // stored by a stream, or a rewrite of ref
-	p.mu.Unlock()
-	blob, err := p.dir.fsys.cfg.Controller.OpenBlob(ctx, ref, p.dir.fsys.cfg.Keys, p.dir.fsys.cfg.Volume)
-	if err != nil {
-		return 0, err
-	}
-	defer blob.Close()
-	n, err := blob.ReadAt(dest, off)
-	if err == io.EOF {
-		err = nil
-	}
-	return n, err
+	ref, err := blobstore.ParseRef(p.name)
+	return err != nil || ref != emptyRef // else nothing written is this name's content
 }
 
 // commitAt says why a file is committed.
@@ -370,97 +248,67 @@ const (
 )
 
 // commit stores what was written, if anything was written since the last
-// commit, and reports whether it stored anything. Under a hex name the
-// content must hash to the name; a rewrite must reproduce its blob. On
-// failure nothing is stored. From fsync, a streamed file, or one nothing
-// was written to yet, is left alone: it can only be checked once complete.
-// Storing runs without mu (writeMu keeps writers out), so that stat and
-// lookup do not wait for the disk.
+// commit, and reports whether it stored anything (see session.commit).
+// From fsync, a streamed file, or one nothing was written to yet, is left
+// alone: it can only be checked once complete. A failure sticks: nothing
+// is stored, and the file fails until it is truncated to 0.
 func (p *pendingNode) commit(ctx context.Context, at commitAt) (bool, error) {
-	p.writeMu.Lock()
-	defer p.writeMu.Unlock()
+	p.contentMu.Lock()
+	defer p.contentMu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.failed != nil:
-		return false, p.failed
-	case !p.dirty:
-		return false, nil
-	case at == atFsync && (p.stream != nil || p.awaitingContent()):
-		return false, nil
-	case at == atRelease && (p.handles > 0 || p.released || !p.awaitingContent()):
-		return false, nil // opened again since, or written meanwhile
-	case p.check != nil:
-		if !p.check.matches(p.ref) {
-			return false, p.fail(errBlobNeverChanges)
-		}
-		p.dirty = false
-		return false, nil
-	}
-	name := p.name
+	skip, err := p.skipCommit(at)
 	p.mu.Unlock()
-	var ref blobstore.Ref
-	var err error
-	if p.stream != nil {
-		ref, err = p.finishStream(ctx, name)
-	} else {
-		ref, err = p.storeSpool(ctx, name)
+	if skip || err != nil {
+		return false, err
 	}
+	_, meta, err := p.session.commit(ctx, func(ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error {
+		return p.recordMtime(ctx, ref)
+	})
+	if err != nil {
+		return false, p.session.fail(err)
+	}
+	return meta != nil, nil
+}
+
+// skipCommit tells whether a commit at has nothing to do, or the error it
+// returns; the caller holds mu.
+func (p *pendingNode) skipCommit(at commitAt) (bool, error) {
+	s := p.session
+	switch {
+	case s.state == failed:
+		return true, s.err
+	case !s.changed():
+		return true, nil
+	case at == atFsync && (s.state == streaming || p.awaitingContent()):
+		return true, nil
+	case at == atRelease && (p.handles > 0 || p.released || !p.awaitingContent()):
+		return true, nil // opened again since, or written meanwhile
+	}
+	return false, nil
+}
+
+// recordMtime gives the blob just stored the time set on the file.
+func (p *pendingNode) recordMtime(ctx context.Context, ref blobstore.Ref) error {
 	p.mu.Lock()
-	if p.stream != nil {
-		p.stream, p.streamed = nil, err == nil
-		if err != nil {
-			p.size, p.content = 0, newContentBuffer(p.dir.fsys.cfg.SpoolDir)
-		}
+	mtime := p.mtime
+	p.mu.Unlock()
+	if mtime.IsZero() {
+		return nil
 	}
-	if err != nil {
-		return false, p.fail(err)
-	}
-	if !p.mtime.IsZero() {
-		if err := p.dir.fsys.cfg.Catalog.SetBlobMtime(ctx, ref, p.mtime.UnixNano()); err != nil {
-			return false, err
-		}
-	}
-	p.ref, p.stored, p.dirty = ref, true, false
-	return true, nil
-}
-
-// finishStream ends a stream that carried the whole file; WriteBlob checks
-// the content against the name. The caller holds writeMu, not mu: reads
-// meanwhile see the stream and are told to wait for the close.
-func (p *pendingNode) finishStream(ctx context.Context, name string) (blobstore.Ref, error) {
-	ref, _ := blobstore.ParseRef(name) // streams start only under hex names
-	_, err := p.stream.finish(ctx)
-	if errors.Is(err, diskaccess.ErrRefMismatch) {
-		return ref, fmt.Errorf("%w (%v)", errNotThisRef, err)
-	}
-	return ref, err
-}
-
-// storeSpool stores the spooled content; the caller holds writeMu, which
-// keeps the content as it is.
-func (p *pendingNode) storeSpool(ctx context.Context, name string) (blobstore.Ref, error) {
-	ref, err := p.content.Ref()
-	if err != nil {
-		return ref, err
-	}
-	if want, err := blobstore.ParseRef(name); err == nil && want != ref {
-		return ref, fmt.Errorf("%w (it hashes to %s)", errNotThisRef, ref)
-	}
-	_, err = p.dir.fsys.storeContent(ctx, p.dir.fsys.cfg.Collection, ref, p.content)
-	return ref, err
+	return p.dir.fsys.cfg.Catalog.SetBlobMtime(ctx, ref, mtime.UnixNano())
 }
 
 // discard drops the written data once no handle is open.
 func (p *pendingNode) discard() {
-	p.writeMu.Lock()
-	defer p.writeMu.Unlock()
+	p.contentMu.Lock()
+	defer p.contentMu.Unlock()
+	p.session.abandon()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.abandonStream()
 	p.released = true
-	if p.handles == 0 && p.content != nil {
-		p.content.Close()
+	drop := p.handles == 0
+	p.mu.Unlock()
+	if drop {
+		p.session.discard()
 	}
 }
 
@@ -472,16 +320,30 @@ func (p *pendingNode) release(writable bool) {
 		p.writers--
 	}
 	last := p.handles == 0
-	if last && p.released && p.content != nil {
-		p.content.Close()
-	}
-	unwritten := last && !p.rewrite && !p.released && p.awaitingContent()
+	drop := last && p.released
+	unwritten := last && !p.rewrite() && !p.released && p.awaitingContent()
 	p.mu.Unlock()
+	if drop {
+		p.dropReleased()
+	}
 	if unwritten {
 		p.settleUnwritten()
 	}
 	if last && p.onRelease != nil {
 		p.onRelease()
+	}
+}
+
+// dropReleased drops the content of a discarded file whose last handle
+// closed, unless it was opened again meanwhile.
+func (p *pendingNode) dropReleased() {
+	p.contentMu.Lock()
+	defer p.contentMu.Unlock()
+	p.mu.Lock()
+	drop := p.handles == 0 && p.released
+	p.mu.Unlock()
+	if drop {
+		p.session.discard()
 	}
 }
 
@@ -494,16 +356,18 @@ func (p *pendingNode) settleUnwritten() {
 		p.store(context.Background(), atRelease)
 		return
 	}
-	p.writeMu.Lock()
+	p.contentMu.Lock()
 	p.mu.Lock()
 	unwritten := p.handles == 0 && !p.released && p.awaitingContent()
 	if unwritten {
 		p.released = true
-		p.content.Close()
 	}
 	name := p.name
 	p.mu.Unlock()
-	p.writeMu.Unlock()
+	if unwritten {
+		p.session.discard()
+	}
+	p.contentMu.Unlock()
 	if unwritten {
 		p.dir.fsys.logf("ref/%s was closed with nothing written: not stored", name)
 		p.dir.leave(name, p)
@@ -557,7 +421,7 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	switch {
 	case !lastWriter:
 		return 0
-	case awaiting && p.rewrite:
+	case awaiting && p.rewrite():
 		return syscall.EPERM // emptying a committed blob
 	case awaiting && namedByRef:
 		return syscall.EIO // no content hashes to the name; see release
@@ -593,13 +457,13 @@ func (p *pendingNode) store(ctx context.Context, at commitAt) syscall.Errno {
 	d, name := p.dir, p.currentName()
 	if err != nil {
 		errno := d.fsys.errno(describe("store", name), err)
-		if !p.rewrite && at != atFsync {
+		if !p.rewrite() && at != atFsync {
 			// Nothing was stored: the name does not stay behind.
 			d.leave(name, p)
 		}
 		return errno
 	}
-	if ref, stored := p.committedRef(); stored && at != atFsync && !p.rewrite && ref.String() == name {
+	if ref, stored := p.committedRef(); stored && at != atFsync && !p.rewrite() && ref.String() == name {
 		// Stored under its hex name: from now on the metadata store lists
 		// it; open handles keep reading it through this node.
 		d.leave(name, p)

@@ -20,6 +20,7 @@ import (
 // zeros; a write before what was streamed already cannot be taken back,
 // and fails the file.
 type blobStream struct {
+	ref    blobstore.Ref // what the content must hash to
 	w      *diskaccess.BlobWriter
 	offset int64 // bytes streamed so far
 	size   int64 // the file's size: offset, or more after a truncate
@@ -29,13 +30,14 @@ type blobStream struct {
 var errOutOfOrder = errors.New("a file named by its hash is stored as it is written, from start to end; " +
 	"this write goes back to an offset already stored (write it under another name, then rename it)")
 
-func startStream(ctx context.Context, f *FS, ref blobstore.Ref) (*blobStream, error) {
+// startStream starts a stream of blob ref of collection.
+func startStream(ctx context.Context, f *FS, collection string, ref blobstore.Ref) (*blobStream, error) {
 	cfg := f.cfg
-	w, err := cfg.Controller.NewBlobWriter(ctx, cfg.Volume, cfg.Collection, ref, diskaccess.WriteOptions{MaybeCompressible: true})
+	w, err := cfg.Controller.NewBlobWriter(ctx, cfg.Volume, collection, ref, diskaccess.WriteOptions{MaybeCompressible: true})
 	if err != nil {
 		return nil, err
 	}
-	return &blobStream{w: w}, nil
+	return &blobStream{ref: ref, w: w}, nil
 }
 
 // writeAt streams data written at off.
