@@ -45,8 +45,14 @@ func (s *session) streamFrom(ctx context.Context, off int64) error {
 		return nil
 	}
 	stream, err := startStream(ctx, s.fsys, s.owner.collection(), ref)
-	if err != nil {
-		return err
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return err // interrupted: the write is retried
+	case err != nil:
+		// Sticks, as a stream's failures do: the close then fails with
+		// it and the name leaves at once (the disk is full when the blob
+		// is staged).
+		return s.fail(err)
 	}
 	s.stream = stream
 	s.replaceSpool(nil)
