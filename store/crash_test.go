@@ -17,6 +17,7 @@ import (
 	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/metastore/badger"
+	"github.com/stofuse/stofuse/metastore/snapshot"
 	"github.com/stofuse/stofuse/store"
 )
 
@@ -307,31 +308,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 func (e *crashEnv) checkAfterCrash(lost map[blobstore.Ref]bool) {
 	t := e.t
 	t.Helper()
-	var wantReverted, wantRemoved []string
-	wantKept := 0
-	want := map[string]wantFile{}
-	for name, f := range e.files {
-		if w, ok := f.survivor(lost); ok {
-			want[name] = w
-			switch {
-			case f.touched && !lost[blobstore.RefOf(f.current)]:
-				wantKept++
-			case f.touched:
-				wantReverted = append(wantReverted, "default/"+name)
-			}
-			continue
-		}
-		// Gone, unless it replaced a file that survived.
-		wantRemoved = append(wantRemoved, "default/"+name)
-		for r := f.replaced; r != nil; r = r.replaced {
-			if w, ok := r.survivor(lost); ok {
-				want[name] = w
-				wantRemoved = wantRemoved[:len(wantRemoved)-1]
-				wantReverted = append(wantReverted, "default/"+name)
-				break
-			}
-		}
-	}
+	want, wantReverted, wantRemoved, wantKept := e.expected(lost)
 	e.checkTree(want)
 	r := e.s.Settled()
 	t.Log(r.String())
@@ -348,6 +325,35 @@ func (e *crashEnv) checkAfterCrash(lost map[blobstore.Ref]bool) {
 	if sum.Damaged+sum.Missing+sum.Orphans+sum.Failures != 0 {
 		t.Errorf("scrub after settling: %+v", sum)
 	}
+}
+
+// expected is the tree the model says a crash that lost the blobs in lost
+// leaves, with the files settling must report put back, removed and kept.
+func (e *crashEnv) expected(lost map[blobstore.Ref]bool) (want map[string]wantFile, reverted, removed []string, kept int) {
+	want = map[string]wantFile{}
+	for name, f := range e.files {
+		if w, ok := f.survivor(lost); ok {
+			want[name] = w
+			switch {
+			case f.touched && !lost[blobstore.RefOf(f.current)]:
+				kept++
+			case f.touched:
+				reverted = append(reverted, "default/"+name)
+			}
+			continue
+		}
+		// Gone, unless it replaced a file that survived.
+		removed = append(removed, "default/"+name)
+		for r := f.replaced; r != nil; r = r.replaced {
+			if w, ok := r.survivor(lost); ok {
+				want[name] = w
+				removed = removed[:len(removed)-1]
+				reverted = append(reverted, "default/"+name)
+				break
+			}
+		}
+	}
+	return want, reverted, removed, kept
 }
 
 // checkTree checks that the tree holds exactly the files of want, each
@@ -541,5 +547,55 @@ func TestSettleWaitsForAnUnavailableVolume(t *testing.T) {
 	}
 	if r := e.s.Settled(); !strings.Contains(r.String(), "1 files kept") {
 		t.Errorf("report line: %s", r.String())
+	}
+}
+
+// A snapshot taken after settling sees the files put back and removed:
+// settling moves the stamps of the directories it changes, so the trees
+// an earlier snapshot cached for them are not reused.
+func TestSnapshotAfterSettle(t *testing.T) {
+	ctx := context.Background()
+	e := newCrashEnv(t)
+	snaps, err := e.s.AddVolume(ctx, store.LocalVolume("snapshots", filepath.Join(t.TempDir(), "snapshots")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := crashWorkload()
+	e.run(ops[:16]) // a Sync at 11, then files replaced, made, rewritten
+	// On the other volume, whose Sync leaves this one's blobs pending.
+	before, err := e.s.Snapshot(ctx, store.DefaultCollection, snaps.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := e.crash(false)
+	e.reopen()
+	want, reverted, removed, _ := e.expected(lost)
+	if len(reverted) == 0 || len(removed) == 0 {
+		t.Fatalf("the workload left nothing to put back (%v) or remove (%v)", reverted, removed)
+	}
+	after, err := e.s.Snapshot(ctx, store.DefaultCollection, snaps.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Unchanged || after.Root == before.Root {
+		t.Fatalf("the snapshot after settling: %+v", after)
+	}
+	got := map[string]blobstore.Ref{}
+	err = snapshot.Walk(ctx, e.s.LoadTree, after.Root, func(path string, entry snapshot.Entry) error {
+		if entry.Kind == snapshot.KindFile {
+			got[path] = entry.Ref
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("the snapshot holds %d files, want %d", len(got), len(want))
+	}
+	for name, w := range want {
+		if got[name] != blobstore.RefOf(w.content) {
+			t.Errorf("%s in the snapshot: %s, want %s", name, got[name], blobstore.RefOf(w.content))
+		}
 	}
 }

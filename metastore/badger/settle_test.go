@@ -201,9 +201,13 @@ func TestSettleUsesTheNewerContent(t *testing.T) {
 		commitContent(t, store, file.Ino, lost, 4, time.Unix(200, 0))
 		return nil
 	})
+	stamp := dirStamp(t, store, root)
 	result, _ := settle(t, store, checkBy{lost: badger.CopyDamaged})
 	if len(result.Files) != 1 || result.Files[0].Outcome != badger.FileReverted || result.Files[0].Content.Ref != first {
 		t.Fatalf("Settle: %+v", result.Files)
+	}
+	if dirStamp(t, store, root) == stamp {
+		t.Error("the folder's stamp did not move: a snapshot would reuse its cached tree")
 	}
 	if n, err := store.Inode(context.Background(), file.Ino); err != nil || n.Ref != first {
 		t.Errorf("file after Settle: %+v, %v", n, err)
