@@ -26,7 +26,11 @@ func (s *Store) Sync(ctx context.Context) error {
 	})
 }
 
-// syncVolumes syncs the driver of every mounted volume, at once.
+// syncVolumes syncs the driver of every mounted volume, at once. It
+// relies on nothing unmounting a volume of an open store (only tests
+// swap a driver): a volume unmounted while blobs stored on it wait for
+// their syncs would not be synced, and the commit would still drop their
+// journal entries.
 func (s *Store) syncVolumes(ctx context.Context) error {
 	volumes, err := s.meta.Volumes(ctx)
 	if err != nil {
