@@ -51,7 +51,7 @@ type KeyRing interface {
 }
 
 // MetadataStore records which blobs exist, how they are stored and on which
-// volumes. metastore/badger is the durable implementation.
+// volumes. metastore/badger is the implementation on disk.
 type MetadataStore interface {
 	// QueryBlobMetadata returns the blob's metadata, or an fs.ErrNotExist
 	// error if the blob is unknown. If keys is not nil and holds the
@@ -66,10 +66,14 @@ type MetadataStore interface {
 	// collection is an fs.ErrNotExist error; a key the store cannot unlock
 	// is an ErrKeyNotAvailable error.
 	QueryCollectionEncryptionKeyForNewBlobs(ctx context.Context, collId string) (keyId string, key []byte, err error)
-	// WriteBlobCreated records a new blob, stored durably on volumeId. It
-	// is called only after the stored bytes are durable. Recording a blob
-	// that is already known is an error: the Controller serializes writers
-	// of one ref and asks QueryBlobExists first.
+	// WriteBlobCreated records a new blob, stored on volumeId. It is called
+	// once the stored bytes are in place: durable, or, when the store ran
+	// under blobstore.WithDeferredSync, durable from the driver's next Sync
+	// on. An implementation that may persist the record before that Sync
+	// must be able to tell, after a crash, which records to check (badger
+	// journals them: docs/format.md, Durability). Recording a blob that is
+	// already known is an error: the Controller serializes writers of one
+	// ref and asks first.
 	WriteBlobCreated(ctx context.Context, meta *BlobMeta, volumeId int) error
 	// WriteBlobReplicated records that volumeId now holds a verified copy of
 	// a known blob. It is called only after the copy is durable; recording
