@@ -176,6 +176,9 @@ func TestFilesKillDuringCopy(t *testing.T) {
 	for i := range closed {
 		done[i] = true
 	}
+	// A killed process lets go of the store's lock only once all of its
+	// threads are gone.
+	waitFor(t, "the killed daemon to exit", func() bool { return processGone(m.pid) })
 	exec.Command("umount", "-l", m.dir).Run() // the dead mount
 
 	m = s.mount()
