@@ -227,8 +227,34 @@ func (w *BlobWriter) Size() int64 { return w.size }
 // Commit checks the content against the ref (unless ContentVerified),
 // stores the blob under it and records it, and returns its metadata. On a
 // mismatch it returns an ErrRefMismatch error and nothing is stored or
-// recorded. The BlobWriter is finished after Commit, whatever it returns.
+// recorded. If recording a new blob fails, its stored bytes stay on the
+// volume, unrecorded (an orphan, which a scrub counts). The BlobWriter is
+// finished after Commit, whatever it returns.
 func (w *BlobWriter) Commit(ctx context.Context) (*BlobMeta, error) {
+	return w.CommitWith(ctx, nil)
+}
+
+// RecordFunc records, for BlobWriter.CommitWith, a committed blob with
+// whatever the caller records about it. created true: the blob is new on
+// this volume, stored and not recorded yet, and RecordFunc MUST record it
+// (what MetadataStore.WriteBlobCreated does, for meta and the writer's
+// volume), preferably in the transaction of the caller's own part. created
+// false: the blob is known and already recorded on the volume (it was, or
+// Commit copied it here and recorded the copy), and only the caller's part
+// is left. meta.Volumes is the volumes the blob is recorded on once
+// RecordFunc succeeds. It runs while the writer holds the ref's lock: it
+// must not write this ref with the Controller. An error means nothing of
+// it was recorded.
+type RecordFunc func(ctx context.Context, meta *BlobMeta, created bool) error
+
+// CommitWith is Commit, with record (nil: WriteBlobCreated when created)
+// recording the blob: a caller who records something with the blob (a
+// file's content commit) does both in one metadata transaction. If record
+// fails, CommitWith returns its error and nothing is recorded: a new
+// blob's bytes, already published, stay on the volume unrecorded (an
+// orphan, as when Commit's WriteBlobCreated fails); a known blob stays as
+// it was, and a copy Commit made here stays recorded.
+func (w *BlobWriter) CommitWith(ctx context.Context, record RecordFunc) (*BlobMeta, error) {
 	if w.done {
 		return nil, errWriterDone
 	}
@@ -253,7 +279,7 @@ func (w *BlobWriter) Commit(ctx context.Context) (*BlobMeta, error) {
 	meta, err := w.c.metadataStore.QueryBlobMetadata(ctx, w.ref, nil)
 	switch {
 	case err == nil: // known at open, or stored by another writer since
-		return w.c.keepOnVolume(ctx, meta, w.volumeId)
+		return w.recordKnown(ctx, meta, record)
 	case !isNotExist(err):
 		return nil, err
 	case w.known != nil:
@@ -263,10 +289,28 @@ func (w *BlobWriter) Commit(ctx context.Context) (*BlobMeta, error) {
 		return nil, fmt.Errorf("writing blob %s to volume %d: %w", w.ref, w.volumeId, err)
 	}
 	meta = newBlobMeta(w.ref, w.keyId, w.sealer.Result(), w.c.now())
-	if err := w.c.metadataStore.WriteBlobCreated(ctx, meta, w.volumeId); err != nil {
+	meta.Volumes = []int{w.volumeId}
+	if record == nil {
+		err = w.c.metadataStore.WriteBlobCreated(ctx, meta, w.volumeId)
+	} else {
+		err = record(ctx, meta, true)
+	}
+	if err != nil {
 		return nil, err
 	}
-	meta.Volumes = []int{w.volumeId}
+	return meta, nil
+}
+
+// recordKnown keeps a known blob on the writer's volume and lets record
+// do the caller's part; the caller holds the ref's lock.
+func (w *BlobWriter) recordKnown(ctx context.Context, meta *BlobMeta, record RecordFunc) (*BlobMeta, error) {
+	meta, err := w.c.keepOnVolume(ctx, meta, w.volumeId)
+	if err != nil || record == nil {
+		return meta, err
+	}
+	if err := record(ctx, meta, false); err != nil {
+		return nil, err
+	}
 	return meta, nil
 }
 

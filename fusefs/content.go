@@ -70,8 +70,10 @@ func (b *contentBuffer) Reader() io.Reader { return b.spool.Reader() }
 func (b *contentBuffer) Close() error { return b.spool.Close() }
 
 // storeContent stores content, whose ref the caller took, as a blob of
-// collection on the mounted volume, and returns the blob's metadata.
-func (f *FS) storeContent(ctx context.Context, collection string, ref blobstore.Ref, content *contentBuffer) (*diskaccess.BlobMeta, error) {
+// collection on the mounted volume, recorded by record (nil: the store
+// records it; see diskaccess.BlobWriter.CommitWith), and returns the
+// blob's metadata.
+func (f *FS) storeContent(ctx context.Context, collection string, ref blobstore.Ref, content *contentBuffer, record diskaccess.RecordFunc) (*diskaccess.BlobMeta, error) {
 	opts := diskaccess.WriteOptions{MaybeCompressible: true, ContentVerified: true}
 	w, err := f.cfg.Controller.NewBlobWriter(ctx, f.cfg.Volume, collection, ref, opts)
 	if err != nil {
@@ -81,5 +83,5 @@ func (f *FS) storeContent(ctx context.Context, collection string, ref blobstore.
 		w.Abort()
 		return nil, err
 	}
-	return w.Commit(ctx)
+	return w.CommitWith(ctx, record)
 }

@@ -283,18 +283,19 @@ func (n *fileNode) read(ctx context.Context, dest []byte, off int64) (int, error
 
 // commitContent stores the session's content as a blob (see
 // session.commit) and points the file at it, with the attributes held for
-// it, in one metadata transaction; the caller holds contentMu, not mu.
+// it, in one metadata transaction, which records the blob too when it is
+// new; the caller holds contentMu, not mu.
 func (n *fileNode) commitContent(ctx context.Context) error {
 	s := n.session
 	if s == nil {
 		return nil
 	}
 	var later *heldAttrs
-	_, _, err := s.commit(ctx, func(ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error {
+	_, _, err := s.commit(ctx, recorder{with: func(ctx context.Context, ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta, created bool) error {
 		var err error
-		later, err = n.commitTree(ctx, ref, size, meta)
+		later, err = n.commitTree(ctx, ref, size, meta, created)
 		return err
-	})
+	}})
 	if err != nil || later == nil {
 		return err
 	}
@@ -312,10 +313,11 @@ func (n *fileNode) commitContent(ctx context.Context) error {
 }
 
 // commitTree points the file at the blob a commit stored, with the
-// attributes held for it, and returns those held since, which it did not
-// store. A file removed meanwhile is not brought back: its content goes
-// nowhere.
-func (n *fileNode) commitTree(ctx context.Context, ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) (*heldAttrs, error) {
+// attributes held for it, recording the blob in the same transaction if
+// it is new (created), and returns the attributes held since, which it
+// did not store. A file removed meanwhile is not brought back: its content
+// goes nowhere, and a new blob is recorded alone.
+func (n *fileNode) commitTree(ctx context.Context, ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta, created bool) (*heldAttrs, error) {
 	n.mu.Lock()
 	held, heldGen := n.held, n.heldGen
 	n.mu.Unlock()
@@ -323,8 +325,18 @@ func (n *fileNode) commitTree(ctx context.Context, ref blobstore.Ref, size int64
 	if mtime.IsZero() {
 		mtime = time.Now()
 	}
-	record, err := n.fsys.cfg.Tree.CommitContent(ctx, n.ino, ref, size, meta.SizeOnDisk, mtime, held.apply)
+	tree, volume := n.fsys.cfg.Tree, n.fsys.cfg.Volume
+	var record *metastore.Inode
+	var err error
+	if created {
+		record, err = tree.CommitNewContent(ctx, n.ino, meta, volume, size, mtime, held.apply)
+	} else {
+		record, err = tree.CommitContent(ctx, n.ino, ref, size, meta.SizeOnDisk, mtime, held.apply)
+	}
 	if errors.Is(err, iofs.ErrNotExist) {
+		if created {
+			return nil, n.fsys.cfg.Controller.MetadataStore().WriteBlobCreated(ctx, meta, volume)
+		}
 		return nil, nil
 	}
 	if err != nil {

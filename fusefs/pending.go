@@ -261,9 +261,9 @@ func (p *pendingNode) commit(ctx context.Context, at commitAt) (bool, error) {
 	if skip || err != nil {
 		return false, err
 	}
-	_, meta, err := p.session.commit(ctx, func(ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error {
+	_, meta, err := p.session.commit(ctx, recorder{after: func(ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error {
 		return p.recordMtime(ctx, ref)
-	})
+	}})
 	if err != nil {
 		return false, p.session.fail(err)
 	}

@@ -15,14 +15,14 @@ import (
 // content goes nowhere). A spool is checked against the name, if the name
 // says a ref, and stored in the owner's collection; a stream is finished
 // (the store checks it against its ref); a rewrite is compared with its
-// blob (EPERM if it differs). record is called with what was stored before
-// the session counts it stored.
+// blob (EPERM if it differs). record records what was stored before the
+// session counts it stored.
 //
 // On failure nothing is counted stored: a spool stays as it was, to be
 // committed again; a stream, which cannot be, and a rewrite that does not
 // match fail the session. A failed session returns its error again. The
 // caller holds the content lock.
-func (s *session) commit(ctx context.Context, record recordFunc) (blobstore.Ref, *diskaccess.BlobMeta, error) {
+func (s *session) commit(ctx context.Context, record recorder) (blobstore.Ref, *diskaccess.BlobMeta, error) {
 	switch s.state {
 	case failed:
 		return blobstore.Ref{}, nil, s.err
@@ -39,7 +39,7 @@ func (s *session) commit(ctx context.Context, record recordFunc) (blobstore.Ref,
 	return s.blob, nil, nil
 }
 
-func (s *session) commitSpool(ctx context.Context, record recordFunc) (blobstore.Ref, *diskaccess.BlobMeta, error) {
+func (s *session) commitSpool(ctx context.Context, record recorder) (blobstore.Ref, *diskaccess.BlobMeta, error) {
 	ref, err := s.spool.Ref()
 	if err != nil {
 		return ref, nil, err
@@ -52,12 +52,19 @@ func (s *session) commitSpool(ctx context.Context, record recordFunc) (blobstore
 		s.storedAs(s.blob) // nowhere to go: clean, and nothing stored
 		return ref, nil, nil
 	}
-	meta, err := s.fsys.storeContent(ctx, collection, ref, s.spool)
+	size := s.spool.Size()
+	var recordWith diskaccess.RecordFunc // nil: the store records the blob
+	if record.with != nil {
+		recordWith = func(ctx context.Context, meta *diskaccess.BlobMeta, created bool) error {
+			return record.with(ctx, ref, size, meta, created)
+		}
+	}
+	meta, err := s.fsys.storeContent(ctx, collection, ref, s.spool, recordWith)
 	if err != nil {
 		return ref, nil, err
 	}
-	if record != nil {
-		if err := record(ref, s.spool.Size(), meta); err != nil {
+	if record.after != nil {
+		if err := record.after(ref, size, meta); err != nil {
 			return ref, nil, err
 		}
 	}
@@ -67,15 +74,15 @@ func (s *session) commitSpool(ctx context.Context, record recordFunc) (blobstore
 
 // commitStream finishes a stream that carried the whole content; the
 // store checks the content against the ref.
-func (s *session) commitStream(ctx context.Context, record recordFunc) (blobstore.Ref, *diskaccess.BlobMeta, error) {
+func (s *session) commitStream(ctx context.Context, record recorder) (blobstore.Ref, *diskaccess.BlobMeta, error) {
 	stream := s.stream
 	s.stream = nil // finished, whatever happens
 	meta, err := stream.finish(ctx)
 	if errors.Is(err, diskaccess.ErrRefMismatch) {
 		err = fmt.Errorf("%w (%v)", errNotThisRef, err)
 	}
-	if err == nil && record != nil {
-		err = record(stream.ref, stream.size, meta)
+	if err == nil {
+		err = record.stored(ctx, stream.ref, stream.size, meta)
 	}
 	if err != nil {
 		return stream.ref, nil, s.fail(err)

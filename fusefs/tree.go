@@ -12,6 +12,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/metastore"
 )
 
@@ -31,6 +32,12 @@ type Tree interface {
 	Rename(ctx context.Context, oldParent uint64, oldName string, newParent uint64, newName string, noReplace bool) (*metastore.Inode, error)
 	SetAttr(ctx context.Context, ino uint64, fn func(*metastore.Inode) error) (*metastore.Inode, error)
 	CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time, attrs func(*metastore.Inode)) (*metastore.Inode, error)
+	// CommitNewContent records a blob just stored on volumeId (what
+	// diskaccess.MetadataStore.WriteBlobCreated does) and commits it as
+	// file ino's content (CommitContent, with meta's ref and stored size),
+	// in one transaction. On failure nothing is written: a file that is
+	// gone is an fs.ErrNotExist error, and its blob is not recorded either.
+	CommitNewContent(ctx context.Context, ino uint64, meta *diskaccess.BlobMeta, volumeId int, size int64, mtime time.Time, attrs func(*metastore.Inode)) (*metastore.Inode, error)
 }
 
 // treeTimeout is how long the kernel caches entries and attributes of the

@@ -16,11 +16,11 @@ import (
 )
 
 // The crash tests run a workload as the mount runs it (blobs written
-// under deferred syncs, then recorded, then the tree's commit; group
-// commits now and then), throw away at a chosen step every blob write no
-// Sync covered while the metadata keeps every write (the worst case a
-// power loss can leave), reopen, and check that the store is as the
-// durability contract says.
+// under deferred syncs, then recorded with the tree's commit, or before
+// it; group commits now and then), throw away at a chosen step every blob
+// write no Sync covered while the metadata keeps every write (the worst
+// case a power loss can leave), reopen, and check that the store is as
+// the durability contract says.
 
 type crashOpKind int
 
@@ -176,7 +176,10 @@ func (e *crashEnv) create(name string) *modelFile {
 }
 
 // commit stores content as the mount does (deferred syncs, then the
-// record), and commits it to f.
+// record), and commits it to f: at two steps of three as the mount does,
+// a new blob's record and the file's commit in one transaction
+// (CommitWith, CommitNewContent); at the third in two (Commit, then
+// CommitContent).
 func (e *crashEnv) commit(volumeID, step int, f *modelFile, content []byte) {
 	e.t.Helper()
 	ctx := blobstore.WithDeferredSync(context.Background())
@@ -188,13 +191,28 @@ func (e *crashEnv) commit(volumeID, step int, f *modelFile, content []byte) {
 	if _, err := w.Write(content); err != nil {
 		e.t.Fatal(err)
 	}
-	meta, err := w.Commit(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	mtime := time.Unix(1_000_000+int64(step), 0)
-	if _, err := e.s.Meta().CommitContent(ctx, f.ino, ref, int64(len(content)), meta.SizeOnDisk, mtime, nil); err != nil {
-		e.t.Fatal(err)
+	size := int64(len(content))
+	if step%3 == 0 {
+		meta, err := w.Commit(ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if _, err := e.s.Meta().CommitContent(ctx, f.ino, ref, size, meta.SizeOnDisk, mtime, nil); err != nil {
+			e.t.Fatal(err)
+		}
+	} else {
+		_, err := w.CommitWith(ctx, func(ctx context.Context, meta *diskaccess.BlobMeta, created bool) error {
+			if created {
+				_, err := e.s.Meta().CommitNewContent(ctx, f.ino, meta, volumeID, size, mtime, nil)
+				return err
+			}
+			_, err := e.s.Meta().CommitContent(ctx, f.ino, ref, size, meta.SizeOnDisk, mtime, nil)
+			return err
+		})
+		if err != nil {
+			e.t.Fatal(err)
+		}
 	}
 	f.current, f.currentMtime, f.touched = content, mtime, true
 	e.wroteSinceSync = true

@@ -79,27 +79,33 @@ func (s *Store) QueryBlobExists(ctx context.Context, ref blobstore.Ref) (bool, e
 // need not be durable yet (stored under blobstore.WithDeferredSync): the
 // record is journaled until the next Commit has synced the volume.
 func (s *Store) WriteBlobCreated(ctx context.Context, meta *diskaccess.BlobMeta, volumeId int) error {
+	return s.update(func(txn *badgerdb.Txn) error {
+		return s.recordCreated(txn, meta, volumeId)
+	})
+}
+
+// recordCreated is WriteBlobCreated's writes, in txn: the record, its
+// index mark, its journal entry, and the volume's index and counts.
+func (s *Store) recordCreated(txn *badgerdb.Txn, meta *diskaccess.BlobMeta, volumeId int) error {
+	if found, err := exists(txn, blobKey(meta.Ref)); err != nil || found {
+		if err == nil {
+			err = fmt.Errorf("blob %s is already recorded", meta.Ref)
+		}
+		return err
+	}
 	record := &blobRecord{BlobMeta: *meta}
 	record.EncryptionKey = nil
 	record.Volumes = []int{volumeId}
-	return s.update(func(txn *badgerdb.Txn) error {
-		if found, err := exists(txn, blobKey(meta.Ref)); err != nil || found {
-			if err == nil {
-				err = fmt.Errorf("blob %s is already recorded", meta.Ref)
-			}
-			return err
-		}
-		if err := txn.Set(blobKey(meta.Ref), encodeRecord(record)); err != nil {
-			return err
-		}
-		if err := s.markIndexed(txn, meta.EncryptionKeyId, meta.Ref); err != nil {
-			return err
-		}
-		if err := s.journalBlobCopy(txn, meta.Ref, volumeId); err != nil {
-			return err
-		}
-		return addToVolume(txn, volumeId, meta.Ref, meta.SizeOnDisk)
-	})
+	if err := txn.Set(blobKey(meta.Ref), encodeRecord(record)); err != nil {
+		return err
+	}
+	if err := s.markIndexed(txn, meta.EncryptionKeyId, meta.Ref); err != nil {
+		return err
+	}
+	if err := s.journalBlobCopy(txn, meta.Ref, volumeId); err != nil {
+		return err
+	}
+	return addToVolume(txn, volumeId, meta.Ref, meta.SizeOnDisk)
 }
 
 // WriteBlobReplicated implements diskaccess.MetadataStore.

@@ -23,8 +23,9 @@ import (
 //
 // Why an entry of generation <= cur may go: a record's transaction reads
 // the generation after the caller published the blob to its driver
-// (BlobWriter.Commit publishes, then records), and a file's content is
-// committed after its blob is recorded. So an entry stamped cur or less
+// (BlobWriter.Commit and CommitWith publish, then record), and a file's
+// content is committed after its blob is recorded, or in the same
+// transaction (CommitNewContent). So an entry stamped cur or less
 // was written by a transaction that read the generation before step 1,
 // of a blob published before step 2 began, which that Sync covers; and
 // the transaction itself committed before step 4 read it, which step 3

@@ -1,6 +1,11 @@
 package badger
 
-import badgerdb "github.com/dgraph-io/badger/v4"
+import (
+	"encoding/binary"
+	"time"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+)
 
 // RootKeyForTest lets the plaintext scan look for the root key.
 func RootKeyForTest(s *Store) []byte {
@@ -27,4 +32,37 @@ func DropTreeIndexForTest(s *Store) error {
 		}
 		return txn.Delete(stringKey(prefixSetting, "tree-index"))
 	})
+}
+
+// ContentsForTest returns every key and value the store holds, for
+// comparing what two stores wrote. What differs from store to store for
+// the same writes is evened out: an inode's ctime is zeroed, and a stamp
+// (a directory's, a blob index mark's: clock readings) reads "stamp".
+func ContentsForTest(s *Store) (map[string]string, error) {
+	contents := map[string]string{}
+	err := s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := it.Item().KeyCopy(nil)
+			value, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			switch key[0] {
+			case prefixInode:
+				n, err := decodeInode(binary.BigEndian.Uint64(key[1:]), value)
+				if err != nil {
+					return err
+				}
+				n.Ctime = time.Time{}
+				value = encodeInode(n)
+			case prefixDirStamp, prefixIndexMark:
+				value = []byte("stamp")
+			}
+			contents[string(key)] = string(value)
+		}
+		return nil
+	})
+	return contents, err
 }

@@ -20,7 +20,7 @@ import (
 
 // newStore opens a fresh store, initialized with a key-file KEK and holding
 // one collection, "default".
-func newStore(t *testing.T) (*badger.Store, *keyring.KEK, string) {
+func newStore(t testing.TB) (*badger.Store, *keyring.KEK, string) {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := badger.Open(filepath.Join(dir, "meta"))

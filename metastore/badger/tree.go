@@ -355,48 +355,6 @@ func (s *Store) SetAttr(ctx context.Context, ino uint64, fn func(*Inode) error) 
 	return n, err
 }
 
-// CommitContent points file ino at a stored blob, atomically, and marks it
-// committed; attrs, if not nil, changes other attributes in the same
-// transaction (before the content's size and mtime are set). The blob must
-// be recorded (WriteBlobCreated) before this is called; it need not be
-// durable yet: the file's content before is journaled until the next
-// Commit, so that an open after a power loss can put it back (Settle).
-func (s *Store) CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time, attrs func(*Inode)) (*Inode, error) {
-	var n *Inode
-	err := s.update(func(txn *badgerdb.Txn) (err error) {
-		if n, err = getInode(txn, ino); err != nil {
-			return err
-		}
-		if n.Kind != KindFile {
-			return fmt.Errorf("inode %d: %w", ino, syscall.EISDIR)
-		}
-		if err := s.journalContentOf(txn, n); err != nil {
-			return err
-		}
-		if n.Committed {
-			if err := txn.Delete(refUseKey(n.Ref, ino)); err != nil {
-				return err
-			}
-		}
-		if err := txn.Set(refUseKey(ref, ino), nil); err != nil {
-			return err
-		}
-		if attrs != nil {
-			attrs(n)
-		}
-		n.Ref, n.Size, n.StoredSize, n.Committed = ref, size, storedSize, true
-		n.Mtime, n.Ctime = mtime, time.Now()
-		if err := putInode(txn, n); err != nil {
-			return err
-		}
-		if err := s.touchParentOf(txn, ino); err != nil {
-			return err
-		}
-		return txn.Delete(inoKey(prefixUncommitted, ino))
-	})
-	return n, err
-}
-
 // FilesUsing returns how many files of the tree have blob ref as their
 // content.
 func (s *Store) FilesUsing(ctx context.Context, ref blobstore.Ref) (int, error) {

@@ -13,7 +13,7 @@ import (
 	"github.com/stofuse/stofuse/metastore/badger"
 )
 
-func folder(t *testing.T, store *badger.Store, name string) uint64 {
+func folder(t testing.TB, store *badger.Store, name string) uint64 {
 	t.Helper()
 	c, err := store.Collection(context.Background(), name)
 	if err != nil || c.FolderIno == 0 {
@@ -22,7 +22,7 @@ func folder(t *testing.T, store *badger.Store, name string) uint64 {
 	return c.FolderIno
 }
 
-func create(t *testing.T, store *badger.Store, parent uint64, name string, kind badger.Kind) *badger.Inode {
+func create(t testing.TB, store *badger.Store, parent uint64, name string, kind badger.Kind) *badger.Inode {
 	t.Helper()
 	n, err := store.Create(context.Background(), parent, name, &badger.Inode{Kind: kind, Mode: 0o644, Mtime: time.Now()})
 	if err != nil {
