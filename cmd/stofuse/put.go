@@ -76,6 +76,10 @@ func putFiles(c *cli.Context) error {
 		p.Add(1, 0)
 		s.out.result(putResult{Ref: ref, File: path, Size: size}, "%s  %s", ref, path)
 	}
+	// Stored means durable when put returns, mounted or not.
+	if err := s.Sync(ctx); err != nil {
+		return fmt.Errorf("the files were stored, but making them durable failed: %w", err)
+	}
 	if failed > 0 {
 		return &exitError{code: exitFailure, err: fmt.Errorf("%d of %d files not stored", failed, c.NArg())}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -57,10 +58,12 @@ func openSession(c *cli.Context, keys keyNeed) (*session, error) {
 	return envOf(c).host.open(c, dir, keys)
 }
 
-// Close closes the store (not a daemon's, which only lends it).
+// Close closes the store; a daemon's, which it only lends, gets a group
+// commit instead, so that what the command wrote is as durable when it
+// returns as without a mount (Close commits too).
 func (s *session) Close() error {
 	if s.lent {
-		return nil
+		return s.Store.Sync(context.Background())
 	}
 	return s.Store.Close()
 }
