@@ -153,6 +153,12 @@ const defaultSnapshotInterval = 10 * time.Minute
 // snapshotEvery snapshots every collection that changed, every interval,
 // until stop is called, which takes a last one. Results go to the log.
 func (s *session) snapshotEvery(interval time.Duration, volumeID int) (stop func()) {
+	return every(interval, func() { s.snapshotChanged(volumeID) })
+}
+
+// every calls fn every interval, in a goroutine, until stop is called,
+// which calls it a last time and returns once that call has.
+func every(interval time.Duration, fn func()) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -162,10 +168,10 @@ func (s *session) snapshotEvery(interval time.Duration, volumeID int) (stop func
 		for {
 			select {
 			case <-done:
-				s.snapshotChanged(volumeID)
+				fn()
 				return
 			case <-ticker.C:
-				s.snapshotChanged(volumeID)
+				fn()
 			}
 		}
 	}()

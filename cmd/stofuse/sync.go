@@ -47,29 +47,9 @@ func syncStore(c *cli.Context) error {
 // which runs a last one. Failures go to the log: the next commit tries
 // again what failed.
 func (s *session) commitEvery(interval time.Duration) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	commit := func() {
+	return every(interval, func() {
 		if err := s.Sync(context.Background()); err != nil {
 			s.out.warnf("group commit: %v (files closed since the last commit may not survive a power loss yet)", err)
 		}
-	}
-	go func() {
-		defer close(finished)
-		ticker := time.NewTicker(interval)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-done:
-				commit()
-				return
-			case <-ticker.C:
-				commit()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
+	})
 }
