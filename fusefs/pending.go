@@ -45,6 +45,10 @@ type pendingNode struct {
 	handles  int  // open handles
 	writers  int  // open handles that may write
 	released bool // discarded: content dropped once no handle is left
+	// fsynced: an fsync came while the content could not be stored yet (a
+	// stream is stored only once complete), so the close that stores it
+	// commits, to keep fsync's promise as soon as it can be kept.
+	fsynced bool
 }
 
 var (
@@ -431,17 +435,30 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	if errno := p.store(ctx, atClose); errno != 0 {
 		return errno
 	}
-	return p.dir.fsys.durable(ctx, false)
+	p.mu.Lock()
+	fsynced := p.fsynced
+	p.fsynced = false
+	p.mu.Unlock()
+	return p.dir.fsys.durable(ctx, fsynced)
 }
 
 // Fsync implements fs.FileFsyncer: fsync stores the file as it is now.
+//
+// A stream (a file named by its hash, stored as it is written) can be
+// stored only once complete, at its close: fsync then commits what else
+// was stored, and the close commits the stream (dd conv=fsync into
+// ref/<hex> fsyncs after its last write, before its close).
 func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	p := h.node
 	if h.writable {
-		if errno := h.node.store(ctx, atFsync); errno != 0 {
+		if errno := p.store(ctx, atFsync); errno != 0 {
 			return errno
 		}
+		p.mu.Lock()
+		p.fsynced = p.session.changed()
+		p.mu.Unlock()
 	}
-	return h.node.dir.fsys.durable(ctx, true)
+	return p.dir.fsys.durable(ctx, true)
 }
 
 // store commits the file (see commit) and settles its name: a file that

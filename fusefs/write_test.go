@@ -100,6 +100,12 @@ func requireFuse(t *testing.T) {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	return newRigWith(t, func(*Config) {})
+}
+
+// newRigWith is newRig with the mount's Config changed by adjust first.
+func newRigWith(t *testing.T, adjust func(*Config)) *rig {
+	t.Helper()
 	requireFuse(t)
 	ctx := context.Background()
 	meta, err := badger.Open(t.TempDir())
@@ -129,7 +135,9 @@ func newRig(t *testing.T) *rig {
 	if err := ctl.Mount(ctx, 1, "u", disk); err != nil {
 		t.Fatal(err)
 	}
-	root := New(Config{Controller: ctl, Catalog: meta, Tree: meta, Keys: meta.Ring(), Volume: 1, Collection: "c", SpoolDir: t.TempDir()})
+	cfg := Config{Controller: ctl, Catalog: meta, Tree: meta, Keys: meta.Ring(), Volume: 1, Collection: "c", SpoolDir: t.TempDir()}
+	adjust(&cfg)
+	root := New(cfg)
 	opts := root.Options()
 	opts.DirectMount = os.Geteuid() == 0
 	dir := t.TempDir()
@@ -438,5 +446,43 @@ func TestStatWhileClosing(t *testing.T) {
 	}
 	if got, err := os.ReadFile(path); err != nil || string(got) != "stored slowly" {
 		t.Fatalf("after close: %q, %v", got, err)
+	}
+}
+
+// TestFsyncBeforeCloseOfAStream: dd conv=fsync into ref/<hex> fsyncs
+// after its last write and before its close, while the file is still a
+// stream (it can be stored only once complete, at close). The commit that
+// fsync promises must then come after the blob is stored: at the close.
+func TestFsyncBeforeCloseOfAStream(t *testing.T) {
+	content, name := randomContent(t, 3<<20)
+	ref, _ := blobstore.ParseRef(name)
+	var meta atomic.Pointer[badger.Store]
+	var committedStored atomic.Bool // a commit ran after the blob was recorded
+	r := newRigWith(t, func(cfg *Config) {
+		cfg.Commit = func(ctx context.Context) error {
+			if m := meta.Load(); m != nil {
+				if _, _, err := m.BlobRecord(ctx, ref); err == nil {
+					committedStored.Store(true)
+				}
+			}
+			return nil
+		}
+	})
+	meta.Store(r.meta)
+	f, err := os.OpenFile(r.ref(name), os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatalf("fsync of a stream: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if !committedStored.Load() {
+		t.Fatal("no commit ran after the fsynced stream was stored: fsync's promise was not kept")
 	}
 }
