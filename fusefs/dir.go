@@ -18,18 +18,18 @@ type dirNode struct {
 }
 
 var (
-	_ fs.NodeLookuper  = (*dirNode)(nil)
-	_ fs.NodeReaddirer = (*dirNode)(nil)
-	_ fs.NodeGetattrer = (*dirNode)(nil)
-	_ fs.NodeSetattrer = (*dirNode)(nil)
-	_ fs.NodeMkdirer   = (*dirNode)(nil)
-	_ fs.NodeCreater   = (*dirNode)(nil)
-	_ fs.NodeUnlinker  = (*dirNode)(nil)
-	_ fs.NodeRmdirer   = (*dirNode)(nil)
-	_ fs.NodeRenamer   = (*dirNode)(nil)
-	_ fs.NodeSymlinker = (*dirNode)(nil)
-	_ fs.NodeLinker    = (*dirNode)(nil)
-	_ fs.NodeFsyncer   = (*dirNode)(nil)
+	_ fs.NodeLookuper       = (*dirNode)(nil)
+	_ fs.NodeOpendirHandler = (*dirNode)(nil)
+	_ fs.NodeGetattrer      = (*dirNode)(nil)
+	_ fs.NodeSetattrer      = (*dirNode)(nil)
+	_ fs.NodeMkdirer        = (*dirNode)(nil)
+	_ fs.NodeCreater        = (*dirNode)(nil)
+	_ fs.NodeUnlinker       = (*dirNode)(nil)
+	_ fs.NodeRmdirer        = (*dirNode)(nil)
+	_ fs.NodeRenamer        = (*dirNode)(nil)
+	_ fs.NodeSymlinker      = (*dirNode)(nil)
+	_ fs.NodeLinker         = (*dirNode)(nil)
+	_ fs.NodeFsyncer        = (*dirNode)(nil)
 )
 
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -48,8 +48,10 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	return d.fsys.child(ctx, d.EmbeddedInode(), n, out), 0
 }
 
-func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	return newTreeStream(d.fsys, d.ino), 0
+// OpendirHandle implements fs.NodeOpendirHandler: the entries are read
+// from the metadata store a page at a time (see listing).
+func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	return newListing(d.fsys, "listing a directory", nil, func() pageReader { return d.fsys.treePages(d.ino) }), 0, 0
 }
 
 // create makes a new inode named name here.
@@ -149,54 +151,6 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		markUnlinked(replacedChild)
 	}
 	return 0
-}
-
-// treeStream lists a directory from the metadata store, a page at a time.
-type treeStream struct {
-	pager[metastore.Entry]
-	fsys  *FS
-	dir   uint64
-	after string // the last name read
-}
-
-func newTreeStream(f *FS, dir uint64) *treeStream {
-	return &treeStream{fsys: f, dir: dir}
-}
-
-func (s *treeStream) fill() {
-	s.read(func(add func(metastore.Entry) error) error {
-		return s.fsys.cfg.Tree.ReadDir(context.Background(), s.dir, s.after, add)
-	})
-	if len(s.page) > 0 {
-		s.after = s.page[len(s.page)-1].Name
-	}
-}
-
-func (s *treeStream) HasNext() bool {
-	for s.next == len(s.page) && !s.done {
-		s.fill()
-	}
-	return s.next < len(s.page) || s.err != nil
-}
-
-func (s *treeStream) Next() (fuse.DirEntry, syscall.Errno) {
-	if s.next == len(s.page) {
-		err := s.err
-		s.err = nil
-		return fuse.DirEntry{}, s.fsys.errno("listing a directory", err)
-	}
-	e := s.page[s.next]
-	s.next++
-	return fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: typeBits(e.Kind)}, 0
-}
-
-func (s *treeStream) Close() {}
-
-// Seekdir implements fs.FileSeekdirer: offsets count entries from the
-// start, so the listing starts again and skips that many.
-func (s *treeStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	*s = treeStream{fsys: s.fsys, dir: s.dir, pager: pager[metastore.Entry]{page: s.page[:0]}}
-	return skipEntries(s, off)
 }
 
 // Fsync implements fs.NodeFsyncer: fsync(2) of a directory commits, so

@@ -47,14 +47,14 @@ type refDir struct {
 }
 
 var (
-	_ fs.NodeLookuper  = (*refDir)(nil)
-	_ fs.NodeReaddirer = (*refDir)(nil)
-	_ fs.NodeGetattrer = (*refDir)(nil)
-	_ fs.NodeSetattrer = (*refDir)(nil)
-	_ fs.NodeCreater   = (*refDir)(nil)
-	_ fs.NodeUnlinker  = (*refDir)(nil)
-	_ fs.NodeRenamer   = (*refDir)(nil)
-	_ fs.NodeFsyncer   = (*refDir)(nil)
+	_ fs.NodeLookuper       = (*refDir)(nil)
+	_ fs.NodeOpendirHandler = (*refDir)(nil)
+	_ fs.NodeGetattrer      = (*refDir)(nil)
+	_ fs.NodeSetattrer      = (*refDir)(nil)
+	_ fs.NodeCreater        = (*refDir)(nil)
+	_ fs.NodeUnlinker       = (*refDir)(nil)
+	_ fs.NodeRenamer        = (*refDir)(nil)
+	_ fs.NodeFsyncer        = (*refDir)(nil)
 )
 
 func newRefDir(f *FS) *refDir {
@@ -122,9 +122,10 @@ func setBlobTimeouts(out *fuse.EntryOut) {
 	out.SetAttrTimeout(blobTimeout)
 }
 
-// Readdir implements fs.NodeReaddirer: the files being written, then the
-// blobs, streamed from the metadata store a page at a time.
-func (d *refDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+// OpendirHandle implements fs.NodeOpendirHandler: the files being
+// written, then the blobs, streamed from the metadata store a page at a
+// time (see listing).
+func (d *refDir) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	d.mu.Lock()
 	names := make([]string, 0, len(d.pending))
 	for name := range d.pending {
@@ -132,7 +133,7 @@ func (d *refDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	}
 	d.mu.Unlock()
 	slices.Sort(names)
-	return newRefStream(d.fsys, names), 0
+	return newListing(d.fsys, "listing ref/", names, d.fsys.refPages), 0, 0
 }
 
 // Create implements fs.NodeCreater.

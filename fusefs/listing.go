@@ -1,0 +1,267 @@
+package fusefs
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore"
+)
+
+// listPage is how many entries a listing reads from the metadata store at
+// a time.
+const listPage = 4096
+
+// A listing is an open directory whose entries come from the metadata
+// store: ref/ and the directories of files/. It reads them a page at a
+// time, and a page ahead of the kernel: a goroutine of its own reads page
+// n+1 (the store's iteration, the hex names) while READDIR requests copy
+// out page n, so that on two cores the two overlap. The store is read in
+// a transaction per page, so an `ls` left waiting holds nothing open, and
+// each page starts after the last entry of the one before: an entry added
+// while the listing runs is listed at most once (if it sorts after where
+// the listing is), and none that existed before it started is missed.
+//
+// Offsets count entries from the start; a seek starts the listing again
+// and skips that many.
+type listing struct {
+	fsys  *FS
+	what  string            // for errors: "listing ref/"
+	pages func() pageReader // a reader of the directory from its start
+	head  []string          // listed before the pages (ref/'s written names)
+	skip  map[string]bool   // names in head, not listed again from the pages
+
+	heads    []fuse.DirEntry // head, as entries still to list
+	pf       *prefetcher     // nil until the first READDIR
+	cur      dirPage
+	next     int // cur.entries[next:] are still to list
+	finished bool
+}
+
+// A pageReader appends the next page of a directory's entries to buf and
+// returns it, and whether it was the last; each call starts where the one
+// before ended. Entries come with Off 0.
+type pageReader func(buf []fuse.DirEntry) (page []fuse.DirEntry, last bool, err error)
+
+var (
+	_ fs.FileReaddirenter = (*listing)(nil)
+	_ fs.FileSeekdirer    = (*listing)(nil)
+	_ fs.FileReleasedirer = (*listing)(nil)
+)
+
+func newListing(f *FS, what string, head []string, pages func() pageReader) *listing {
+	l := &listing{fsys: f, what: what, pages: pages, head: head}
+	if len(head) > 0 {
+		l.skip = make(map[string]bool, len(head))
+		for _, name := range head {
+			l.skip[name] = true
+		}
+	}
+	l.rewind()
+	return l
+}
+
+func (l *listing) rewind() {
+	if l.pf != nil {
+		l.pf.close()
+	}
+	l.heads = l.heads[:0]
+	for _, name := range l.head {
+		l.heads = append(l.heads, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})
+	}
+	l.pf, l.cur, l.next, l.finished = nil, dirPage{}, 0, false
+}
+
+// Readdirent implements fs.FileReaddirenter. The entry returned stays
+// valid until the next call (go-fuse copies it out at once).
+func (l *listing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if len(l.heads) > 0 {
+		e := &l.heads[0]
+		l.heads = l.heads[1:]
+		return e, 0
+	}
+	for {
+		for l.next < len(l.cur.entries) {
+			e := &l.cur.entries[l.next]
+			l.next++
+			if !l.skip[e.Name] {
+				return e, 0
+			}
+		}
+		if err := l.cur.err; err != nil {
+			l.cur.err, l.finished = nil, true
+			return nil, l.fsys.errno(l.what, err)
+		}
+		if l.finished || l.cur.last {
+			l.finished = true
+			return nil, 0
+		}
+		if l.pf == nil {
+			l.pf = startPrefetch(l.pages())
+		}
+		l.pf.recycle(l.cur.entries)
+		l.cur, l.next = l.pf.page(), 0
+	}
+}
+
+// Seekdir implements fs.FileSeekdirer.
+func (l *listing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	l.rewind()
+	for ; off > 0; off-- {
+		e, errno := l.Readdirent(ctx)
+		if errno != 0 {
+			return errno
+		}
+		if e == nil {
+			break
+		}
+	}
+	return 0
+}
+
+// Releasedir implements fs.FileReleasedirer: the reading goroutine stops.
+func (l *listing) Releasedir(ctx context.Context, flags uint32) {
+	if l.pf != nil {
+		l.pf.close()
+		l.pf = nil
+	}
+}
+
+// dirPage is one page of a listing, as the prefetcher hands it over.
+type dirPage struct {
+	entries []fuse.DirEntry
+	last    bool
+	err     error // after entries
+}
+
+// prefetcher runs a pageReader in its own goroutine, one page ahead of
+// the listing that takes its pages.
+type prefetcher struct {
+	pages     chan dirPage
+	free      chan []fuse.DirEntry // listed pages, for their buffers
+	stop      chan struct{}
+	closeOnce sync.Once
+}
+
+func startPrefetch(read pageReader) *prefetcher {
+	p := &prefetcher{
+		pages: make(chan dirPage, 1),
+		free:  make(chan []fuse.DirEntry, 2),
+		stop:  make(chan struct{}),
+	}
+	go p.run(read)
+	return p
+}
+
+func (p *prefetcher) run(read pageReader) {
+	defer close(p.pages)
+	for {
+		var buf []fuse.DirEntry
+		select {
+		case buf = <-p.free:
+		case <-p.stop:
+			return
+		default:
+		}
+		entries, last, err := read(buf[:0])
+		select {
+		case p.pages <- dirPage{entries: entries, last: last || err != nil, err: err}:
+		case <-p.stop:
+			return
+		}
+		if last || err != nil {
+			return
+		}
+	}
+}
+
+// page waits for the next page.
+func (p *prefetcher) page() dirPage {
+	page, ok := <-p.pages
+	if !ok {
+		return dirPage{last: true}
+	}
+	return page
+}
+
+// recycle hands back a listed page's buffer.
+func (p *prefetcher) recycle(buf []fuse.DirEntry) {
+	if cap(buf) == 0 {
+		return
+	}
+	select {
+	case p.free <- buf:
+	default:
+	}
+}
+
+func (p *prefetcher) close() { p.closeOnce.Do(func() { close(p.stop) }) }
+
+// readPage runs list, which passes entries to add, until it has passed
+// listPage of them: it reports whether list ended by itself (the last
+// page).
+func readPage[T any](list func(add func(T) error) error, add func(T)) (last bool, err error) {
+	n := 0
+	err = list(func(e T) error {
+		add(e)
+		if n++; n == listPage {
+			return errPageFull
+		}
+		return nil
+	})
+	if errors.Is(err, errPageFull) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+var errPageFull = errors.New("page full")
+
+// refPages reads the refs of the mounted volume's blobs, in ref order.
+func (f *FS) refPages() pageReader {
+	var after blobstore.Ref
+	refs := make([]blobstore.Ref, 0, listPage)
+	var names []byte
+	return func(buf []fuse.DirEntry) ([]fuse.DirEntry, bool, error) {
+		refs = refs[:0]
+		last, err := readPage(func(add func(blobstore.Ref) error) error {
+			return f.cfg.Catalog.ListVolumeBlobs(context.Background(), f.cfg.Volume, after, add)
+		}, func(ref blobstore.Ref) { refs = append(refs, ref) })
+		if len(refs) == 0 {
+			return buf, last, err
+		}
+		after = refs[len(refs)-1]
+		// One string holds the page's names: one allocation, not one each.
+		names = names[:0]
+		for _, ref := range refs {
+			names = hex.AppendEncode(names, ref[:])
+		}
+		all := string(names)
+		const n = 2 * blobstore.RefSize
+		for i, ref := range refs {
+			buf = append(buf, fuse.DirEntry{Name: all[i*n : (i+1)*n], Mode: syscall.S_IFREG, Ino: inoOf(ref)})
+		}
+		return buf, last, err
+	}
+}
+
+// treePages reads the entries of directory dir of a files/ tree, in name
+// order.
+func (f *FS) treePages(dir uint64) pageReader {
+	var after string
+	return func(buf []fuse.DirEntry) ([]fuse.DirEntry, bool, error) {
+		last, err := readPage(func(add func(metastore.Entry) error) error {
+			return f.cfg.Tree.ReadDir(context.Background(), dir, after, add)
+		}, func(e metastore.Entry) {
+			buf = append(buf, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: typeBits(e.Kind)})
+			after = e.Name
+		})
+		return buf, last, err
+	}
+}
