@@ -225,7 +225,7 @@ func blobXattr(ctx context.Context, f *FS, ref blobstore.Ref, name string) (stri
 // Getxattr implements fs.NodeGetxattrer.
 func (n *blobNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if !strings.HasPrefix(attr, xattrPrefix) {
-		return 0, syscall.ENODATA // security.*, system.*, other user.*: none, at once
+		return 0, noXattr(attr)
 	}
 	value, errno := blobXattr(ctx, n.fsys, n.ref, attr)
 	if errno != 0 {
@@ -241,6 +241,20 @@ func (n *blobNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.
 		list = append(append(list, xattrPrefix+name...), 0)
 	}
 	return copyXattr(dest, string(list))
+}
+
+// noXattr is the answer to getxattr of an attribute the mount does not
+// keep: ENODATA for a user.* name (the mount keeps user attributes), and
+// ENOTSUP for security.*, system.* (ACLs) and trusted.*, which it does not
+// support. ENOTSUP is also what lets ls -l stop asking: coreutils asks for
+// security.selinux and system.posix_acl_access on every file (each a
+// request to the daemon) until one answers "not supported", and then
+// remembers that for the whole filesystem.
+func noXattr(name string) syscall.Errno {
+	if strings.HasPrefix(name, "user.") {
+		return syscall.ENODATA
+	}
+	return syscall.ENOTSUP
 }
 
 // copyXattr follows getxattr(2): an empty dest asks for the size.

@@ -504,7 +504,10 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	n.mu.Lock()
 	record := n.last
 	n.mu.Unlock()
-	if !strings.HasPrefix(attr, xattrPrefix) || !record.Committed {
+	if !strings.HasPrefix(attr, xattrPrefix) {
+		return 0, noXattr(attr)
+	}
+	if !record.Committed {
 		return 0, syscall.ENODATA
 	}
 	if attr == xattrPrefix+"ref" {

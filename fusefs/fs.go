@@ -140,11 +140,10 @@ func (r *Root) Options() *fs.Options {
 		UID:             r.fsys.cfg.UID,
 		GID:             r.fsys.cfg.GID,
 		MountOptions: fuse.MountOptions{
-			FsName:               r.fsys.cfg.FsName,
-			Name:                 "stofuse",
-			DisableReadDirPlus:   true,
-			IgnoreSecurityLabels: true,
-			MaxWrite:             1 << 20,
+			FsName:             r.fsys.cfg.FsName,
+			Name:               "stofuse",
+			DisableReadDirPlus: true,
+			MaxWrite:           1 << 20,
 			// Replies are built in memory (decrypted frames): splicing
 			// them gains nothing, and go-fuse's attempt fails (and logs)
 			// for every 1 MiB read.

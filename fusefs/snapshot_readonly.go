@@ -71,9 +71,9 @@ func (readOnlyNode) Removexattr(ctx context.Context, attr string) syscall.Errno 
 }
 
 // Getxattr and Listxattr: snapshots keep no extended attributes (as
-// files/), and say so at once.
+// files/), and say so at once (noXattr).
 func (readOnlyNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, syscall.ENODATA
+	return 0, noXattr(attr)
 }
 
 func (readOnlyNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {

@@ -249,9 +249,9 @@ func applyAttrs(n *metastore.Inode, in *fuse.SetAttrIn) {
 
 // Extended attributes: the tree keeps none of its own. Answering ENOTSUP to
 // setxattr tells cp -a and tar that ACLs are not kept (they fall back to
-// the mode bits); getxattr finds nothing.
+// the mode bits); getxattr finds nothing (noXattr).
 func (t *treeNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, syscall.ENODATA
+	return 0, noXattr(attr)
 }
 
 func (t *treeNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {

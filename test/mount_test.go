@@ -258,8 +258,10 @@ func TestMountCommittedBlobsAreImmutable(t *testing.T) {
 	}
 }
 
-// TestMountXattrs reads the user.stofuse.* attributes; security.* are
-// answered with ENODATA.
+// TestMountXattrs reads the user.stofuse.* attributes. Other user.* names
+// are ENODATA; security.* and ACLs (system.posix_acl_*), which the mount
+// does not keep, are ENOTSUP, for a blob and for a file of files/ (which
+// is what lets ls -l stop asking for them on every file).
 func TestMountXattrs(t *testing.T) {
 	s := newStore(t)
 	src := filepath.Join(t.TempDir(), "f")
@@ -289,8 +291,20 @@ func TestMountXattrs(t *testing.T) {
 	if got, err := get("user.stofuse.size_on_disk"); err != nil || got == "" || got == "120000" {
 		t.Errorf("user.stofuse.size_on_disk = %q, %v", got, err)
 	}
-	if _, err := get("security.selinux"); err != unix.ENODATA {
-		t.Errorf("security.selinux: %v, want ENODATA", err)
+	for _, path := range []string{m.ref(ref), filepath.Join(m.dir, "files", "default", "plain")} {
+		if path != m.ref(ref) {
+			if err := os.WriteFile(path, content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, want := range map[string]error{
+			"user.other": unix.ENODATA, "security.selinux": unix.ENOTSUP, "security.capability": unix.ENOTSUP,
+			"system.posix_acl_access": unix.ENOTSUP, "trusted.x": unix.ENOTSUP,
+		} {
+			if _, err := unix.Getxattr(path, name, make([]byte, 64)); err != want {
+				t.Errorf("getxattr %s %s: %v, want %v", path, name, err, want)
+			}
+		}
 	}
 	list := make([]byte, 1024)
 	n, err := unix.Listxattr(m.ref(ref), list)
