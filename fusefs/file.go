@@ -112,6 +112,13 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 	return errno
 }
 
+// writing reports whether the file has a write session.
+func (n *fileNode) writing() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.session != nil
+}
+
 // Setattr sets the size through a write session (committed at once when no
 // writer has the file open), and mode, owner and times in the metadata: at
 // once, or, while the content is dirty, with it when it is committed.
@@ -378,9 +385,7 @@ func (n *fileNode) commit(ctx context.Context) syscall.Errno {
 	n.contentMu.Unlock()
 	if changed {
 		n.fsys.observeStored(size, start, toErrno(err))
-	}
-	if err == nil && changed {
-		n.forgetAttrs()
+		n.forgetAttrs() // stored or not, what the kernel has is not what the store has
 	}
 	return n.fsys.errno("store", err)
 }

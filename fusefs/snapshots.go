@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -43,7 +44,7 @@ const snapshotsIno = 4
 // snapshots/<c>/ hold: new snapshots appear there while mounted (taken by
 // the mount itself or through its daemon), so not for long. Their
 // listings are never cached; the views inside are (snapshot_view.go).
-const snapshotsTimeout = treeTimeout
+const snapshotsTimeout = time.Second
 
 // snapshotsRoot is snapshots/: one directory per collection that has
 // snapshots on the volume.

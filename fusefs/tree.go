@@ -41,9 +41,15 @@ type Tree interface {
 }
 
 // treeTimeout is how long the kernel caches entries and attributes of the
-// tree: it changes only through this mount, which answers every change, but
-// names can be replaced by rename, so not for long.
-const treeTimeout = time.Second
+// tree, as for blobs: the tree changes only through this mount, and the
+// kernel learns of every change a request makes from the request itself
+// (a create, rename or unlink updates its entries; a setattr's reply
+// carries the attributes; a write invalidates them). What the daemon
+// changes on its own it tells the kernel about: a file stored at close
+// or fsync (forgetAttrs); and a file being written is answered with no
+// caching at all (Getattr, child). With a second, as before, ls -l of a
+// directory of 100,000 files looked every file up again on each run.
+const treeTimeout = time.Hour
 
 const filesIno = 3
 
@@ -129,6 +135,15 @@ func (f *FS) child(ctx context.Context, parent *gofs.Inode, n *metastore.Inode, 
 	node := parent.NewInode(ctx, f.newTreeNode(n), gofs.StableAttr{Mode: typeBits(n.Kind), Ino: n.Ino})
 	if t, ok := node.Operations().(interface{ remember(*metastore.Inode) }); ok {
 		t.remember(n)
+	}
+	if file, ok := node.Operations().(*fileNode); ok && file.writing() {
+		// A file being written (under another name, or before its
+		// entry was dropped) has its size in its session, not in n.
+		var attr fuse.AttrOut
+		if file.Getattr(ctx, nil, &attr) == 0 {
+			out.Attr = attr.Attr
+		}
+		out.SetAttrTimeout(0)
 	}
 	return node
 }

@@ -1,0 +1,62 @@
+package fusefs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestStatAfterCloseIsTheStore: the kernel keeps a file's attributes for
+// an hour (treeTimeout), so what the daemon changes at close must reach
+// it: after each close, stored or failed (ENOSPC), stat shows the size and
+// mtime the metadata store holds, and the content reads as stored.
+func TestStatAfterCloseIsTheStore(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	c, err := r.meta.Collection(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(r.dir, "files", "c", "f")
+	check := func(when string, want []byte) {
+		t.Helper()
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record, err := r.meta.Lookup(ctx, c.FolderIno, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() != record.Size || !st.ModTime().Equal(record.Mtime) {
+			t.Errorf("%s: stat says size %d, mtime %s; the store holds %d, %s",
+				when, st.Size(), st.ModTime().Format(time.RFC3339Nano), record.Size, record.Mtime.Format(time.RFC3339Nano))
+		}
+		got, _ := os.ReadFile(path)
+		if want == nil {
+			want = got[:min(len(got), int(record.Size))]
+		}
+		if !bytes.Equal(got, want) || int64(len(got)) != record.Size {
+			t.Errorf("%s: reads %d bytes, want %d (the store holds %d)", when, len(got), len(want), record.Size)
+		}
+	}
+	v1 := bytes.Repeat([]byte("first "), 1000)
+	for round := range 3 {
+		if err := os.WriteFile(path, v1[:len(v1)-round], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		check("after a stored close", v1[:len(v1)-round])
+	}
+	r.disk.full.Store(true)
+	err = os.WriteFile(path, bytes.Repeat([]byte("second "), 100000), 0o644)
+	r.disk.full.Store(false)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("writing with the disk full: %v, want ENOSPC", err)
+	}
+	check("after a close that failed", nil)
+}
