@@ -133,7 +133,7 @@ func newApp(e *env) *cli.App {
 			initCommand(), keyCommand(), volumeCommand(),
 			putCommand(), catCommand(), statCommand(),
 			scrubCommand(), replicateCommand(),
-			snapshotCommand(), recoverCommand(), syncCommand(),
+			snapshotCommand(), forgetCommand(), recoverCommand(), syncCommand(),
 			mountCommand(), unmountCommand(), statusCommand(),
 		},
 		// Without a command: help; with an unknown one: a usage error.
