@@ -265,13 +265,36 @@ func (p *pendingNode) commit(ctx context.Context, at commitAt) (bool, error) {
 	if skip || err != nil {
 		return false, err
 	}
-	_, meta, err := p.session.commit(ctx, recorder{after: func(ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error {
+	ref, meta, err := p.session.commit(ctx, recorder{after: func(ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error {
 		return p.recordMtime(ctx, ref)
 	}})
+	if err == nil {
+		err = p.dir.fsys.storedExplicitly(ctx, ref)
+	}
 	if err != nil {
 		return false, p.session.fail(err)
 	}
 	return meta != nil, nil
+}
+
+// ExplicitStores is what a Catalog that keeps explicit stores implements
+// (found by type assertion): a blob written into ref/ is one, also when it
+// was stored already, so that a garbage collection keeps it until it is
+// released.
+type ExplicitStores interface {
+	// MarkExplicit records that the recorded blob ref was stored
+	// explicitly. It may be called any number of times; a blob not
+	// recorded is an fs.ErrNotExist error.
+	MarkExplicit(ctx context.Context, ref blobstore.Ref) error
+}
+
+// storedExplicitly marks a blob committed through ref/ (stored, or found
+// stored) as an explicit store, before the close that stored it returns.
+func (f *FS) storedExplicitly(ctx context.Context, ref blobstore.Ref) error {
+	if stores, ok := f.cfg.Catalog.(ExplicitStores); ok {
+		return stores.MarkExplicit(ctx, ref)
+	}
+	return nil
 }
 
 // skipCommit tells whether a commit at has nothing to do, or the error it

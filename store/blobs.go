@@ -21,8 +21,10 @@ var ErrChanged = errors.New("the file changed while it was being stored; nothing
 // Put stores content as one blob on volume, sealed with collection's key:
 // it hashes content, then writes it checked against that hash (content
 // that changed in between is ErrChanged, not stored wrong). A blob the
-// volume has already is not stored again. The bytes written are counted
-// into r. It returns the blob's ref and plaintext size.
+// volume has already is not stored again. Either way the blob is an
+// explicit store, kept until it is released (Release), recorded with the
+// blob. The bytes written are counted into r. It returns the blob's ref
+// and plaintext size.
 func (s *Store) Put(ctx context.Context, volumeID int, collection string, content io.ReadSeeker, r Reporter) (blobstore.Ref, int64, error) {
 	if err := s.ensureKeys(ctx, volumeID); err != nil {
 		return blobstore.Ref{}, 0, err
@@ -36,11 +38,42 @@ func (s *Store) Put(ctx context.Context, volumeID int, collection string, conten
 	if _, err := content.Seek(0, io.SeekStart); err != nil {
 		return ref, 0, err
 	}
-	err = s.ctl.WriteBlob(ctx, volumeID, collection, ref, &countingReader{r: content, to: reporterOr(r)}, true)
+	w, err := s.ctl.NewBlobWriter(ctx, volumeID, collection, ref, diskaccess.WriteOptions{MaybeCompressible: true})
+	if err != nil {
+		return ref, 0, err
+	}
+	if _, err := w.ReadFrom(&countingReader{r: content, to: reporterOr(r)}); err != nil {
+		w.Abort()
+		return ref, 0, err
+	}
+	_, err = w.CommitWith(ctx, s.recordExplicit(volumeID))
 	if errors.Is(err, diskaccess.ErrRefMismatch) {
 		return ref, 0, ErrChanged
 	}
 	return ref, size, err
+}
+
+// recordExplicit records a blob committed on volumeID as an explicit
+// store, with its record when it is new (one transaction).
+func (s *Store) recordExplicit(volumeID int) diskaccess.RecordFunc {
+	return func(ctx context.Context, meta *diskaccess.BlobMeta, created bool) error {
+		return s.meta.RecordExplicitStore(ctx, meta, volumeID, created)
+	}
+}
+
+// Release ends blob ref's explicit store (stofuse put, a write into ref/)
+// and reports whether it had one: a garbage collection may then remove
+// the blob, unless something else keeps it (a file, a retained snapshot,
+// the grace period). Until then the blob stays readable and listed in
+// ref/, and a put or a write of it into ref/ makes it an explicit store
+// again. Releasing a released blob changes nothing; a ref the store does
+// not know is ErrNoBlob.
+func (s *Store) Release(ctx context.Context, ref blobstore.Ref) (bool, error) {
+	released, err := s.meta.ReleaseExplicit(ctx, ref)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("%w %s", ErrNoBlob, ref)
+	}
+	return released, err
 }
 
 // countingReader counts bytes read into a Reporter.
@@ -130,6 +163,8 @@ type BlobStat struct {
 	KeyID      string        `json:"key_id"`
 	Created    time.Time     `json:"created"`
 	Files      int           `json:"files"` // files of files/ whose content it is
+	// Explicit: stored with put or through ref/, and not released.
+	Explicit bool `json:"explicit"`
 }
 
 // Stat returns what the store records about blob ref; needs no key. A ref
@@ -148,6 +183,9 @@ func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (*BlobStat, error) 
 		st.Volumes = append(st.Volumes, s.VolumeName(ctx, id))
 	}
 	if st.Files, err = s.meta.FilesUsing(ctx, ref); err != nil {
+		return nil, err
+	}
+	if st.Explicit, err = s.meta.IsExplicit(ctx, ref); err != nil {
 		return nil, err
 	}
 	return st, nil

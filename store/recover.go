@@ -25,7 +25,10 @@ type RecoverReport struct {
 	FromIndex    int       `json:"from_index"`
 	Bytes        int64     `json:"bytes"`        // their stored bytes
 	Unusable     []Finding `json:"unusable"`     // on the volume, not indexed
-	Unreferenced int       `json:"unreferenced"` // indexed, in no restored tree: kept as stored explicitly
+	Unreferenced int       `json:"unreferenced"` // indexed, in no restored tree
+	// Explicit counts the blobs recovered as explicit stores: those the
+	// index says were, and those it cannot say of (see indexWriter).
+	Explicit int `json:"explicit"`
 }
 
 // RecoveredCollection is one collection's outcome.
@@ -153,7 +156,7 @@ func (s *Store) indexVolume(ctx context.Context, driver blobstore.Driver, v *bad
 	}
 	r.Begin("recover: verify and index "+v.Label, int64(len(blobs)), total)
 	defer r.End()
-	w := &indexWriter{store: s, volume: v.ID, indexed: map[string][]badger.IndexMark{}}
+	w := &indexWriter{store: s, volume: v.ID, report: report, indexed: map[string][]badger.IndexMark{}}
 	for _, info := range blobs {
 		meta, err := s.verifyFound(ctx, driver, info, idx, dataKeys)
 		if ctx.Err() != nil {
@@ -210,22 +213,34 @@ func (s *Store) verifyFound(ctx context.Context, driver blobstore.Driver, info b
 }
 
 // indexWriter records verified blobs in batches, then what the index said
-// of their mtimes; blobs known from an index lose the marks that would
-// put them in the next index again.
+// of their mtimes and explicit stores; blobs known from an index lose the
+// marks that would put them in the next index again.
+//
+// A blob is an explicit store if its index record says so, or says nothing
+// (written before explicit stores were kept), or if no index lists it:
+// stored after the last snapshot, by put, through ref/ or as a file's
+// content, there is no telling which, and a gc must not remove what was
+// put before the loss.
 type indexWriter struct {
-	store   *Store
-	volume  int
-	batch   []*diskaccess.BlobMeta
-	mtimes  []snapshot.BlobRecord
-	indexed map[string][]badger.IndexMark // by key id
+	store    *Store
+	volume   int
+	batch    []*diskaccess.BlobMeta
+	mtimes   []snapshot.BlobRecord
+	explicit []blobstore.Ref
+	report   *RecoverReport
+	indexed  map[string][]badger.IndexMark // by key id
 }
 
 func (w *indexWriter) add(ctx context.Context, meta *diskaccess.BlobMeta, idx *recoveredIndex) error {
-	if rec, ok := idx.records[meta.Ref]; ok {
+	rec, ok := idx.records[meta.Ref]
+	if ok {
 		w.indexed[rec.keyID] = append(w.indexed[rec.keyID], badger.IndexMark{Ref: meta.Ref})
 		if !rec.record.Mtime.IsZero() {
 			w.mtimes = append(w.mtimes, rec.record)
 		}
+	}
+	if !ok || rec.record.Explicit {
+		w.explicit = append(w.explicit, meta.Ref)
 	}
 	if w.batch = append(w.batch, meta); len(w.batch) < 256 {
 		return nil
@@ -248,6 +263,10 @@ func (w *indexWriter) finish(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := w.store.meta.MarkExplicitBlobs(ctx, w.explicit); err != nil {
+		return err
+	}
+	w.report.Explicit = len(w.explicit)
 	for keyID, blobs := range w.indexed {
 		if err := w.store.meta.ClearIndexChanges(ctx, keyID, blobs); err != nil {
 			return err

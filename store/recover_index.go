@@ -95,6 +95,11 @@ func (s *Store) readIndex(ctx context.Context, driver blobstore.Driver, volumeID
 			return indexChain{}, nil, fmt.Errorf("index segment %s: %w", ref, err)
 		}
 		for _, r := range seg.Records {
+			if !seg.ExplicitKnown {
+				// Written before explicit stores were kept: it may have
+				// been one, so it is kept as one.
+				r.Explicit = true
+			}
 			if !seen[r.Ref] {
 				seen[r.Ref] = true
 				records = append(records, r)

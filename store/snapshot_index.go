@@ -66,7 +66,7 @@ func (w *segmentWriter) flush() error {
 	if len(w.pending) == 0 {
 		return nil
 	}
-	body, err := snapshot.EncodeSegment(&snapshot.Segment{Parent: w.out.head, Records: w.pending})
+	body, err := snapshot.EncodeSegment(&snapshot.Segment{Parent: w.out.head, Records: w.pending, ExplicitKnown: true})
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (w *segmentWriter) flush() error {
 
 func indexRecord(b badger.IndexedBlob) snapshot.BlobRecord {
 	r := snapshot.BlobRecord{Ref: b.Ref, Compressed: b.IsCompressed, Size: b.RealSize, StoredSize: b.SizeOnDisk,
-		Created: b.Created.UTC(), Mtime: b.Mtime}
+		Created: b.Created.UTC(), Mtime: b.Mtime, Explicit: b.Explicit}
 	copy(r.CRC32C[:], b.ExpectedCrc32)
 	return r
 }

@@ -74,7 +74,8 @@ func statCommand() *cli.Command {
 		Usage:     "show what is stored about blobs",
 		ArgsUsage: "REF...",
 		Description: "Shows each blob's size, stored size, compression, CRC-32C, the volumes that\n" +
-			"hold it, its key id and when it was created. Needs no key.",
+			"hold it, its key id, when it was created, how many files use it and whether it is\n" +
+			"an explicit store (see stofuse release). Needs no key.",
 		Action: eachRef("stat", noKeys, (*session).stat),
 	}
 }
@@ -92,10 +93,14 @@ func (s *session) stat(c *cli.Context, ref blobstore.Ref) error {
 	r := statResult{BlobStat: st, CRC32C: hex.EncodeToString(st.CRC32C)}
 	files := fmt.Sprint(st.Files)
 	if st.Files == 0 {
-		files = "0 (no file under files/ uses it: stored with put or through ref/, or its files were deleted; blobs are kept)"
+		files = "0 (no file under files/ uses it: stored with put or through ref/, a snapshot's, or its files were deleted)"
 	}
-	s.out.result(r, "ref:         %s\nsize:        %d bytes\nstored size: %d bytes\ncompressed:  %s\ncrc32c:      %s\nvolumes:     %s\nkey:         %s\ncreated:     %s\nfiles:       %s",
-		ref, st.Size, st.Stored, yesNo(st.Compressed), r.CRC32C, strings.Join(st.Volumes, ", "), st.KeyID, st.Created.Format(time.RFC3339), files)
+	explicit := "no (kept only while a file, a retained snapshot or the grace period uses it)"
+	if st.Explicit {
+		explicit = "yes (stored with put or through ref/; kept until stofuse release)"
+	}
+	s.out.result(r, "ref:         %s\nsize:        %d bytes\nstored size: %d bytes\ncompressed:  %s\ncrc32c:      %s\nvolumes:     %s\nkey:         %s\ncreated:     %s\nfiles:       %s\nexplicit:    %s",
+		ref, st.Size, st.Stored, yesNo(st.Compressed), r.CRC32C, strings.Join(st.Volumes, ", "), st.KeyID, st.Created.Format(time.RFC3339), files, explicit)
 	return nil
 }
 

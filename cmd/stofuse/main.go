@@ -131,7 +131,7 @@ func newApp(e *env) *cli.App {
 		},
 		Commands: []*cli.Command{
 			initCommand(), keyCommand(), volumeCommand(),
-			putCommand(), catCommand(), statCommand(),
+			putCommand(), catCommand(), statCommand(), releaseCommand(),
 			scrubCommand(), replicateCommand(),
 			snapshotCommand(), forgetCommand(), recoverCommand(), syncCommand(),
 			mountCommand(), unmountCommand(), statusCommand(),

@@ -75,8 +75,8 @@ func recoverStore(c *cli.Context) error {
 		}
 	}
 	s.out.result(map[string]*store.RecoverReport{"summary": report},
-		"recovered store %s from %s: %d blobs (%s) verified and indexed, %d unusable; %d used by no restored tree (older snapshots, or written after the last one; kept)",
-		report.Store, report.Volume, report.Blobs, formatBytes(report.Bytes), len(report.Unusable), report.Unreferenced)
+		"recovered store %s from %s: %d blobs (%s) verified and indexed, %d unusable; %d used by no restored tree (older snapshots, or written after the last one; kept); %d explicit stores (put, ref/, or written after the last snapshot; kept until released)",
+		report.Store, report.Volume, report.Blobs, formatBytes(report.Bytes), len(report.Unusable), report.Unreferenced, report.Explicit)
 	if !report.Complete() {
 		return &exitError{code: exitFailure, err: fmt.Errorf("not everything on the volume could be brought back (see above)")}
 	}

@@ -13,7 +13,7 @@ import (
 
 // The blob index a snapshot writes to the volume (metastore/snapshot,
 // index.go) holds what changed since the one before: a blob record
-// created, or its mtime set, marks it (x <key id length> <key id> <ref>
+// created, its mtime set, or its explicit store set or released, marks it (x <key id length> <key id> <ref>
 // -> the stamp of the change, written blind), and the snapshot of the
 // collection whose key seals it clears the marks it wrote.
 
@@ -34,7 +34,8 @@ func (s *Store) markIndexed(txn *badgerdb.Txn, keyID string, ref blobstore.Ref) 
 // IndexedBlob is a blob record as the index keeps it.
 type IndexedBlob struct {
 	diskaccess.BlobMeta
-	Mtime time.Time
+	Mtime    time.Time
+	Explicit bool // stored explicitly, not released (explicit.go)
 	// Mark is the change mark it was read under (IndexChanges); its
 	// Stamp is 0 when read without one (AllIndexed).
 	Mark IndexMark
@@ -71,7 +72,7 @@ func (s *Store) IndexChanges(ctx context.Context, keyID string, fn func(IndexedB
 				return err
 			}
 			mark := IndexMark{Ref: ref, Stamp: binary.BigEndian.Uint64(stamp)}
-			if err := fn(IndexedBlob{BlobMeta: record.BlobMeta, Mtime: record.Mtime, Mark: mark}); err != nil {
+			if err := fn(IndexedBlob{BlobMeta: record.BlobMeta, Mtime: record.Mtime, Explicit: record.Explicit, Mark: mark}); err != nil {
 				return err
 			}
 		}
@@ -101,7 +102,7 @@ func (s *Store) AllIndexed(ctx context.Context, keyID string, fn func(IndexedBlo
 			if record.EncryptionKeyId != keyID {
 				continue
 			}
-			if err := fn(IndexedBlob{BlobMeta: record.BlobMeta, Mtime: record.Mtime, Mark: IndexMark{Ref: ref}}); err != nil {
+			if err := fn(IndexedBlob{BlobMeta: record.BlobMeta, Mtime: record.Mtime, Explicit: record.Explicit, Mark: IndexMark{Ref: ref}}); err != nil {
 				return err
 			}
 		}

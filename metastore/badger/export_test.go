@@ -66,3 +66,33 @@ func ContentsForTest(s *Store) (map[string]string, error) {
 	})
 	return contents, err
 }
+
+// UnmarkExplicitForTest makes the store look like one made before explicit
+// stores were kept: no record marked, no setting.
+func UnmarkExplicitForTest(s *Store) error {
+	return s.update(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixBlob}, PrefetchValues: true})
+		var records []*blobRecord
+		for it.Rewind(); it.Valid(); it.Next() {
+			value, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			record, err := decodeRecord([32]byte(it.Item().Key()[1:]), value)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			records = append(records, record)
+		}
+		it.Close()
+		for _, record := range records {
+			record.Explicit = false
+			if err := txn.Set(blobKey(record.Ref), encodeRecord(record)); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(stringKey(prefixSetting, "explicit-stores"))
+	})
+}

@@ -8,13 +8,14 @@ import (
 
 // Key space. Every key starts with a one-byte prefix naming its table.
 //
-//	b <ref 32>                 blob record (blobRecord, binary)
+//	b <ref 32>                 blob record (blobRecord, binary; its flag bit 2: an explicit store)
 //	v <volume id u32 BE> <ref> a blob the volume holds (empty value)
 //	n <volume id u32 BE>       the volume's blob count and bytes (2 x u64 BE)
 //	V <volume id u32 BE>       volume record (JSON)
 //	c <collection name>        collection record (JSON)
 //	k <key id>                 key envelope (JSON)
-//	m <name>                   store settings (JSON): "kdf"; "next-ino" (u64 BE)
+//	m <name>                   store settings (JSON): "kdf"; "next-ino" (u64 BE); "tree-index" and
+//	                           "explicit-stores" (migrations done: tree_stamp.go, explicit.go)
 //	i <ino u64 BE>             inode of the files/ tree (Inode, binary)
 //	e <parent u64 BE> <name>   directory entry: child ino (u64 BE) and kind (1 byte)
 //	u <ino u64 BE>             a file created but never stored: removed at mount

@@ -14,7 +14,8 @@ import (
 // millions of them:
 //
 //	version   1 byte (1)
-//	flags     1 byte: bit 0 compressed, bit 1 has mtime
+//	flags     1 byte: bit 0 compressed, bit 1 has mtime, bit 2 stored
+//	          explicitly (explicit.go)
 //	realSize  uvarint
 //	stored    uvarint (SizeOnDisk)
 //	crc32c    4 bytes
@@ -27,13 +28,16 @@ const recordVersion = 1
 const (
 	flagCompressed = 1 << 0
 	flagMtime      = 1 << 1
+	flagExplicit   = 1 << 2
 )
 
 // blobRecord is BlobMeta as stored, plus the modification time set through
-// the mount (utimens); zero when never set.
+// the mount (utimens), zero when never set, and whether the blob was
+// stored explicitly and not released.
 type blobRecord struct {
 	diskaccess.BlobMeta
-	Mtime time.Time
+	Mtime    time.Time
+	Explicit bool
 }
 
 func encodeRecord(r *blobRecord) []byte {
@@ -46,6 +50,9 @@ func encodeRecord(r *blobRecord) []byte {
 	}
 	if !r.Mtime.IsZero() {
 		flags |= flagMtime
+	}
+	if r.Explicit {
+		flags |= flagExplicit
 	}
 	b := []byte{recordVersion, flags}
 	b = binary.AppendUvarint(b, uint64(r.RealSize))
@@ -108,7 +115,7 @@ func decodeRecord(ref blobstore.Ref, b []byte) (*blobRecord, error) {
 	}
 	flags := b[1]
 	d := &recordDecoder{b: b[2:]}
-	r := &blobRecord{BlobMeta: diskaccess.BlobMeta{Ref: ref, IsCompressed: flags&flagCompressed != 0}}
+	r := &blobRecord{BlobMeta: diskaccess.BlobMeta{Ref: ref, IsCompressed: flags&flagCompressed != 0}, Explicit: flags&flagExplicit != 0}
 	r.RealSize = int64(d.uvarint())
 	r.SizeOnDisk = int64(d.uvarint())
 	r.ExpectedCrc32 = append([]byte(nil), d.bytes(4)...)

@@ -101,6 +101,10 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.migrateExplicitStores(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.openJournal(); err != nil {
 		db.Close()
 		return nil, err

@@ -24,13 +24,19 @@ import (
 //	ref 32 | flags 1 (bit 0: compressed) | CRC-32C 4 | plaintext size uvarint |
 //	stored size uvarint | created varint (Unix ns) | mtime varint (Unix ns, 0: none)
 //
-// in strictly ascending ref order. Of the records of one ref in a chain,
-// the newest segment's is the blob's.
+// in strictly ascending ref order, and 03 the explicit stores: a bitmap
+// with one bit per record, in the records' order (bit i&7 of byte i>>3),
+// set when the blob was stored explicitly and not released, so that a
+// recovery knows which blobs gc must keep for that reason alone. A segment
+// without 03 was written before explicit stores were kept: whether its
+// blobs were is not known. Of the records of one ref in a chain, the
+// newest segment's is the blob's.
 const (
-	indexMagic      = "sfidx"
-	indexVersion    = 1
-	tagIndexParent  = 0x01
-	tagIndexRecords = 0x02
+	indexMagic       = "sfidx"
+	indexVersion     = 1
+	tagIndexParent   = 0x01
+	tagIndexRecords  = 0x02
+	tagIndexExplicit = 0x03
 	// MaxSegmentRecords bounds a segment (a writer splits a longer list
 	// into a chain of segments): about 1 MiB of records.
 	MaxSegmentRecords = 16384
@@ -45,12 +51,19 @@ type BlobRecord struct {
 	StoredSize int64
 	Created    time.Time
 	Mtime      time.Time // set through the mount; zero if never
+	// Explicit: stored explicitly (stofuse put, a write into ref/) and not
+	// released. Meaningful only in a Segment whose ExplicitKnown is set.
+	Explicit bool
 }
 
 // Segment is one blob of an index chain.
 type Segment struct {
 	Parent  blobstore.Ref // the older segment; zero for the first
 	Records []BlobRecord  // ascending by ref
+	// ExplicitKnown: the records' Explicit says which blobs were stored
+	// explicitly (field 03). A segment written before explicit stores were
+	// kept has no field 03, and does not know.
+	ExplicitKnown bool
 }
 
 // EncodeSegment returns a segment's canonical encoding; records are
@@ -75,7 +88,37 @@ func EncodeSegment(s *Segment) ([]byte, error) {
 	if !s.Parent.IsZero() {
 		b = appendBytesField(b, tagIndexParent, s.Parent[:])
 	}
-	return appendBytesField(b, tagIndexRecords, body), nil
+	b = appendBytesField(b, tagIndexRecords, body)
+	if s.ExplicitKnown {
+		b = appendBytesField(b, tagIndexExplicit, explicitBitmap(records))
+	}
+	return b, nil
+}
+
+// explicitBitmap is field 03 of records, in their order.
+func explicitBitmap(records []BlobRecord) []byte {
+	bits := make([]byte, (len(records)+7)/8)
+	for i, r := range records {
+		if r.Explicit {
+			bits[i>>3] |= 1 << (i & 7)
+		}
+	}
+	return bits
+}
+
+// setExplicit reads field 03 into records: exactly one bit per record,
+// and the bits past the last zero, so that one segment has one encoding.
+func setExplicit(records []BlobRecord, bits []byte) error {
+	if len(bits) != (len(records)+7)/8 {
+		return corrupt("an explicit-store bitmap of %d bytes for %d records", len(bits), len(records))
+	}
+	if n := len(records) & 7; n != 0 && bits[len(bits)-1]>>n != 0 {
+		return corrupt("explicit-store bits set past the last record")
+	}
+	for i := range records {
+		records[i].Explicit = bits[i>>3]&(1<<(i&7)) != 0
+	}
+	return nil
 }
 
 func appendBlobRecord(b []byte, r *BlobRecord) []byte {
@@ -128,6 +171,14 @@ func DecodeSegment(b []byte) (*Segment, error) {
 				return nil, err
 			}
 			sawRecords = true
+		case tagIndexExplicit:
+			if !sawRecords {
+				return nil, corrupt("an explicit-store bitmap before the records")
+			}
+			if err := setExplicit(s.Records, v); err != nil {
+				return nil, err
+			}
+			s.ExplicitKnown = true
 		default:
 			if tag&mustUnderstand != 0 {
 				return nil, unsupported("index field %#x", tag)
