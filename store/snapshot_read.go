@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -165,11 +166,12 @@ func (s *Store) LoadTree(ctx context.Context, ref blobstore.Ref) ([]byte, error)
 	if meta.RealSize > maxTreeBlob {
 		return nil, fmt.Errorf("tree blob %s: %d bytes: %w", ref, meta.RealSize, snapshot.ErrCorrupt)
 	}
-	var buf strings.Builder
-	if err := s.Cat(ctx, ref, &buf, nil); err != nil {
+	// One allocation, no copy: ReadFrom wants MinRead bytes of room to see EOF.
+	buf := bytes.NewBuffer(make([]byte, 0, meta.RealSize+bytes.MinRead))
+	if err := s.Cat(ctx, ref, buf, nil); err != nil {
 		return nil, err
 	}
-	return []byte(buf.String()), nil
+	return buf.Bytes(), nil
 }
 
 // Record reads a snapshot's record.

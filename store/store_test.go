@@ -18,14 +18,14 @@ import (
 
 // newStore creates a store in a temp directory, sealed with a new key
 // file, and returns it with the key.
-func newStore(t *testing.T) (*store.Store, store.Key) {
+func newStore(t testing.TB) (*store.Store, store.Key) {
 	s, kek, _ := newStoreWithKeyFile(t)
 	return s, store.KEK(kek)
 }
 
 // newStoreWithKeyFile is newStore, with the KEK and the path of its key
 // file (outside the store).
-func newStoreWithKeyFile(t *testing.T) (*store.Store, *keyring.KEK, string) {
+func newStoreWithKeyFile(t testing.TB) (*store.Store, *keyring.KEK, string) {
 	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(t.TempDir(), "key")

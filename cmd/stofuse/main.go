@@ -133,7 +133,7 @@ func newApp(e *env) *cli.App {
 			initCommand(), keyCommand(), volumeCommand(),
 			putCommand(), catCommand(), statCommand(), releaseCommand(),
 			scrubCommand(), replicateCommand(),
-			snapshotCommand(), forgetCommand(), recoverCommand(), syncCommand(),
+			snapshotCommand(), forgetCommand(), gcCommand(), recoverCommand(), syncCommand(),
 			mountCommand(), unmountCommand(), statusCommand(),
 		},
 		// Without a command: help; with an unknown one: a usage error.

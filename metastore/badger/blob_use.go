@@ -1,0 +1,118 @@
+package badger
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/stofuse/stofuse/blobstore"
+)
+
+// BlobUse is what the metadata says of one blob for a garbage collection:
+// where it is, how old, and what of the metadata's own keeps it.
+type BlobUse struct {
+	Ref        blobstore.Ref
+	SizeOnDisk int64
+	Volumes    []int
+	Created    time.Time
+	Explicit   bool // stored explicitly and not released (explicit.go)
+	Files      bool // a file of the files/ tree uses it
+}
+
+// EachBlobUse calls fn for every blob record, in ascending ref order, from
+// one consistent view of the metadata. It walks the records and the index
+// of the files' blobs (r <ref> <ino>) side by side, so it holds one record
+// at a time whatever the number of blobs, and decodes what it needs of
+// each without copying it: the BlobUse (its Volumes) is fn's only until
+// fn returns.
+func (s *Store) EachBlobUse(ctx context.Context, fn func(BlobUse) error) error {
+	return s.view(func(txn *badgerdb.Txn) error {
+		records := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixBlob}, PrefetchValues: true, PrefetchSize: 256})
+		defer records.Close()
+		uses := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixRefUse}})
+		defer uses.Close()
+		uses.Rewind()
+		var volumes []int // reused: a BlobUse's Volumes are valid during fn only
+		for records.Rewind(); records.Valid(); records.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			key := records.Item().Key()
+			if len(key) != 1+blobstore.RefSize {
+				return errBadRecord
+			}
+			use := BlobUse{Ref: blobstore.Ref(key[1:]), Volumes: volumes[:0]}
+			err := records.Item().Value(func(value []byte) error { return decodeUse(value, &use) })
+			if err != nil {
+				return err
+			}
+			volumes = use.Volumes
+			// Skip the uses of refs before this one (files whose blob has no
+			// record: a settle's business, not a collection's).
+			for uses.Valid() && bytes.Compare(uses.Item().Key()[1:], use.Ref[:]) < 0 {
+				uses.Next()
+			}
+			use.Files = uses.Valid() && bytes.HasPrefix(uses.Item().Key()[1:], use.Ref[:])
+			if err := fn(use); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// decodeUse reads from a blob record's value (record.go's layout) what a
+// collection needs, into use, reusing use.Volumes.
+func decodeUse(b []byte, use *BlobUse) error {
+	if len(b) < 2 || b[0] != recordVersion {
+		return fmt.Errorf("blob %s: %w", use.Ref, errBadRecord)
+	}
+	flags := b[1]
+	d := &recordDecoder{b: b[2:]}
+	d.uvarint() // plaintext size
+	use.SizeOnDisk = int64(d.uvarint())
+	d.bytes(4) // CRC-32C
+	use.Created = time.Unix(0, d.varint()).UTC()
+	if flags&flagMtime != 0 {
+		d.varint()
+	}
+	use.Explicit = flags&flagExplicit != 0
+	d.bytes(d.uvarint()) // key id
+	count := d.uvarint()
+	if count > uint64(len(d.b)) {
+		d.err = errBadRecord
+	}
+	for i := uint64(0); i < count && d.err == nil; i++ {
+		use.Volumes = append(use.Volumes, int(d.uvarint()))
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return fmt.Errorf("blob %s: %w", use.Ref, errBadRecord)
+	}
+	return nil
+}
+
+// CachedTrees calls fn with the tree ref of every directory whose tree the
+// last snapshot cached (t <dir>): trees the next snapshot reuses without
+// storing them again, so a collection must keep them.
+func (s *Store) CachedTrees(ctx context.Context, fn func(blobstore.Ref) error) error {
+	return s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixTreeCache}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			value, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(value) != 8+blobstore.RefSize {
+				return errBadRecord
+			}
+			if err := fn(blobstore.Ref(value[8:])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,174 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore/badger"
+)
+
+// DefaultGrace is how young a blob must be for a garbage collection to
+// keep it whatever else: long enough for any writer that paused between
+// storing a blob and recording what uses it. It is a second line of
+// defence; what uses a blob is what keeps it.
+const DefaultGrace = time.Hour
+
+// GCOptions say how FindGarbage looks.
+type GCOptions struct {
+	// Grace keeps every blob created less than Grace before the search
+	// began (0: none; negative is an ErrInvalid error).
+	Grace    time.Duration
+	Reporter Reporter
+}
+
+// GarbageReport is what FindGarbage found: every blob record of the
+// store, live or not, and what freeing the ones that are not would give
+// back on each volume.
+type GarbageReport struct {
+	Blobs   int64      `json:"blobs"` // blob records
+	Live    LiveCounts `json:"live"`
+	Garbage int64      `json:"garbage"` // blobs nothing keeps
+	// Volumes says, per volume, how many copies of the garbage it holds
+	// and their stored bytes: what a collection would free there.
+	Volumes   []VolumeGarbage `json:"volumes"`
+	Snapshots int             `json:"snapshots"` // retained snapshots walked
+	Trees     int             `json:"trees"`     // distinct directory trees walked
+	Grace     time.Duration   `json:"grace_ns"`
+	Elapsed   time.Duration   `json:"elapsed_ns"`
+}
+
+// LiveCounts counts the live blobs by the first thing, in this order,
+// that keeps each: a file of files/, a retained snapshot, an explicit
+// store, the grace period.
+type LiveCounts struct {
+	Files     int64 `json:"files"`
+	Snapshots int64 `json:"snapshots"`
+	Explicit  int64 `json:"explicit"`
+	Young     int64 `json:"young"`
+}
+
+// VolumeGarbage is the garbage one volume holds.
+type VolumeGarbage struct {
+	Volume string `json:"volume"`
+	Blobs  int64  `json:"blobs"`
+	Bytes  int64  `json:"bytes"` // stored bytes
+}
+
+// FindGarbage finds the blobs that nothing keeps and says what removing
+// them would free on each volume; it removes nothing. A blob is live when
+// a file of files/ uses it (the tree's index of blobs in use), when a
+// retained snapshot does (a snapshot named on any volume: its record,
+// index segments, tree blobs and files' blobs, walked from the volumes
+// with the keys), when it is an explicit store not released, when the
+// metadata still points to it (trees cached for the next snapshot, the
+// journal's contents), or when it is younger than opts.Grace.
+//
+// It needs the keys (tree blobs are sealed) and every registered volume
+// mounted: a snapshot named only on a volume left out would not be seen,
+// and what it keeps would look unused. A snapshot that cannot be read is
+// an error naming it: what it keeps cannot be known. What a mount's
+// daemon holds (open files, files being written) is not in the metadata,
+// so a caller must not run it beside a mount; the Store's own snapshots
+// wait for it.
+//
+// Memory: 8 bytes per blob the retained snapshots use (refSet), a map
+// entry per directory tree and index segment, and one record at a time;
+// the records stream from the metadata in ref order.
+func (s *Store) FindGarbage(ctx context.Context, opts GCOptions) (*GarbageReport, error) {
+	start := time.Now()
+	if opts.Grace < 0 {
+		return nil, invalidf("a grace period of %s: it is 0 or more", opts.Grace)
+	}
+	if s.meta.Ring() == nil {
+		return nil, ErrLocked
+	}
+	volumes, err := s.allVolumesMounted(ctx, "a snapshot named only on a volume left out would not be seen")
+	if err != nil {
+		return nil, err
+	}
+	s.snapshotMu.Lock()
+	defer s.snapshotMu.Unlock()
+	r := reporterOr(opts.Reporter)
+	w := &liveWalk{store: s, live: &refSet{}, dirs: map[blobstore.Ref]bool{}, segments: map[blobstore.Ref]bool{}, r: r}
+	r.Begin("gc: what the snapshots keep (directories)", 0, 0)
+	err = w.retained(ctx, volumes)
+	if err == nil {
+		err = w.metadata(ctx)
+	}
+	r.End()
+	if err != nil {
+		return nil, err
+	}
+	w.live.compact()
+	report := &GarbageReport{Snapshots: w.snapshots, Trees: len(w.dirs), Grace: opts.Grace}
+	if err := s.sortBlobs(ctx, w.live, start.Add(-opts.Grace), report, r); err != nil {
+		return nil, err
+	}
+	report.Elapsed = time.Since(start)
+	return report, nil
+}
+
+// sortBlobs goes through every blob record, counts it live or garbage,
+// and sums the garbage per volume.
+func (s *Store) sortBlobs(ctx context.Context, live *refSet, youngAfter time.Time, report *GarbageReport, r Reporter) error {
+	total, err := s.recordCount(ctx)
+	if err != nil {
+		return err
+	}
+	r.Begin("gc: find the blobs nothing keeps", total, 0)
+	defer r.End()
+	perVolume := map[int]*VolumeGarbage{}
+	err = s.meta.EachBlobUse(ctx, func(b badger.BlobUse) error {
+		report.Blobs++
+		r.Add(1, 0)
+		switch {
+		case b.Files:
+			report.Live.Files++
+		case live.has(b.Ref):
+			report.Live.Snapshots++
+		case b.Explicit:
+			report.Live.Explicit++
+		case b.Created.After(youngAfter):
+			report.Live.Young++
+		default:
+			report.Garbage++
+			for _, id := range b.Volumes {
+				v := perVolume[id]
+				if v == nil {
+					v = &VolumeGarbage{Volume: s.VolumeName(ctx, id)}
+					perVolume[id] = v
+				}
+				v.Blobs++
+				v.Bytes += b.SizeOnDisk
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	report.Volumes = []VolumeGarbage{}
+	for _, v := range perVolume {
+		report.Volumes = append(report.Volumes, *v)
+	}
+	slices.SortFunc(report.Volumes, func(a, b VolumeGarbage) int { return strings.Compare(a.Volume, b.Volume) })
+	return nil
+}
+
+// recordCount is roughly how many blob records there are, for progress:
+// the copies the volumes count, which is the records when each blob has
+// one copy.
+func (s *Store) recordCount(ctx context.Context) (int64, error) {
+	all, err := s.Volumes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, v := range all {
+		n += v.BlobCount
+	}
+	return n, nil
+}
