@@ -46,19 +46,19 @@ func (s *Store) Put(ctx context.Context, volumeID int, collection string, conten
 		w.Abort()
 		return ref, 0, err
 	}
-	_, err = w.CommitWith(ctx, s.recordExplicit(volumeID))
+	promoted := false
+	meta, err := w.CommitWith(ctx, func(ctx context.Context, meta *diskaccess.BlobMeta, created bool) (err error) {
+		// The record when it is new, and the mark, in one transaction.
+		promoted, err = s.meta.RecordExplicitStore(ctx, meta, volumeID, created)
+		return err
+	})
 	if errors.Is(err, diskaccess.ErrRefMismatch) {
 		return ref, 0, ErrChanged
 	}
-	return ref, size, err
-}
-
-// recordExplicit records a blob committed on volumeID as an explicit
-// store, with its record when it is new (one transaction).
-func (s *Store) recordExplicit(volumeID int) diskaccess.RecordFunc {
-	return func(ctx context.Context, meta *diskaccess.BlobMeta, created bool) error {
-		return s.meta.RecordExplicitStore(ctx, meta, volumeID, created)
+	if err == nil && promoted {
+		err = s.noteExplicit(ctx, meta) // explicit_notes.go
 	}
+	return ref, size, err
 }
 
 // Release ends blob ref's explicit store (stofuse put, a write into ref/)
@@ -73,7 +73,14 @@ func (s *Store) Release(ctx context.Context, ref blobstore.Ref) (bool, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("%w %s", ErrNoBlob, ref)
 	}
-	return released, err
+	if err != nil {
+		return false, err
+	}
+	meta, err := s.meta.QueryBlobMetadata(ctx, ref, nil)
+	if err != nil {
+		return released, err
+	}
+	return released, s.dropExplicitNotes(ctx, meta)
 }
 
 // countingReader counts bytes read into a Reporter.

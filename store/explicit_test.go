@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"testing"
 
@@ -93,5 +94,108 @@ func TestExplicitStores(t *testing.T) {
 	// index, are recognized as the snapshot's, not explicit stores.
 	if report.Explicit != 15 {
 		t.Errorf("the report counts %d explicit stores, want 15", report.Explicit)
+	}
+}
+
+// hasNote reports whether volume holds the explicit-store note of ref.
+func hasNote(t *testing.T, s *store.Store, volume string, keyID string, ref blobstore.Ref) bool {
+	t.Helper()
+	ctx := context.Background()
+	v, err := s.Volume(ctx, volume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver, err := s.Controller().Driver(v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := driver.GetObject(ctx, "explicit/"+keyID+"/"+ref.String())
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	return true
+}
+
+// TestExplicitStoreNotes: a blob an index lists as no explicit store,
+// then put after that index, is noted on its volumes at once (a replicate
+// copies the note), so that a recovery from either volume keeps it as an
+// explicit store; a release removes the notes, and so does a snapshot
+// whose index holds the blob as an explicit store.
+func TestExplicitStoreNotes(t *testing.T) {
+	ctx := context.Background()
+	s, key := newStore(t)
+	folder, err := s.Meta().CreateCollectionFolder(ctx, "photos", 0o755, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.Collection(ctx, "photos")
+	v1, _ := s.Volume(ctx, store.DefaultVolume)
+	content := "a file's content, indexed, then put"
+	ref := writeContent(t, s, folder.Ino, "f", content)
+	if _, err := s.Snapshot(ctx, "photos", v1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if hasNote(t, s, store.DefaultVolume, c.KeyID, ref) {
+		t.Fatal("a note before any put")
+	}
+	if _, _, err := s.Put(ctx, v1.ID, "photos", bytes.NewReader([]byte(content)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !hasNote(t, s, store.DefaultVolume, c.KeyID, ref) {
+		t.Fatal("a put of an indexed blob wrote no note")
+	}
+	replica := t.TempDir()
+	v2, err := s.AddVolume(ctx, store.LocalVolume("replica", replica))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Replicate(ctx, v1, v2, store.ReplicateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !hasNote(t, s, "replica", c.KeyID, ref) {
+		t.Error("replicate did not copy the note")
+	}
+	dir := s.Dir()
+	s.Close()
+	for _, from := range []string{filepath.Join(dir, "volumes", "default"), replica} {
+		r, _, err := store.Recover(ctx, t.TempDir(), store.LocalVolume("default", from), key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !explicitIn(t, r, ref) {
+			t.Errorf("recovered from %s, the put blob is not an explicit store", from)
+		}
+		r.Close()
+	}
+
+	s, err = store.Open(ctx, dir, store.WithKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Release(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if hasNote(t, s, store.DefaultVolume, c.KeyID, ref) || hasNote(t, s, "replica", c.KeyID, ref) {
+		t.Error("a release left a note")
+	}
+	// Put again, then a snapshot of a changed tree: its index says so,
+	// and the note goes.
+	if err := s.MarkExplicit(ctx, ref); err != nil || !hasNote(t, s, store.DefaultVolume, c.KeyID, ref) {
+		t.Fatalf("MarkExplicit of a released blob: %v, or no note", err)
+	}
+	writeContent(t, s, folder.Ino, "g", "a change")
+	if _, err := s.Snapshot(ctx, "photos", v1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if hasNote(t, s, store.DefaultVolume, c.KeyID, ref) {
+		t.Error("the note is still there after an index that holds the explicit store")
+	}
+	if !hasNote(t, s, "replica", c.KeyID, ref) {
+		t.Error("the replica's note went with a snapshot on another volume")
 	}
 }

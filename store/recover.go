@@ -179,7 +179,23 @@ func (s *Store) indexVolume(ctx context.Context, driver blobstore.Driver, v *bad
 			return err
 		}
 	}
+	if err := w.addNoted(ctx, driver, idx); err != nil {
+		return err
+	}
 	return w.finish(ctx)
+}
+
+// addNoted makes explicit stores of the blobs the volume's notes name
+// (explicit_notes.go) that the index does not know as such: put, or
+// written into ref/, after the index was written.
+func (w *indexWriter) addNoted(ctx context.Context, driver blobstore.Driver, idx *recoveredIndex) error {
+	return explicitNotes(ctx, driver, explicitNotePrefix, func(_ string, ref blobstore.Ref) error {
+		if rec, ok := idx.records[ref]; !ok || rec.record.Explicit {
+			return nil // an explicit store already (or not indexed: one too)
+		}
+		w.noted = append(w.noted, ref) // recorded by finish, if the volume holds it
+		return nil
+	})
 }
 
 func listBlobs(ctx context.Context, driver blobstore.Driver) ([]blobstore.BlobInfo, int64, error) {
@@ -227,6 +243,7 @@ type indexWriter struct {
 	batch    []*diskaccess.BlobMeta
 	mtimes   []snapshot.BlobRecord
 	explicit []blobstore.Ref
+	noted    []blobstore.Ref // indexed as no explicit store, but noted as one since
 	report   *RecoverReport
 	indexed  map[string][]badger.IndexMark // by key id
 }
@@ -261,6 +278,15 @@ func (w *indexWriter) finish(ctx context.Context) error {
 	for _, rec := range w.mtimes {
 		if err := w.store.meta.SetBlobMtime(ctx, rec.Ref, rec.Mtime.UnixNano()); err != nil {
 			return err
+		}
+	}
+	for _, ref := range w.noted {
+		found, err := w.store.meta.QueryBlobExists(ctx, ref)
+		if err != nil {
+			return err
+		}
+		if found {
+			w.explicit = append(w.explicit, ref)
 		}
 	}
 	if err := w.store.meta.MarkExplicitBlobs(ctx, w.explicit); err != nil {

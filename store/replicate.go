@@ -81,9 +81,10 @@ func (s *Store) Replicate(ctx context.Context, from, to *badger.Volume, opts Rep
 	return summary, s.replicateNames(ctx, from, to)
 }
 
-// replicateNames copies to volume to the key envelopes and the names of
-// the snapshots whose record blobs it now holds, so that it can rebuild
-// the store on its own (recover). A name is written only after the
+// replicateNames copies to volume to the key envelopes, the names of the
+// snapshots whose record blobs it now holds, and the explicit-store notes
+// of the blobs it holds, so that it can rebuild the store on its own
+// (recover). A name is written only after the
 // blobs it points to are durable there: Replicate's copies are.
 func (s *Store) replicateNames(ctx context.Context, from, to *badger.Volume) error {
 	src, err := s.ctl.Driver(from.ID)
@@ -117,6 +118,9 @@ func (s *Store) replicateNames(ctx context.Context, from, to *badger.Volume) err
 		if err := dst.PutObject(ctx, name, strings.NewReader(ref.String()+"\n")); err != nil {
 			return fmt.Errorf("volume %s: naming snapshot %s: %w", to.Label, name, err)
 		}
+	}
+	if err := s.replicateNotes(ctx, src, dst, to.ID); err != nil { // explicit_notes.go
+		return fmt.Errorf("volume %s: %w", to.Label, err)
 	}
 	return nil
 }

@@ -166,6 +166,11 @@ func (s *Store) recordSnapshot(ctx context.Context, sn *snapshotter, keyID strin
 	if err := s.meta.ClearIndexChanges(ctx, keyID, index.marks); err != nil {
 		return err
 	}
+	for _, note := range index.covered {
+		// Best effort: a note left behind only keeps an explicit store
+		// that the index keeps anyway.
+		driver.RemoveObject(ctx, note)
+	}
 	result.Name, result.Time, result.Record = name, rec.Time, ref
 	return nil
 }

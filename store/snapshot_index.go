@@ -17,6 +17,9 @@ type writtenIndex struct {
 	head   blobstore.Ref      // the newest segment (zero: none)
 	length int                // segments in the chain
 	marks  []badger.IndexMark // the changes it holds, to clear once the record is named
+	// covered names the explicit-store notes on the volume that it makes
+	// needless: it holds their blobs as explicit stores.
+	covered []string
 }
 
 // writeIndex stores the segments of the collection's blob index that
@@ -27,11 +30,22 @@ type writtenIndex struct {
 // blobs holds one segment's records in memory at a time.
 func (s *Store) writeIndex(sn *snapshotter, keyID string, last *lastSnapshot) (writtenIndex, error) {
 	full := last.Index.IsZero() || last.IndexLen >= maxIndexChain
-	w := &segmentWriter{sn: sn, out: writtenIndex{head: last.Index, length: last.IndexLen}}
+	w := &segmentWriter{sn: sn, out: writtenIndex{head: last.Index, length: last.IndexLen}, noted: map[blobstore.Ref]string{}}
+	driver, err := s.ctl.Driver(sn.volume)
+	if err != nil {
+		return w.out, err
+	}
+	err = explicitNotes(sn.ctx, driver, explicitNotePrefix+keyID+"/", func(name string, ref blobstore.Ref) error {
+		w.noted[ref] = name
+		return nil
+	})
+	if err != nil {
+		return w.out, err
+	}
 	if full {
 		w.out.head, w.out.length = blobstore.Ref{}, 0
 	}
-	err := s.meta.IndexChanges(sn.ctx, keyID, func(b badger.IndexedBlob) error {
+	err = s.meta.IndexChanges(sn.ctx, keyID, func(b badger.IndexedBlob) error {
 		w.out.marks = append(w.out.marks, b.Mark)
 		if full {
 			return nil
@@ -52,9 +66,13 @@ type segmentWriter struct {
 	sn      *snapshotter
 	out     writtenIndex
 	pending []snapshot.BlobRecord
+	noted   map[blobstore.Ref]string // the volume's explicit-store notes of the collection
 }
 
 func (w *segmentWriter) add(b badger.IndexedBlob) error {
+	if name, ok := w.noted[b.Ref]; ok && b.Explicit {
+		w.out.covered = append(w.out.covered, name)
+	}
 	if w.pending = append(w.pending, indexRecord(b)); len(w.pending) < snapshot.MaxSegmentRecords {
 		return nil
 	}

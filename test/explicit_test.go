@@ -47,7 +47,9 @@ func TestExplicitStores(t *testing.T) {
 	if got := explicitLine(t, s, content); got != notExplicit {
 		t.Errorf("a files/ file's content: explicit %q", got)
 	}
-	// Written again into ref/, over the blob files/ stored.
+	// Written again into ref/, over the blob files/ stored, after a
+	// snapshot whose blob index holds it as no explicit store.
+	s.mustRun("snapshot")
 	sh(t, "cp "+src+"/content "+m.ref(content))
 	if got := explicitLine(t, s, content); got != isExplicit {
 		t.Errorf("a files/ blob copied into ref/ again: explicit %q", got)
@@ -92,5 +94,20 @@ func TestExplicitStores(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(s.dir, "volumes", "default", spooled[:3], spooled)); err != nil {
 		t.Errorf("a released blob's file is gone before any gc: %v", err)
+	}
+
+	// The metadata is lost before any snapshot wrote the index again: the
+	// explicit store made through ref/ comes back all the same (the volume
+	// noted it), and so does the put one; so does the one released since
+	// the index was written (a release reaches the volume with the next
+	// index: until then the blob is kept, which is the safe side).
+	if err := os.RemoveAll(filepath.Join(s.dir, "meta")); err != nil {
+		t.Fatal(err)
+	}
+	s.mustRun("recover", "--from", filepath.Join(s.dir, "volumes", "default"))
+	for ref, want := range map[string]string{content: isExplicit, streamed: isExplicit, spooled: isExplicit} {
+		if got := explicitLine(t, s, ref); got != want {
+			t.Errorf("after recover, %s: explicit %q, want %q", ref, got, want)
+		}
 	}
 }

@@ -159,8 +159,9 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		}
 		defer observer.stop()
 	}
+	var _ fusefs.ExplicitStores = (*store.MountCatalog)(nil) // what ref/ writes mark
 	cfg := fusefs.Config{
-		Controller: s.Controller(), Catalog: meta, Tree: meta, Keys: meta.Ring(),
+		Controller: s.Controller(), Catalog: store.NewMountCatalog(s.Store), Tree: meta, Keys: meta.Ring(),
 		Snapshots: store.NewMountSnapshots(s.Store, v.ID), Volume: v.ID,
 		Collection: c.String("collection"), ReadOnly: c.Bool("read-only"),
 		SpoolDir: spoolDir, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),

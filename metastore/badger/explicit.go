@@ -24,27 +24,41 @@ import (
 // explicitly, for diskaccess.BlobWriter.CommitWith: with created, the new
 // blob's record (as WriteBlobCreated: journaled, counted on volumeId) and
 // its mark in one transaction; else the mark on the recorded blob. Marking
-// a marked blob again changes nothing.
-func (s *Store) RecordExplicitStore(ctx context.Context, meta *diskaccess.BlobMeta, volumeId int, created bool) error {
-	return s.update(func(txn *badgerdb.Txn) error {
+// a marked blob again changes nothing. promoted reports that a blob
+// recorded before, and not an explicit store, became one: the blob index
+// on the volumes says otherwise of it until the next snapshot writes it.
+func (s *Store) RecordExplicitStore(ctx context.Context, meta *diskaccess.BlobMeta, volumeId int, created bool) (promoted bool, err error) {
+	err = s.update(func(txn *badgerdb.Txn) error {
 		if created {
 			if err := s.recordCreated(txn, meta, volumeId); err != nil {
 				return err
 			}
 		}
-		_, err := s.setExplicit(txn, meta.Ref, true)
+		changed, err := s.setExplicit(txn, meta.Ref, true)
+		promoted = changed && !created
 		return err
 	})
+	return promoted, err
 }
 
 // MarkExplicit marks the recorded blob ref as stored explicitly; a blob
 // not recorded is an fs.ErrNotExist error. It may be called any number of
-// times.
-func (s *Store) MarkExplicit(ctx context.Context, ref blobstore.Ref) error {
-	return s.update(func(txn *badgerdb.Txn) error {
-		_, err := s.setExplicit(txn, ref, true)
+// times. It returns the blob's metadata when this call promoted it (it
+// was not an explicit store), else nil.
+func (s *Store) MarkExplicit(ctx context.Context, ref blobstore.Ref) (promoted *diskaccess.BlobMeta, err error) {
+	err = s.update(func(txn *badgerdb.Txn) error {
+		promoted = nil
+		changed, err := s.setExplicit(txn, ref, true)
+		if changed {
+			record, err := getRecord(txn, ref)
+			if err != nil {
+				return err
+			}
+			promoted = &record.BlobMeta
+		}
 		return err
 	})
+	return promoted, err
 }
 
 // ReleaseExplicit clears blob ref's explicit store and reports whether it

@@ -49,8 +49,8 @@ func TestExplicitStores(t *testing.T) {
 		t.Fatal(err)
 	}
 	put := testMeta(blobstore.RefOf([]byte("put")))
-	if err := store.RecordExplicitStore(ctx, put, 1, true); err != nil {
-		t.Fatal(err)
+	if promoted, err := store.RecordExplicitStore(ctx, put, 1, true); err != nil || promoted {
+		t.Fatalf("RecordExplicitStore of a new blob = %v, %v; want not promoted", promoted, err)
 	}
 	if !isExplicit(t, store, put.Ref) {
 		t.Error("a blob recorded as an explicit store is not one")
@@ -75,9 +75,12 @@ func TestExplicitStores(t *testing.T) {
 	if err := store.ClearIndexChanges(ctx, tree.EncryptionKeyId, []badger.IndexMark{{Ref: tree.Ref}}); err != nil {
 		t.Fatal(err)
 	}
-	// Found stored already: marked, and indexed again.
-	if err := store.RecordExplicitStore(ctx, tree, 1, false); err != nil {
-		t.Fatal(err)
+	// Found stored already: marked (promoted), and indexed again.
+	if promoted, err := store.RecordExplicitStore(ctx, tree, 1, false); err != nil || !promoted {
+		t.Fatalf("RecordExplicitStore of a known blob = %v, %v; want promoted", promoted, err)
+	}
+	if promoted, err := store.RecordExplicitStore(ctx, tree, 1, false); err != nil || promoted {
+		t.Fatalf("RecordExplicitStore of an explicit store = %v, %v; want not promoted", promoted, err)
 	}
 	if !isExplicit(t, store, tree.Ref) {
 		t.Error("a known blob stored explicitly is not marked")
@@ -96,7 +99,7 @@ func TestExplicitStores(t *testing.T) {
 	}
 
 	unknown := blobstore.RefOf([]byte("never stored"))
-	if err := store.MarkExplicit(ctx, unknown); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := store.MarkExplicit(ctx, unknown); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("MarkExplicit of an unknown blob: %v", err)
 	}
 	if _, err := store.ReleaseExplicit(ctx, unknown); !errors.Is(err, fs.ErrNotExist) {
@@ -107,6 +110,15 @@ func TestExplicitStores(t *testing.T) {
 	}
 	if err := store.MarkExplicitBlobs(ctx, []blobstore.Ref{tree.Ref}); err != nil || !isExplicit(t, store, tree.Ref) {
 		t.Errorf("MarkExplicitBlobs: %v", err)
+	}
+	if promoted, err := store.MarkExplicit(ctx, tree.Ref); err != nil || promoted != nil {
+		t.Errorf("MarkExplicit of an explicit store = %v, %v; want nil", promoted, err)
+	}
+	if _, err := store.ReleaseExplicit(ctx, tree.Ref); err != nil {
+		t.Fatal(err)
+	}
+	if promoted, err := store.MarkExplicit(ctx, tree.Ref); err != nil || promoted == nil || promoted.Ref != tree.Ref {
+		t.Errorf("MarkExplicit of a released blob = %v, %v; want its metadata", promoted, err)
 	}
 	if _, err := store.ReleaseExplicit(ctx, tree.Ref); err != nil {
 		t.Fatal(err)
