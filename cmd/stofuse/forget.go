@@ -39,8 +39,9 @@ func forgetCommand() *cli.Command {
 			"the oldest snapshot is reached keeps the oldest too. The newest snapshot is always\n" +
 			"kept. At least one rule is needed: forget never forgets everything.\n\n" +
 			"A forgotten snapshot's name is removed from every volume of the store (they must all\n" +
-			"be available), so snapshots/, recover and replicate no longer see it; the space its\n" +
-			"blobs take comes back with stofuse gc. Each line says keep or forget, and why.",
+			"be available), so snapshots/, recover and replicate no longer see it; its blobs stay\n" +
+			"until a garbage collection (stofuse gc --dry-run says what it would free). Each line\n" +
+			"says keep or forget, and why.",
 		Flags:  flags,
 		Action: forgetSnapshots,
 	}
