@@ -16,12 +16,17 @@ import (
 // defence; what uses a blob is what keeps it.
 const DefaultGrace = time.Hour
 
-// GCOptions say how FindGarbage looks.
+// GCOptions say how FindGarbage looks, and CollectGarbage collects.
 type GCOptions struct {
 	// Grace keeps every blob created less than Grace before the search
 	// began (0: none; negative is an ErrInvalid error).
 	Grace    time.Duration
 	Reporter Reporter
+	// Removed, when not nil, is called by CollectGarbage after each copy
+	// it removes from a volume, with the number removed so far: for a
+	// caller that counts, and for the tests that stop a collection part
+	// way (a kill -9 at a chosen point).
+	Removed func(ctx context.Context, removed int64)
 }
 
 // GarbageReport is what FindGarbage found: every blob record of the
@@ -33,7 +38,11 @@ type GarbageReport struct {
 	Garbage int64      `json:"garbage"` // blobs nothing keeps
 	// Volumes says, per volume, how many copies of the garbage it holds
 	// and their stored bytes: what a collection would free there.
-	Volumes   []VolumeGarbage `json:"volumes"`
+	Volumes []VolumeGarbage `json:"volumes"`
+	// Freed says, per volume, what CollectGarbage removed: the copies of
+	// the garbage, and those an interrupted collection had condemned and
+	// not removed yet (see CollectGarbage). Empty for FindGarbage.
+	Freed     []VolumeGarbage `json:"freed,omitempty"`
 	Snapshots int             `json:"snapshots"` // retained snapshots walked
 	Trees     int             `json:"trees"`     // distinct directory trees walked
 	Grace     time.Duration   `json:"grace_ns"`
@@ -78,6 +87,15 @@ type VolumeGarbage struct {
 // entry per directory tree and index segment, and one record at a time;
 // the records stream from the metadata in ref order.
 func (s *Store) FindGarbage(ctx context.Context, opts GCOptions) (*GarbageReport, error) {
+	s.snapshotMu.Lock()
+	defer s.snapshotMu.Unlock()
+	return s.findGarbage(ctx, opts, nil)
+}
+
+// findGarbage is FindGarbage, with garbage called for each blob found to
+// be garbage (nil: none), during the stream of the records; the caller
+// holds snapshotMu.
+func (s *Store) findGarbage(ctx context.Context, opts GCOptions, garbage func(badger.BlobUse) error) (*GarbageReport, error) {
 	start := time.Now()
 	if opts.Grace < 0 {
 		return nil, invalidf("a grace period of %s: it is 0 or more", opts.Grace)
@@ -89,8 +107,6 @@ func (s *Store) FindGarbage(ctx context.Context, opts GCOptions) (*GarbageReport
 	if err != nil {
 		return nil, err
 	}
-	s.snapshotMu.Lock()
-	defer s.snapshotMu.Unlock()
 	r := reporterOr(opts.Reporter)
 	w := &liveWalk{store: s, live: &refSet{}, dirs: map[blobstore.Ref]bool{}, segments: map[blobstore.Ref]bool{}, r: r}
 	r.Begin("gc: what the snapshots keep (directories)", 0, 0)
@@ -104,7 +120,7 @@ func (s *Store) FindGarbage(ctx context.Context, opts GCOptions) (*GarbageReport
 	}
 	w.live.compact()
 	report := &GarbageReport{Snapshots: w.snapshots, Trees: len(w.dirs), Grace: opts.Grace}
-	if err := s.sortBlobs(ctx, w.live, start.Add(-opts.Grace), report, r); err != nil {
+	if err := s.sortBlobs(ctx, w.live, start.Add(-opts.Grace), report, r, garbage); err != nil {
 		return nil, err
 	}
 	report.Elapsed = time.Since(start)
@@ -112,8 +128,10 @@ func (s *Store) FindGarbage(ctx context.Context, opts GCOptions) (*GarbageReport
 }
 
 // sortBlobs goes through every blob record, counts it live or garbage,
-// and sums the garbage per volume.
-func (s *Store) sortBlobs(ctx context.Context, live *refSet, youngAfter time.Time, report *GarbageReport, r Reporter) error {
+// sums the garbage per volume, and calls garbage (if not nil) with each
+// garbage blob.
+func (s *Store) sortBlobs(ctx context.Context, live *refSet, youngAfter time.Time, report *GarbageReport, r Reporter,
+	garbage func(badger.BlobUse) error) error {
 	total, err := s.recordCount(ctx)
 	if err != nil {
 		return err
@@ -143,6 +161,9 @@ func (s *Store) sortBlobs(ctx context.Context, live *refSet, youngAfter time.Tim
 				}
 				v.Blobs++
 				v.Bytes += b.SizeOnDisk
+			}
+			if garbage != nil {
+				return garbage(b)
 			}
 		}
 		return nil

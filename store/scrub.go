@@ -49,7 +49,8 @@ type ScrubSummary struct {
 	// in Damaged and Missing too).
 	Repaired int `json:"repaired"`
 	// Unused counts the blobs no file under files/ uses (not a failure:
-	// blobs are kept; there is no garbage collection yet).
+	// snapshots and explicit stores keep blobs too; stofuse gc --dry-run
+	// says which are garbage).
 	Unused int `json:"unused"`
 }
 

@@ -27,7 +27,7 @@ func (sc *scrub) all() error {
 	}
 	orphansBefore := func(ref blobstore.Ref, all bool) {
 		for more && (all || nextStored.Compare(ref) < 0) {
-			if !diskaccess.IsVolumeDescriptor(nextStored) {
+			if !diskaccess.IsVolumeDescriptor(nextStored) && !sc.condemned(nextStored) {
 				sc.report(Finding{Kind: Orphan, Ref: nextStored, Size: storedSize,
 					Error: "stored, but not in the metadata (left by an interrupted write?)"})
 			}
@@ -47,6 +47,15 @@ func (sc *scrub) all() error {
 	}
 	orphansBefore(blobstore.Ref{}, true)
 	return listErr
+}
+
+// condemned reports whether a stored blob the metadata does not list is
+// one a garbage collection condemned and has not removed yet (Open
+// removes them, but not from a volume it could not mount): garbage on
+// its way out, not an orphan.
+func (sc *scrub) condemned(ref blobstore.Ref) bool {
+	found, err := sc.store.meta.IsCondemned(sc.ctx, sc.v.ID, ref)
+	return err == nil && found
 }
 
 // listStored adapts a driver's List to an iterator; a listing error is

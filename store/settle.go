@@ -46,6 +46,9 @@ type SettleReport struct {
 	// for the next open, which checks them again.
 	Unchecked      []UncheckedCopy `json:"unchecked,omitempty"`
 	UncheckedFiles []string        `json:"unchecked_files,omitempty"`
+	// Collection is what was done with the copies an interrupted garbage
+	// collection had condemned (nil: there were none).
+	Collection *CollectionFinish `json:"collection,omitempty"`
 }
 
 // LostCopy is a blob copy that did not survive an unclean stop.
@@ -69,7 +72,21 @@ func (r *SettleReport) String() string {
 	if r.Clean {
 		return "the last stop was clean"
 	}
-	parts := []string{fmt.Sprintf("after an unclean stop: checked %d blobs written since the last commit, %d lost", r.Checked, len(r.Lost))}
+	var parts []string
+	if c := r.Collection; c != nil {
+		part := fmt.Sprintf("finished an interrupted garbage collection: removed %d blob copies it had condemned (%d bytes)", c.Removed, c.Bytes)
+		if c.Reprieved > 0 {
+			part += fmt.Sprintf(", kept %d stored again since", c.Reprieved)
+		}
+		if c.Left != "" {
+			part += "; the rest is left for the next open or gc: " + c.Left
+		}
+		parts = append(parts, part)
+		if r.journalEmpty() {
+			return strings.Join(parts, "; ")
+		}
+	}
+	parts = append(parts, fmt.Sprintf("after an unclean stop: checked %d blobs written since the last commit, %d lost", r.Checked, len(r.Lost)))
 	if len(r.Reverted) > 0 {
 		parts = append(parts, fmt.Sprintf("%d files put back to their content before (%s)", len(r.Reverted), listSome(r.Reverted)))
 	}
@@ -91,6 +108,13 @@ func (r *SettleReport) String() string {
 			len(r.Unchecked), len(r.UncheckedFiles), strings.Join(names, ", ")))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// journalEmpty: the report has nothing from the journal (an open that
+// found only an interrupted garbage collection).
+func (r *SettleReport) journalEmpty() bool {
+	return r.Checked == 0 && len(r.Lost) == 0 && r.Kept == 0 && len(r.Reverted) == 0 && len(r.Removed) == 0 &&
+		r.Gone == 0 && len(r.Unchecked) == 0 && len(r.UncheckedFiles) == 0
 }
 
 func listSome(names []string) string {

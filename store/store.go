@@ -144,8 +144,9 @@ func WithController(opts ...diskaccess.Option) Option {
 //
 // After an unclean stop (a crash or power loss since the last Sync), Open
 // checks the blobs and files written since, as the journal names them,
-// and puts back or removes the files whose content did not survive;
-// Settled says what it found and did.
+// and puts back or removes the files whose content did not survive; and
+// it removes what an interrupted garbage collection condemned (see
+// CollectGarbage). Settled says what it found and did.
 func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	cfg := configOf(opts)
 	s, err := openMeta(dir)
@@ -223,7 +224,10 @@ func (s *Store) open(ctx context.Context, cfg *config) error {
 	if err := s.mountVolumes(ctx); err != nil {
 		return err
 	}
-	return s.settle(ctx)
+	if err := s.settle(ctx); err != nil {
+		return err
+	}
+	return s.finishCollection(ctx)
 }
 
 // SealFunc returns the KEK a new store is sealed for, and its argon2id

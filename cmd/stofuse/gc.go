@@ -1,26 +1,35 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/stofuse/stofuse/store"
 )
 
+// gcPauseVar, for tests only, makes stofuse gc stop for good after it has
+// removed that many blob copies (saying so on stderr), so that a test can
+// kill it part way at a known point. Nothing else reads it.
+const gcPauseVar = "STOFUSE_TEST_GC_PAUSE_AFTER"
+
 func gcCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "gc",
-		Usage: "find the blobs nothing keeps, and what removing them would free (--dry-run)",
+		Usage: "remove the blobs nothing keeps (--dry-run: say what that would free)",
 		Description: "Finds, for the whole store, the blobs that are not live: used by no file of files/,\n" +
 			"by no retained snapshot (its record, index, trees and files), not an explicit store\n" +
-			"(see stofuse release), and older than --grace. It prints how many blobs and bytes\n" +
-			"removing them would free on each volume. Only --dry-run exists yet: nothing is\n" +
-			"removed. It runs with the store not mounted (a mount's daemon holds blobs the\n" +
-			"metadata does not show), needs the key and every volume available.",
+			"(see stofuse release), and older than --grace; then removes them from every volume\n" +
+			"and from the metadata, and prints how many blobs and bytes it freed on each volume.\n" +
+			"--dry-run prints what it would free and removes nothing. It runs with the store not\n" +
+			"mounted (a mount's daemon holds blobs the metadata does not show), needs the key and\n" +
+			"every volume available. An interrupted gc (Ctrl-C, kill -9, a power loss) is finished\n" +
+			"by the next command that opens the store, or the next gc.",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "dry-run", Usage: "count what would be freed; remove nothing (required: removing is not implemented yet)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "count what would be freed; remove nothing"},
 			&cli.DurationFlag{Name: "grace", Value: store.DefaultGrace, Usage: "keep every blob younger than this"},
 		},
 		Action: gcRun,
@@ -28,11 +37,12 @@ func gcCommand() *cli.Command {
 }
 
 func gcRun(c *cli.Context) error {
-	if !c.Bool("dry-run") {
-		return usageError("stofuse gc removes nothing yet: run stofuse gc --dry-run to see what it would free")
-	}
 	if c.Duration("grace") < 0 {
 		return usageError("--grace %s: a duration of 0 or more", c.Duration("grace"))
+	}
+	pause, err := gcPause(envOf(c))
+	if err != nil {
+		return err
 	}
 	s, err := openSession(c, needKeys)
 	if err != nil {
@@ -43,16 +53,63 @@ func gcRun(c *cli.Context) error {
 		return errors.New("stofuse gc runs only while the store is not mounted: the mount's daemon holds " +
 			"blobs the metadata does not show yet (open files, files being written); unmount it first")
 	}
-	r, err := s.FindGarbage(c.Context, store.GCOptions{Grace: c.Duration("grace"), Reporter: s.out.reporter()})
+	opts := store.GCOptions{Grace: c.Duration("grace"), Reporter: s.out.reporter(), Removed: pause.hook(s.out)}
+	if c.Bool("dry-run") {
+		r, err := s.FindGarbage(c.Context, opts)
+		if err != nil {
+			return err
+		}
+		for _, v := range r.Volumes {
+			s.out.textf("volume %s: %d blobs, %s would be freed", v.Volume, v.Blobs, formatBytes(v.Bytes))
+		}
+		s.out.result(r, "gc --dry-run: %s; nothing was removed", gcCounts(r))
+		return nil
+	}
+	r, err := s.CollectGarbage(c.Context, opts)
 	if err != nil {
 		return err
 	}
-	live := r.Live.Files + r.Live.Snapshots + r.Live.Explicit + r.Live.Young
-	for _, v := range r.Volumes {
-		s.out.textf("volume %s: %d blobs, %s would be freed", v.Volume, v.Blobs, formatBytes(v.Bytes))
+	var copies, bytes int64
+	for _, v := range r.Freed {
+		s.out.textf("volume %s: %d blobs, %s freed", v.Volume, v.Blobs, formatBytes(v.Bytes))
+		copies, bytes = copies+v.Blobs, bytes+v.Bytes
 	}
-	s.out.result(r, "%s", fmt.Sprintf("gc --dry-run: %d blobs, %d live (%d used by files, %d by %d retained snapshots, "+
-		"%d explicit stores, %d younger than %s), %d garbage; nothing was removed",
-		r.Blobs, live, r.Live.Files, r.Live.Snapshots, r.Snapshots, r.Live.Explicit, r.Live.Young, r.Grace, r.Garbage))
+	s.out.result(r, "gc: %s; removed %d blob copies, %s freed", gcCounts(r), copies, formatBytes(bytes))
 	return nil
+}
+
+func gcCounts(r *store.GarbageReport) string {
+	live := r.Live.Files + r.Live.Snapshots + r.Live.Explicit + r.Live.Young
+	return fmt.Sprintf("%d blobs, %d live (%d used by files, %d by %d retained snapshots, "+
+		"%d explicit stores, %d younger than %s), %d garbage",
+		r.Blobs, live, r.Live.Files, r.Live.Snapshots, r.Snapshots, r.Live.Explicit, r.Live.Young, r.Grace, r.Garbage)
+}
+
+// gcPauseAfter is the test hook of gcPauseVar: 0, none.
+type gcPauseAfter int64
+
+func gcPause(e *env) (gcPauseAfter, error) {
+	v := e.getenv(gcPauseVar)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, usageError("%s=%q: a count of 1 or more", gcPauseVar, v)
+	}
+	return gcPauseAfter(n), nil
+}
+
+// hook stops the collection for good (until its context ends) after the
+// chosen number of removals.
+func (n gcPauseAfter) hook(out *output) func(context.Context, int64) {
+	if n == 0 {
+		return nil
+	}
+	return func(ctx context.Context, removed int64) {
+		if removed == int64(n) {
+			out.notef("%s: paused after %d removals", gcPauseVar, removed)
+			<-ctx.Done()
+		}
+	}
 }

@@ -105,6 +105,9 @@ func (s *Store) recordCreated(txn *badgerdb.Txn, meta *diskaccess.BlobMeta, volu
 	if err := s.journalBlobCopy(txn, meta.Ref, volumeId); err != nil {
 		return err
 	}
+	if err := reprieve(txn, volumeId, meta.Ref); err != nil {
+		return err
+	}
 	return addToVolume(txn, volumeId, meta.Ref, meta.SizeOnDisk)
 }
 
@@ -120,6 +123,9 @@ func (s *Store) WriteBlobReplicated(ctx context.Context, ref blobstore.Ref, volu
 		}
 		record.Volumes = append(record.Volumes, volumeId)
 		if err := txn.Set(blobKey(ref), encodeRecord(record)); err != nil {
+			return err
+		}
+		if err := reprieve(txn, volumeId, ref); err != nil {
 			return err
 		}
 		return addToVolume(txn, volumeId, ref, record.SizeOnDisk)
@@ -243,6 +249,9 @@ func (s *Store) WriteBlobsCreated(ctx context.Context, metas []*diskaccess.BlobM
 					return err
 				}
 				if err := s.markIndexed(txn, meta.EncryptionKeyId, meta.Ref); err != nil {
+					return err
+				}
+				if err := reprieve(txn, volumeId, meta.Ref); err != nil {
 					return err
 				}
 				bytes += meta.SizeOnDisk

@@ -32,6 +32,8 @@ import (
 //	                           that key was written: the stamp (u64 BE) of the change (blob_index.go)
 //	j <kind 1> ...             the journal of what may not be durable yet: j b <ref> <volume id u32 BE>,
 //	                           j i <ino>, j r <ino> <ino> (journal.go, replaced.go; docs/format.md)
+//	z <volume id u32 BE> <ref> a copy a garbage collection is removing from the volume, its blob no
+//	                           longer recorded: the copy's stored size (u64 BE) (condemned.go)
 const (
 	prefixBlob        = 'b'
 	prefixVolumeBlob  = 'v'
@@ -50,6 +52,7 @@ const (
 	prefixTreeCache   = 't'
 	prefixIndexMark   = 'x'
 	prefixJournal     = 'j'
+	prefixCondemned   = 'z'
 )
 
 func blobKey(ref blobstore.Ref) []byte {
