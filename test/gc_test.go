@@ -22,6 +22,11 @@ type gcReport struct {
 		Blobs  int64  `json:"blobs"`
 		Bytes  int64  `json:"bytes"`
 	} `json:"volumes"`
+	Freed []struct {
+		Volume string `json:"volume"`
+		Blobs  int64  `json:"blobs"`
+		Bytes  int64  `json:"bytes"`
+	} `json:"freed"`
 	Snapshots int `json:"snapshots"`
 }
 
