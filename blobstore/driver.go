@@ -48,7 +48,10 @@ type Driver interface {
 	// Remove deletes the blob under ref. It returns an fs.ErrNotExist error
 	// if there is none, so a second Remove of the same ref reports that;
 	// callers that only want the blob gone may ignore it. Atomic: readers
-	// that opened the blob before keep reading the whole old blob.
+	// that opened the blob before keep reading the whole old blob. The blob
+	// is gone for every reader and List at once; when Remove returns nil the
+	// removal is durable (under WithDeferredSync, once the next Sync
+	// returned nil: until then a power loss may bring the blob back whole).
 	Remove(ctx context.Context, ref Ref) error
 
 	// PutObject stores the bytes read from content as the named object
@@ -87,9 +90,10 @@ type Driver interface {
 	RemoveObject(ctx context.Context, name string) error
 
 	// Sync makes durable everything this Driver value stored under a
-	// WithDeferredSync context with a RawStore or PutObject that returned
-	// before Sync was called. When Sync returns nil those blobs and objects
-	// survive a crash or power loss. If it fails, some may be durable and
+	// WithDeferredSync context with a RawStore or PutObject, or removed with
+	// a Remove, that returned before Sync was called. When Sync returns nil
+	// those blobs and objects survive a crash or power loss, and those
+	// removals too. If it fails, some may be durable and
 	// some not: treat none as durable; the next Sync tries them all again.
 	// With nothing deferred it has nothing to do. It may be called any
 	// number of times, concurrently with stores and with other Syncs. A

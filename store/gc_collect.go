@@ -21,8 +21,9 @@ import (
 //     each of its copies gets an entry in the condemned journal
 //     (badger.Condemn); then the metadata is synced;
 //  2. remove: each condemned copy is removed from its volume (and an
-//     explicit-store note of it, if the volume has one), then its entry
-//     dropped (removeCondemned).
+//     explicit-store note of it, if the volume has one), the removals of
+//     a batch made durable together (the driver's Sync), then their
+//     entries dropped (removeCondemned).
 //
 // After step 1 nothing can find the blob: a scrub does not look for it
 // (the metadata does not list it), a read cannot open it, and a put of
@@ -36,9 +37,9 @@ import (
 // few thousand writes, well under Badger's transaction limits.
 const condemnBatch = 1024
 
-// removeBatch is how many condemned copies are read, removed and dropped
-// from the journal at a time.
-const removeBatch = 256
+// removeBatch is how many condemned copies are read, removed, synced (one
+// driver Sync: on localfs a syncfs) and dropped from the journal at a time.
+const removeBatch = 4096
 
 // CollectGarbage finds the garbage as FindGarbage does, and removes it:
 // every copy of every garbage blob from its volume, and the blob from the
@@ -171,7 +172,7 @@ func (s *Store) removeFromVolume(ctx context.Context, id int, result *removal, r
 			kept, err := s.removeCopy(ctx, driver, c, notes[c.Ref])
 			if err != nil {
 				// Drop the entries of the copies removed, keep the rest.
-				return errors.Join(err, s.meta.DropCondemned(ctx, batch[:i]))
+				return errors.Join(err, s.dropRemoved(ctx, driver, batch[:i]))
 			}
 			r.Add(1, c.Size)
 			if kept {
@@ -185,11 +186,25 @@ func (s *Store) removeFromVolume(ctx context.Context, id int, result *removal, r
 				removed(ctx, result.total)
 			}
 		}
-		if err := s.meta.DropCondemned(ctx, batch); err != nil {
+		if err := s.dropRemoved(ctx, driver, batch); err != nil {
 			return err
 		}
 		after = batch[len(batch)-1].Ref
 	}
+}
+
+// dropRemoved makes the removals of copies durable (they were made under
+// WithDeferredSync: one Sync for a batch, not a directory fsync each),
+// then drops their entries: an entry goes only once its copy cannot come
+// back, or a power loss could leave a copy that nothing names.
+func (s *Store) dropRemoved(ctx context.Context, driver blobstore.Driver, copies []badger.CondemnedCopy) error {
+	if len(copies) == 0 {
+		return nil
+	}
+	if err := driver.Sync(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("syncing the removals: %w", err)
+	}
+	return s.meta.DropCondemned(ctx, copies)
 }
 
 // removeCopy removes one condemned copy, and the explicit-store notes of
@@ -204,7 +219,7 @@ func (s *Store) removeCopy(ctx context.Context, driver blobstore.Driver, c badge
 	if err != nil || recorded {
 		return recorded, err
 	}
-	if err := driver.Remove(ctx, c.Ref); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := driver.Remove(blobstore.WithDeferredSync(ctx), c.Ref); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("blob %s: %w", c.Ref, err)
 	}
 	for _, name := range notes {

@@ -140,13 +140,18 @@ func (s *Store) Stat(ctx context.Context, ref blobstore.Ref) (blobstore.BlobInfo
 }
 
 // Remove implements blobstore.Driver. The removal is made durable by an
-// fsync of the shard directory.
+// fsync of the shard directory, at once or, under WithDeferredSync, at the
+// next Sync (one fsync of each directory, or a syncfs, for many removals).
 func (s *Store) Remove(ctx context.Context, ref blobstore.Ref) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := os.Remove(s.path(ref)); err != nil {
 		return err
+	}
+	if blobstore.SyncDeferred(ctx) {
+		s.deferred.addDir(s.shardDir(ref))
+		return nil
 	}
 	return syncDir(s.shardDir(ref))
 }

@@ -28,6 +28,11 @@ func (d *deferredSyncs) add(file, dir string) {
 	d.putBack(map[string]bool{file: true}, map[string]bool{dir: true})
 }
 
+// addDir adds a directory alone: one a deferred Remove changed.
+func (d *deferredSyncs) addDir(dir string) {
+	d.putBack(nil, map[string]bool{dir: true})
+}
+
 // putBack adds files and dirs to the set: those of a store, or those a
 // failed Sync took, for the next one.
 func (d *deferredSyncs) putBack(files, dirs map[string]bool) {
@@ -49,10 +54,10 @@ func (d *deferredSyncs) take() (files, dirs map[string]bool) {
 	return files, dirs
 }
 
-// syncfsFrom is how many deferred files make Sync sync the volume's whole
-// filesystem at once (syncfs(2)) instead of each file and directory: each
-// fsync of a file is a journal commit of its own on ext4, and a group
-// commit after an untar has thousands.
+// syncfsFrom is how many deferred files (or directories: a gc's removals)
+// make Sync sync the volume's whole filesystem at once (syncfs(2)) instead
+// of each file and directory: each fsync is a journal commit of its own on
+// ext4, and a group commit after an untar has thousands.
 const syncfsFrom = 16
 
 // Sync implements blobstore.Driver. With few files deferred it fsyncs each,
@@ -61,14 +66,14 @@ const syncfsFrom = 16
 // all durable together (a crash during it may leave a name with partial
 // bytes, which the metadata's journal of unsynced records finds). A file
 // removed or replaced since needs nothing more: Remove and a replacing
-// store sync themselves. If a sync fails, everything taken is put back for
-// the next Sync.
+// store sync themselves (a deferred Remove leaves its directory to this
+// Sync). If a sync fails, everything taken is put back for the next Sync.
 func (s *Store) Sync(ctx context.Context) error {
 	s.deferred.syncMu.Lock()
 	defer s.deferred.syncMu.Unlock()
 	files, dirs := s.deferred.take()
 	var err error
-	if len(files) >= syncfsFrom {
+	if len(files) >= syncfsFrom || len(dirs) >= syncfsFrom {
 		err = syncFilesystem(s.dir)
 	} else {
 		err = syncPaths(ctx, files, syncFile)

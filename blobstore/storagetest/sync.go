@@ -19,6 +19,43 @@ var syncTests = []struct {
 	{"DeferredSyncReadableAtOnce", testDeferredSyncReadable},
 	{"DeferredSyncFailedStoreLeavesNothing", testDeferredSyncFailedStore},
 	{"SyncWithNothingDeferred", testSyncWithNothingDeferred},
+	{"DeferredRemoveGoneAtOnce", testDeferredRemove},
+}
+
+// testDeferredRemove: blobs removed under WithDeferredSync (many: a
+// driver may sync them in bulk) are gone at once for Stat, RawFetch and
+// List, a second Remove reports them missing, and after Sync they are
+// still gone and the others still there.
+func testDeferredRemove(t *testing.T, d blobstore.Driver) {
+	ctx := blobstore.WithDeferredSync(context.Background())
+	for i := range 40 {
+		store(t, d, testRef(i), randomBytes(uint64(50+i), 100+i))
+	}
+	for i := 0; i < 40; i += 2 {
+		if err := d.Remove(ctx, testRef(i)); err != nil {
+			t.Fatalf("Remove with deferred sync: %v", err)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		for i := range 40 {
+			_, err := d.Stat(context.Background(), testRef(i))
+			if i%2 == 0 {
+				assertNotExist(t, when+": Stat of a removed blob", err)
+			} else {
+				assertContent(t, d, testRef(i), randomBytes(uint64(50+i), 100+i))
+			}
+		}
+		if refs, _ := listAll(t, d); len(refs) != 20 {
+			t.Fatalf("%s: List shows %d blobs, want 20", when, len(refs))
+		}
+	}
+	check("before Sync")
+	assertNotExist(t, "second deferred Remove", d.Remove(ctx, testRef(0)))
+	if err := d.Sync(context.Background()); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	check("after Sync")
 }
 
 func testDeferredSyncReadable(t *testing.T, d blobstore.Driver) {

@@ -54,6 +54,11 @@ func (s *Store) Condemn(ctx context.Context, refs []blobstore.Ref) ([]CondemnedC
 	var copies []CondemnedCopy
 	err := s.update(func(txn *badgerdb.Txn) error {
 		copies = copies[:0]
+		// One iterator for the whole batch: a Badger iterator costs far
+		// more to make than to seek.
+		uses := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixRefUse}})
+		defer uses.Close()
+		removed := map[int]CondemnedTotal{} // per volume, for its counts
 		for _, ref := range refs {
 			record, err := getRecord(txn, ref)
 			if isNotExist(err) {
@@ -62,7 +67,7 @@ func (s *Store) Condemn(ctx context.Context, refs []blobstore.Ref) ([]CondemnedC
 			if err != nil {
 				return err
 			}
-			if err := checkNotLive(txn, record); err != nil {
+			if err := checkNotLive(uses, record); err != nil {
 				return err
 			}
 			for _, id := range record.Volumes {
@@ -73,15 +78,20 @@ func (s *Store) Condemn(ctx context.Context, refs []blobstore.Ref) ([]CondemnedC
 				if err := txn.Delete(volumeBlobKey(id, ref)); err != nil {
 					return err
 				}
-				if err := addCounts(txn, id, -1, -record.SizeOnDisk); err != nil {
-					return err
-				}
+				sum := removed[id]
+				sum.Copies, sum.Bytes = sum.Copies+1, sum.Bytes+record.SizeOnDisk
+				removed[id] = sum
 				copies = append(copies, CondemnedCopy{Ref: ref, Volume: id, Size: record.SizeOnDisk})
 			}
 			if err := txn.Delete(indexMarkKey(record.EncryptionKeyId, ref)); err != nil {
 				return err
 			}
 			if err := txn.Delete(blobKey(ref)); err != nil {
+				return err
+			}
+		}
+		for id, sum := range removed {
+			if err := addCounts(txn, id, -sum.Copies, -sum.Bytes); err != nil {
 				return err
 			}
 		}
@@ -93,14 +103,14 @@ func (s *Store) Condemn(ctx context.Context, refs []blobstore.Ref) ([]CondemnedC
 	return copies, nil
 }
 
-// checkNotLive refuses a record that the metadata itself keeps.
-func checkNotLive(txn *badgerdb.Txn, record *blobRecord) error {
+// checkNotLive refuses a record that the metadata itself keeps; uses
+// iterates the index of the files' blobs (r <ref> <ino>).
+func checkNotLive(uses *badgerdb.Iterator, record *blobRecord) error {
 	if record.Explicit {
 		return fmt.Errorf("blob %s is an explicit store: %w", record.Ref, ErrLiveBlob)
 	}
-	it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: append([]byte{prefixRefUse}, record.Ref[:]...)})
-	defer it.Close()
-	if it.Rewind(); it.Valid() {
+	prefix := append([]byte{prefixRefUse}, record.Ref[:]...)
+	if uses.Seek(prefix); uses.ValidForPrefix(prefix) {
 		return fmt.Errorf("blob %s is used by a file of files/: %w", record.Ref, ErrLiveBlob)
 	}
 	return nil
