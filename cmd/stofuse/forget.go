@@ -40,7 +40,7 @@ func forgetCommand() *cli.Command {
 			"kept. At least one rule is needed: forget never forgets everything.\n\n" +
 			"A forgotten snapshot's name is removed from every volume of the store (they must all\n" +
 			"be available), so snapshots/, recover and replicate no longer see it; its blobs stay\n" +
-			"until a garbage collection (stofuse gc --dry-run says what it would free). Each line\n" +
+			"until stofuse gc removes them (gc --dry-run says what it would free). Each line\n" +
 			"says keep or forget, and why.",
 		Flags:  flags,
 		Action: forgetSnapshots,
