@@ -239,7 +239,6 @@ var (
 	_ fs.NodeOnAdder   = (*Root)(nil)
 	_ fs.NodeLookuper  = (*Root)(nil)
 	_ fs.NodeGetattrer = (*Root)(nil)
-	_ fs.NodeStatfser  = (*Root)(nil)
 )
 
 // OnAdd implements fs.NodeOnAdder.
@@ -277,17 +276,6 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 func (r *Root) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	r.fsys.dirAttr(rootIno, &out.Attr)
 	out.SetTimeout(blobTimeout)
-	return 0
-}
-
-// Statfs implements fs.NodeStatfser: the spool directory's filesystem,
-// which is where written files go first.
-func (r *Root) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(r.fsys.cfg.SpoolDir, &st); err != nil {
-		return r.fsys.errno("statfs", err)
-	}
-	out.FromStatfsT(&st)
 	return 0
 }
 

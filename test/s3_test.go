@@ -303,6 +303,13 @@ func TestS3Mount(t *testing.T) {
 	// files/ on an S3 volume: a small tree in, read back after a remount.
 	tree := filepath.Join(m.dir, "files", "default", "tree")
 	sh(t, "cp -a "+src+" "+tree)
+	// A bucket has no size: statfs says the spool's, on the store's disk.
+	wantStatfs := strings.TrimSpace(sh(t, "stat -f -c '%S %b' "+filepath.Join(s.dir, "spool"))) + " 255"
+	for _, path := range []string{m.dir, tree, m.ref(writtenRef)} {
+		if got := strings.TrimSpace(sh(t, "stat -f -c '%S %b %l' "+path)); got != wantStatfs {
+			t.Errorf("stat -f %s on an S3 volume: %q, want the spool's filesystem's %q (block size, blocks, name length)", path, got, wantStatfs)
+		}
+	}
 	m.unmount()
 	m = s.mount("--volume", "s3vol")
 	sh(t, "diff -r "+src+" "+filepath.Join(m.dir, "files", "default", "tree"))

@@ -46,6 +46,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
 		{"RandomAccess", testRandomAccess},
 		{"Properties", testProperties},
 		{"ModTimes", testModTimes},
+		{"Space", testSpace},
 	}
 	for _, tc := range slices.Concat(tests, objectTests, syncTests, stageTests) {
 		t.Run(tc.name, func(t *testing.T) {
@@ -372,6 +373,29 @@ func testProperties(t *testing.T, d blobstore.Driver) {
 	}
 	if p.Remote && d.RoutingCost() < 100 {
 		t.Fatalf("a remote driver has RoutingCost %d, want 100 or more (reads should go to local copies first)", d.RoutingCost())
+	}
+}
+
+// testSpace: a driver that reports its volume's room reports a sane one,
+// which a stored blob does not make larger.
+func testSpace(t *testing.T, d blobstore.Driver) {
+	reporter, ok := d.(blobstore.SpaceReporter)
+	if !ok {
+		t.Logf("%T is no blobstore.SpaceReporter (its volume has no size of its own): nothing to test", d)
+		return
+	}
+	space, err := reporter.Space(context.Background())
+	if err != nil {
+		t.Fatalf("Space: %v", err)
+	}
+	if space.BlockSize == 0 || space.Blocks == 0 || space.BlocksFree > space.Blocks || space.BlocksAvail > space.BlocksFree ||
+		space.FilesFree > space.Files {
+		t.Fatalf("Space() = %+v: want a block size, a size, and free <= size, avail <= free, free files <= files", space)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := reporter.Space(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Space with a cancelled context: %v, want context.Canceled", err)
 	}
 }
 
