@@ -41,6 +41,9 @@ func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAtt
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	n, err := d.fsys.cfg.Tree.Lookup(ctx, d.ino, name)
 	if err != nil {
 		return nil, d.fsys.errno("lookup "+name, err)
@@ -58,6 +61,9 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandl
 func (d *dirNode) create(ctx context.Context, name string, n *metastore.Inode, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	if d.fsys.cfg.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
 	}
 	now := time.Now()
 	n.UID, n.GID = caller(ctx)
@@ -94,6 +100,9 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 
 // Link refuses hard links: a name is one inode.
 func (d *dirNode) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	return nil, syscall.EPERM
 }
 
@@ -141,6 +150,9 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	}
 	if flags&^uint32(unix.RENAME_NOREPLACE) != 0 { // RENAME_EXCHANGE, RENAME_WHITEOUT
 		return syscall.EINVAL
+	}
+	if errno := checkName(newName); errno != 0 {
+		return errno
 	}
 	replacedChild := target.GetChild(newName)
 	replaced, err := d.fsys.cfg.Tree.Rename(ctx, d.ino, name, target.ino, newName, flags&unix.RENAME_NOREPLACE != 0)

@@ -60,6 +60,9 @@ func (r *filesRoot) folder(ctx context.Context, name string) (*metastore.Inode, 
 }
 
 func (r *filesRoot) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	n, err := r.folder(ctx, name)
 	if err != nil {
 		return nil, r.fsys.errno("lookup files/"+name, err)
@@ -84,6 +87,9 @@ func (r *filesRoot) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 func (r *filesRoot) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	if r.fsys.cfg.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
 	}
 	uid, gid := caller(ctx)
 	n, err := r.fsys.cfg.Tree.CreateCollectionFolder(ctx, name, mode, uid, gid)

@@ -258,6 +258,9 @@ func (r *Root) OnAdd(ctx context.Context) {
 // Lookup implements fs.NodeLookuper, so that the entry for ref/ is cached
 // for long.
 func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	child := r.GetChild(name)
 	if child == nil {
 		return nil, syscall.ENOENT

@@ -85,6 +85,9 @@ func (d *refDir) pendingNamed(name string) *pendingNode {
 
 // Lookup implements fs.NodeLookuper.
 func (d *refDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	if p := d.pendingNamed(name); p != nil {
 		p.fillAttr(ctx, &out.Attr)
 		out.SetEntryTimeout(pendingTimeout)
@@ -141,6 +144,9 @@ func (d *refDir) Create(ctx context.Context, name string, flags uint32, mode uin
 	if d.fsys.cfg.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
+	if errno := checkName(name); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	if ref, err := blobstore.ParseRef(name); err == nil && d.isCommitted(ctx, ref) {
 		return nil, nil, 0, syscall.EEXIST // the kernel looks up first: only O_EXCL gets here
 	}
@@ -196,6 +202,9 @@ func (d *refDir) Rename(ctx context.Context, name string, newParent fs.InodeEmbe
 	}
 	if flags != 0 { // RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT
 		return syscall.EINVAL
+	}
+	if errno := checkName(newName); errno != 0 {
+		return errno
 	}
 	p := d.pendingNamed(name)
 	if p == nil {

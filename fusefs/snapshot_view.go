@@ -110,6 +110,9 @@ func (d *snapDir) reader() *snapshot.Reader {
 
 // Lookup loads one tree blob per level of the directory's tree.
 func (d *snapDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	e, err := d.reader().Lookup(ctx, name)
 	if err != nil {
 		return nil, d.view.fsys.errno(d.view.describe("lookup "+name+" under", &d.entry), err)

@@ -67,6 +67,9 @@ func (r *snapshotsRoot) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse
 }
 
 func (r *snapshotsRoot) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	collections, err := r.fsys.cfg.Snapshots.Collections(ctx)
 	if err != nil {
 		return nil, r.fsys.errno("lookup snapshots/"+name, err)

@@ -36,6 +36,9 @@ func (d *snapshotsDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.
 // Lookup opens a snapshot's view; its root is the collection's folder as
 // the snapshot holds it.
 func (d *snapshotsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	if _, err := snapshot.ParseRecordName(name); err != nil {
 		return nil, syscall.ENOENT // not a snapshot's name: no need to ask
 	}

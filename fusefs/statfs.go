@@ -11,11 +11,6 @@ import (
 	"github.com/stofuse/stofuse/blobstore"
 )
 
-// maxNameLen is the longest name of an entry, in bytes: statfs says so
-// (f_namelen, which getconf NAME_MAX reads), and every operation that
-// makes or looks up a name holds to it, as ext4 does.
-const maxNameLen = 255
-
 // statfs answers statfs(2) from every directory and file of the mount
 // alike: the room on the volume written to, where the volume has a size of
 // its own (a local directory: its filesystem). A bucket has none, so for

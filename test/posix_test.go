@@ -98,3 +98,31 @@ func TestStatfsEverywhere(t *testing.T) {
 		t.Errorf("df of a folder of files/: size %s, want the volume's %s", strings.TrimSpace(got), strings.TrimSpace(want))
 	}
 }
+
+// TestNameLimits: a name of 255 bytes is made, looked up, renamed to and
+// linked to as any other; one of 256 bytes (or 1,000) is refused with
+// ENAMETOOLONG ("File name too long") by every operation that makes or
+// finds a name, in files/, ref/ and snapshots/ alike, and nothing is made.
+func TestNameLimits(t *testing.T) {
+	s := newStore(t)
+	m := s.mount()
+	dir := filepath.Join(m.dir, "files", "default")
+	longest, tooLong := strings.Repeat("n", 255), strings.Repeat("x", 256)
+	sh(t, "cd "+dir+" && touch "+longest+" && mkdir d"+longest[1:]+" && ln -s "+longest+" l"+longest[1:]+
+		" && mv "+longest+" m"+longest[1:]+" && stat m"+longest[1:]+" >/dev/null")
+	for _, name := range []string{tooLong, strings.Repeat("y", 1000)} {
+		for _, cmd := range []string{
+			"touch " + name, "mkdir " + name, "mkfifo " + name, "mknod " + name + " c 1 3",
+			"ln -s target " + name, "mv m" + longest[1:] + " " + name, "ln m" + longest[1:] + " " + name,
+			"stat " + name, "cat " + name, "ls " + name,
+			"touch ../../ref/" + name, "stat ../../ref/" + name, "mkdir ../" + name, "stat ../../snapshots/" + name,
+		} {
+			if out := shFails(t, "cd "+dir+" && "+cmd); !strings.Contains(out, "File name too long") {
+				t.Errorf("%s (a %d-byte name): %q, want File name too long", strings.Replace(cmd, name, "NAME", 1), len(name), out)
+			}
+		}
+	}
+	if got := listNames(t, dir); len(got) != 3 {
+		t.Errorf("files/default/ holds %d names, want the 3 of 255 bytes made", len(got))
+	}
+}
