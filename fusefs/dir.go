@@ -67,6 +67,9 @@ func (d *dirNode) create(ctx context.Context, name string, n *metastore.Inode, o
 	}
 	now := time.Now()
 	n.UID, n.GID = caller(ctx)
+	d.mu.Lock()
+	inheritGroup(&d.last, n)
+	d.mu.Unlock()
 	n.Mtime, n.Ctime = now, now
 	created, err := d.fsys.cfg.Tree.Create(ctx, d.ino, name, n)
 	if err != nil {

@@ -462,6 +462,9 @@ var (
 )
 
 func (h *treeWriteHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if errno := h.node.clearPrivilegesForWrite(ctx); errno != 0 {
+		return 0, errno
+	}
 	n, err := h.node.write(ctx, data, off)
 	return uint32(n), h.node.fsys.errno("write", err)
 }

@@ -67,6 +67,11 @@ type Config struct {
 	Volume     int       // the volume whose blobs ref/ shows
 	Collection string    // whose key seals blobs written through the mount
 	ReadOnly   bool
+	// AllowOther lets every user reach the mount (FUSE's allow_other);
+	// without it only the mount's owner can. Either way the kernel
+	// checks every access against the owners and modes the mount shows
+	// (default_permissions).
+	AllowOther bool
 	SpoolDir   string // where files being written are spooled
 	FsName     string // the mount's source, as mount(8) and df show it
 	UID, GID   uint32
@@ -129,10 +134,13 @@ func New(cfg Config) *Root {
 	return &Root{fsys: f}
 }
 
-// Options returns the go-fuse options for mounting root: no default cache
-// timeouts (every reply sets its own: go-fuse would replace a zero with the
-// default), no negative caching (new blobs appear at once), plain READDIR
-// (a listing creates no inodes), and handler panics turned into EIO.
+// Options returns the go-fuse options for mounting root: the kernel checks
+// permissions against the attributes the mount shows (default_permissions:
+// files/ and snapshots/ keep owners and modes, ref/ is its owner's), no
+// default cache timeouts (every reply sets its own: go-fuse would replace a
+// zero with the default), no negative caching (new blobs appear at once),
+// plain READDIR (a listing creates no inodes), and handler panics turned
+// into EIO.
 func (r *Root) Options() *fs.Options {
 	zero := time.Duration(0)
 	opts := &fs.Options{
@@ -142,6 +150,8 @@ func (r *Root) Options() *fs.Options {
 		MountOptions: fuse.MountOptions{
 			FsName:             r.fsys.cfg.FsName,
 			Name:               "stofuse",
+			Options:            []string{"default_permissions"},
+			AllowOther:         r.fsys.cfg.AllowOther,
 			DisableReadDirPlus: true,
 			MaxWrite:           1 << 20,
 			// Replies are built in memory (decrypted frames): splicing

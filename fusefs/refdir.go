@@ -61,9 +61,13 @@ func newRefDir(f *FS) *refDir {
 	return &refDir{fsys: f, pending: make(map[string]*pendingNode)}
 }
 
-// Getattr implements fs.NodeGetattrer.
+// Getattr implements fs.NodeGetattrer. Blobs have no owner of their own,
+// so ref/ is the mount owner's alone (mode 0700): with --allow-other, the
+// kernel keeps other users out of it, and so away from blobs that files/
+// or a snapshot protects.
 func (d *refDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	d.fsys.dirAttr(refIno, &out.Attr)
+	out.Mode &^= 0o077
 	out.SetTimeout(blobTimeout)
 	return 0
 }

@@ -51,10 +51,15 @@ func mountCommand() *cli.Command {
 			"be removed or changed (EPERM).\n\n" +
 			"Keys are loaded once, now; a wrong key fails before anything is mounted. Runs in\n" +
 			"the foreground until unmounted (SIGINT, SIGTERM or `stofuse unmount MOUNTPOINT`);\n" +
-			"--background returns once the mount is ready and logs to STORE/mount.log.\n" +
+			"--background returns once the mount is ready and logs to STORE/mount.log.\n\n" +
+			"The kernel checks every access against the owners and modes shown (as on a local\n" +
+			"disk). Only the mount's owner can reach it, unless --allow-other; ref/ is the\n" +
+			"owner's alone (mode 0700) either way.\n" +
 			"As root it mounts directly; otherwise it needs fusermount3 (Debian: fuse3).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "read-only", Usage: "mount read-only: every write is EROFS"},
+			&cli.BoolFlag{Name: "allow-other", Usage: "let other users reach the mount, as the owners and modes of files/ and snapshots/ allow " +
+				"(ref/ stays the mount owner's); as a user other than root, needs user_allow_other in /etc/fuse.conf"},
 			&cli.StringFlag{Name: "volume", Value: store.DefaultVolume, Usage: "the volume to mount (name or id)"},
 			&cli.StringFlag{Name: "collection", Value: store.DefaultCollection, Usage: "the collection whose key seals files written into the mount"},
 			&cli.BoolFlag{Name: "background", Usage: "return once mounted; the mount keeps running"},
@@ -80,7 +85,7 @@ func mount(c *cli.Context) (err error) {
 		}
 	}()
 	if c.NArg() != 1 {
-		return usageError("usage: stofuse mount [--read-only] [--volume V] [--collection C] [--background] MOUNTPOINT")
+		return usageError("usage: stofuse mount [--read-only] [--allow-other] [--volume V] [--collection C] [--background] MOUNTPOINT")
 	}
 	if c.Duration("commit-interval") <= 0 {
 		return usageError("--commit-interval must be positive (for a commit at every close: --sync-on-close)")
@@ -91,6 +96,9 @@ func mount(c *cli.Context) (err error) {
 	}
 	if err := checkFuse(); err != nil {
 		return err
+	}
+	if c.Bool("allow-other") && os.Geteuid() != 0 && !userAllowOther(fuseConf) {
+		return usageError("--allow-other: a user other than root may use it only if %s has a line user_allow_other (as root, add it)", fuseConf)
 	}
 	if store, err := storeDir(c); err == nil {
 		if conn, err := net.Dial("unix", controlSocket(store)); err == nil {
@@ -163,7 +171,7 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	cfg := fusefs.Config{
 		Controller: s.Controller(), Catalog: store.NewMountCatalog(s.Store), Tree: meta, Keys: meta.Ring(),
 		Snapshots: store.NewMountSnapshots(s.Store, v.ID), Volume: v.ID,
-		Collection: c.String("collection"), ReadOnly: c.Bool("read-only"),
+		Collection: c.String("collection"), ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),
 		SpoolDir: spoolDir, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		FsName: "stofuse:" + s.Dir(),
 		Logger: log.New(c.App.ErrWriter, "stofuse: ", log.LstdFlags),
@@ -326,6 +334,26 @@ func checkFuse() error {
 		}
 	}
 	return nil
+}
+
+// fuseConf is where fusermount3 reads whether users may mount with
+// allow_other.
+const fuseConf = "/etc/fuse.conf"
+
+// userAllowOther reports whether the FUSE configuration at path lets users
+// other than root mount with allow_other, as fusermount3 reads it: a line
+// user_allow_other by itself.
+func userAllowOther(path string) bool {
+	body, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.TrimSpace(line) == "user_allow_other" {
+			return true
+		}
+	}
+	return false
 }
 
 func unmountCommand() *cli.Command {
