@@ -136,7 +136,8 @@ func New(cfg Config) *Root {
 
 // Options returns the go-fuse options for mounting root: the kernel checks
 // permissions against the attributes the mount shows (default_permissions:
-// files/ and snapshots/ keep owners and modes, ref/ is its owner's), no
+// files/ and snapshots/ keep owners and modes, ref/ is its owner's), modes
+// as they are (0 too), no
 // default cache timeouts (every reply sets its own: go-fuse would replace a
 // zero with the default), no negative caching (new blobs appear at once),
 // plain READDIR (a listing creates no inodes), and handler panics turned
@@ -145,6 +146,9 @@ func (r *Root) Options() *fs.Options {
 	zero := time.Duration(0)
 	opts := &fs.Options{
 		NegativeTimeout: &zero,
+		// A mode of 0 is a file's mode (open(2) and mkdir(2) may ask
+		// for it), not a missing one for go-fuse to make 0644.
+		NullPermissions: true,
 		UID:             r.fsys.cfg.UID,
 		GID:             r.fsys.cfg.GID,
 		MountOptions: fuse.MountOptions{

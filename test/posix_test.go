@@ -167,7 +167,7 @@ func statLine(t *testing.T, path string) string {
 // (the mount owner's alone, mode 0700), nor its copy in a snapshot, which
 // shows the recorded owner and mode; a file its mode lets everyone read
 // reads for them. Owners and modes are kept exactly (setuid, setgid and
-// sticky bits too) across a remount and in snapshots; what is made in a
+// sticky bits too, and a mode of 0) across a remount and in snapshots; what is made in a
 // setgid directory gets its group, and a directory the setgid bit too; a
 // write or a chown by someone other than root clears the setuid and setgid
 // bits as Linux does, a write by root does not. Without --allow-other,
@@ -188,9 +188,11 @@ func TestPermissions(t *testing.T) {
 	// The setgid-directory rule.
 	shared := filepath.Join(dir, "shared")
 	sh(t, "mkdir "+shared+" && chgrp 4321 "+shared+" && chmod 2775 "+shared+" && touch "+shared+"/file && mkdir "+shared+"/sub")
+	sh(t, "cd "+modes+" && (umask 777 && touch none && mkdir nodir)")
 	wantModes := map[string]string{
 		modes: "1777 0 0", modes + "/all": "7777 0 0", modes + "/suid": "4711 1234 4321",
 		shared + "/file": "644 0 4321", shared + "/sub": "2755 0 4321", secret: "600 0 0",
+		modes + "/none": "0 0 0", modes + "/nodir": "0 0 0",
 	}
 	checkModes := func(when string, root string) {
 		t.Helper()
