@@ -3,15 +3,22 @@
 # detector, including the end-to-end tests that mount real FUSE filesystems
 # and run real cp, rsync, tar and sha256sum against them.
 #
-# As root it installs what the tests need (fuse3, rsync) when missing. With
-# CI=true, tests that need /dev/fuse fail instead of skipping when it is
-# missing.
+# As root it installs what the tests need (fuse3, rsync, and for
+# pjdfstest autoconf, automake, gcc, make and perl's prove) when missing.
+# With CI=true, tests that need /dev/fuse, root, or pjdfstest (built by
+# ../shared/tools/pjdfstest.sh, beside the repository) fail instead of
+# skipping when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v fusermount3 >/dev/null || missing+=(fuse3)
 command -v rsync >/dev/null || missing+=(rsync)
+command -v autoreconf >/dev/null || missing+=(autoconf)
+command -v automake >/dev/null || missing+=(automake)
+command -v gcc >/dev/null || missing+=(gcc)
+command -v make >/dev/null || missing+=(make)
+command -v prove >/dev/null || missing+=(perl)
 if ((${#missing[@]})); then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		echo "test/run.sh: installing ${missing[*]}" >&2
