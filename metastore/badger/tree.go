@@ -285,9 +285,23 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 			return err
 		}
 		moving.Name = newName
-		return s.link(txn, newParent, moving)
+		if err := s.link(txn, newParent, moving); err != nil {
+			return err
+		}
+		return renamed(txn, moving.Ino)
 	})
 	return replaced, err
+}
+
+// renamed sets, in txn, the ctime of an inode that rename(2) moved to now,
+// as Linux filesystems do.
+func renamed(txn *badgerdb.Txn, ino uint64) error {
+	n, err := getInode(txn, ino)
+	if err != nil {
+		return err
+	}
+	n.Ctime = time.Now()
+	return putInode(txn, n)
 }
 
 // replaceTarget removes the target of a rename, after checking that the

@@ -87,7 +87,25 @@ func (s *Store) link(txn *badgerdb.Txn, parent uint64, e Entry) error {
 			return err
 		}
 	}
-	return s.touchDir(txn, parent)
+	if err := s.touchDir(txn, parent); err != nil {
+		return err
+	}
+	return listingChanged(txn, parent)
+}
+
+// listingChanged sets, in txn, the mtime and ctime of directory dir to
+// now: an entry was made or removed in it (POSIX). This reads and writes
+// the directory's inode, so two such changes to one directory conflict;
+// the kernel makes them one at a time anyway (it holds the directory's
+// lock while it makes or removes a name).
+func listingChanged(txn *badgerdb.Txn, dir uint64) error {
+	n, err := getInode(txn, dir)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	n.Mtime, n.Ctime = now, now
+	return putInode(txn, n)
 }
 
 // unlink removes, in txn, the name name of parent that link made (the
@@ -98,7 +116,10 @@ func (s *Store) unlink(txn *badgerdb.Txn, parent uint64, name string) error {
 			return err
 		}
 	}
-	return s.touchDir(txn, parent)
+	if err := s.touchDir(txn, parent); err != nil {
+		return err
+	}
+	return listingChanged(txn, parent)
 }
 
 // migrateTreeIndex writes p for every inode and d for every directory of

@@ -220,3 +220,53 @@ func TestFilesUsing(t *testing.T) {
 		t.Fatalf("after removing the last file: %d", using(two))
 	}
 }
+
+// TestDirectoryTimes: making, removing and renaming a name set the mtime
+// and ctime of the directories whose listing changed, and a rename the
+// ctime of what it moved; other directories keep theirs.
+func TestDirectoryTimes(t *testing.T) {
+	ctx := context.Background()
+	store, _, _ := newStore(t)
+	root := folder(t, store, "default")
+	a, b := create(t, store, root, "a", badger.KindDir), create(t, store, root, "b", badger.KindDir)
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	// backdate sets an inode's mtime back (the ctime is the time of that
+	// change) and returns its ctime.
+	backdate := func(ino uint64) time.Time {
+		t.Helper()
+		n, err := store.SetAttr(ctx, ino, func(n *badger.Inode) error { n.Mtime = old; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Ctime
+	}
+	changed := func(what string, ino uint64, ctimeWas time.Time, mtimeToo bool) {
+		t.Helper()
+		n, err := store.Inode(ctx, ino)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !n.Ctime.After(ctimeWas) || mtimeToo != n.Mtime.After(old) {
+			t.Errorf("%s: mtime %v, ctime %v (were %v and %v; want the ctime%s changed)", what, n.Mtime, n.Ctime, old, ctimeWas,
+				map[bool]string{true: " and mtime", false: " alone"}[mtimeToo])
+		}
+	}
+	aWas, bWas := backdate(a.Ino), backdate(b.Ino)
+	f := create(t, store, a.Ino, "f", badger.KindFile)
+	changed("a after a name was made in it", a.Ino, aWas, true)
+	if n, _ := store.Inode(ctx, b.Ino); !n.Mtime.Equal(old) || !n.Ctime.Equal(bWas) {
+		t.Errorf("b changed when a name was made in a: mtime %v, ctime %v", n.Mtime, n.Ctime)
+	}
+	aWas, fWas := backdate(a.Ino), backdate(f.Ino)
+	if _, err := store.Rename(ctx, a.Ino, "f", b.Ino, "g", false); err != nil {
+		t.Fatal(err)
+	}
+	changed("a after a name was moved out of it", a.Ino, aWas, true)
+	changed("b after a name was moved into it", b.Ino, bWas, true)
+	changed("the moved inode", f.Ino, fWas, false)
+	bWas = backdate(b.Ino)
+	if _, err := store.Remove(ctx, b.Ino, "g", false); err != nil {
+		t.Fatal(err)
+	}
+	changed("b after a name was removed", b.Ino, bWas, true)
+}
