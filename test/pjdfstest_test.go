@@ -1,9 +1,12 @@
 package test
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +72,14 @@ func TestPjdfstest(t *testing.T) {
 		expected = expected.only(results)
 	}
 	report := compareExpected(results, expected)
+	all, err := pjdfstestFiles(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if notRun := notRunFiles(all, tests, results); len(notRun) > 0 {
+		report.problems = append(report.problems, fmt.Sprintf("%d test files of pjdfstest did not run (prove stops at a Bail out!): %s",
+			len(notRun), strings.Join(notRun, " ")))
+	}
 	t.Logf("pjdfstest: %d of %d subtests pass (%.2f%%) in %d files; %d expected to fail",
 		report.passed, report.total, 100*float64(report.passed)/float64(report.total), len(results), expected.count())
 	for _, problem := range report.problems {
@@ -100,6 +111,56 @@ func requirePjdfstest(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return script
+}
+
+// pjdfstestFiles lists the test files of the pjdfstest source that the
+// script builds (the one tarball in ../third_party beside it), as prove
+// names them ("chmod/00.t").
+func pjdfstestFiles(script string) ([]string, error) {
+	tarballs, err := filepath.Glob(filepath.Join(filepath.Dir(script), "..", "third_party", "pjdfstest-*.tar.gz"))
+	if err != nil || len(tarballs) != 1 {
+		return nil, fmt.Errorf("want one pjdfstest tarball beside %s, found %v (%v)", script, tarballs, err)
+	}
+	f, err := os.Open(tarballs[0])
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", tarballs[0], err)
+	}
+	var files []string
+	archive := tar.NewReader(gz)
+	for {
+		h, err := archive.Next()
+		if err == io.EOF {
+			return files, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", tarballs[0], err)
+		}
+		if m := pjdfstestFile.FindStringSubmatch(h.Name); m != nil {
+			files = append(files, m[1])
+		}
+	}
+}
+
+var pjdfstestFile = regexp.MustCompile(`^pjdfstest/tests/([^/]+/[^/]+\.t)$`)
+
+// notRunFiles returns the test files of all that the arguments ask for
+// (all of them when there are none) and that have no result.
+func notRunFiles(all, tests []string, results map[string]*proveResult) []string {
+	var notRun []string
+	for _, file := range all {
+		asked := len(tests) == 0 || slices.ContainsFunc(tests, func(test string) bool {
+			return test == file || strings.TrimSuffix(test, "/") == filepath.Dir(file)
+		})
+		if _, ran := results[file]; asked && !ran {
+			notRun = append(notRun, file)
+		}
+	}
+	return notRun
 }
 
 // proveResult is what one test file of pjdfstest did: how many subtests
@@ -338,8 +399,9 @@ func lastLines(s string, n int) string {
 
 // TestPjdfstestComparison: how prove's output is read and held to the
 // list: TODO failures are pjdfstest's own expectations, a file that stops
-// early fails the subtests it never ran, and both a new failure and a
-// listed subtest that passes are named.
+// early fails the subtests it never ran, a file that never ran (prove
+// stops at a Bail out!) is found, and both a new failure and a listed
+// subtest that passes are named.
 func TestPjdfstestComparison(t *testing.T) {
 	out := []byte(`/tmp/tmp.x/pjdfstest/tests/chmod/00.t .. 
 1..5
@@ -387,6 +449,13 @@ Test Summary Report
 	}
 	if !slices.Equal(report.problems, want) {
 		t.Errorf("problems:\n%q\nwant\n%q", report.problems, want)
+	}
+	all := []string{"chmod/00.t", "chmod/01.t", "link/01.t", "open/00.t"}
+	if got := notRunFiles(all, nil, results); !slices.Equal(got, []string{"chmod/01.t", "open/00.t"}) {
+		t.Errorf("files not run of all: %q", got)
+	}
+	if got := notRunFiles(all, []string{"chmod", "link/01.t"}, results); !slices.Equal(got, []string{"chmod/01.t"}) {
+		t.Errorf("files not run of chmod and link/01.t: %q", got)
 	}
 	for _, bad := range []string{"chmod/00.t 2\n", "chmod/00.t 2-x reason\n", "chmod/00.t 1,1 twice\n"} {
 		os.WriteFile(list, []byte(bad), 0o644)
