@@ -28,6 +28,7 @@ var (
 	_ fs.NodeRmdirer        = (*dirNode)(nil)
 	_ fs.NodeRenamer        = (*dirNode)(nil)
 	_ fs.NodeSymlinker      = (*dirNode)(nil)
+	_ fs.NodeMknoder        = (*dirNode)(nil)
 	_ fs.NodeLinker         = (*dirNode)(nil)
 	_ fs.NodeFsyncer        = (*dirNode)(nil)
 )
@@ -84,6 +85,48 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 
 func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return d.create(ctx, name, &metastore.Inode{Kind: metastore.KindSymlink, Mode: 0o777, Target: target}, out)
+}
+
+// Mknod makes a FIFO, socket (bind(2) makes one), character or block
+// device: a record in the tree, as a symlink is. (The kernel lets only
+// root make a device.) A regular file made with mknod is an empty file,
+// stored at once.
+func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	var kind metastore.Kind
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO:
+		kind = metastore.KindFifo
+	case syscall.S_IFSOCK:
+		kind = metastore.KindSocket
+	case syscall.S_IFCHR:
+		kind = metastore.KindCharDev
+	case syscall.S_IFBLK:
+		kind = metastore.KindBlockDev
+	case syscall.S_IFREG, 0:
+		return d.mknodFile(ctx, name, mode, out)
+	default:
+		return nil, syscall.EINVAL
+	}
+	n := &metastore.Inode{Kind: kind, Mode: mode & 0o7777}
+	if kind.IsDevice() {
+		n.Rdev = dev
+	}
+	return d.create(ctx, name, n, out)
+}
+
+// mknodFile makes an empty regular file, stored as one written and closed.
+func (d *dirNode) mknodFile(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	inode, handle, _, errno := d.Create(ctx, name, syscall.O_WRONLY, mode, out)
+	if errno != 0 {
+		return nil, errno
+	}
+	h := handle.(*treeWriteHandle)
+	errno = h.Flush(ctx)
+	h.Release(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	return inode, 0
 }
 
 // Create makes a file, uncommitted until its first close: a file whose

@@ -43,6 +43,10 @@ type snapFile struct{ snapNode }
 // snapSymlink is a symbolic link of a view.
 type snapSymlink struct{ snapNode }
 
+// snapSpecial is a FIFO, socket or device of a view: attributes only (the
+// kernel serves opening one).
+type snapSpecial struct{ snapNode }
+
 var (
 	_ fs.NodeGetattrer      = (*snapNode)(nil)
 	_ fs.NodeLookuper       = (*snapDir)(nil)
@@ -56,6 +60,7 @@ var (
 	_ fs.NodeCreater        = (*snapDir)(nil)
 	_ fs.NodeRenamer        = (*snapDir)(nil)
 	_ fs.InodeEmbedder      = (*snapSymlink)(nil)
+	_ fs.InodeEmbedder      = (*snapSpecial)(nil)
 )
 
 // newNode returns the kernel inode, numbered ino, of entry e of view v
@@ -70,8 +75,10 @@ func (v *snapView) newNode(ctx context.Context, parent *fs.Inode, e snapshot.Ent
 		node = &snapDir{}
 	case snapshot.KindSymlink:
 		node = &snapSymlink{}
-	default:
+	case snapshot.KindFile:
 		node = &snapFile{}
+	default:
+		node = &snapSpecial{}
 	}
 	node.base().view, node.base().entry = v, e
 	return parent.NewInode(ctx, node, fs.StableAttr{Mode: typeBits(metastore.Kind(e.Kind)), Ino: ino})
@@ -94,6 +101,7 @@ func (n *snapNode) attr(out *fuse.Attr) {
 		out.Size = uint64(len(e.Target))
 	}
 	out.Blksize = 1 << 17
+	out.Rdev = e.Rdev
 	out.Owner = fuse.Owner{Uid: e.UID, Gid: e.GID}
 	out.SetTimes(&e.Mtime, &e.Mtime, &e.Ctime)
 }

@@ -62,11 +62,13 @@ var (
 	_ fs.NodeStatfser = (*dirNode)(nil)
 	_ fs.NodeStatfser = (*fileNode)(nil)
 	_ fs.NodeStatfser = (*symlinkNode)(nil)
+	_ fs.NodeStatfser = (*specialNode)(nil)
 	_ fs.NodeStatfser = (*snapshotsRoot)(nil)
 	_ fs.NodeStatfser = (*snapshotsDir)(nil)
 	_ fs.NodeStatfser = (*snapDir)(nil)
 	_ fs.NodeStatfser = (*snapFile)(nil)
 	_ fs.NodeStatfser = (*snapSymlink)(nil)
+	_ fs.NodeStatfser = (*snapSpecial)(nil)
 )
 
 func (r *Root) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {

@@ -34,3 +34,24 @@ func (l *symlinkNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.A
 func (l *symlinkNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	return l.setattr(ctx, in, out)
 }
+
+// specialNode is a FIFO, socket or device of the tree: an inode with a
+// type (and a device number), and no content. The kernel itself serves
+// opening one (a pipe, the socket bound to it, the device), so that
+// nothing but attributes ever reaches the daemon.
+type specialNode struct {
+	treeNode
+}
+
+var (
+	_ fs.NodeGetattrer = (*specialNode)(nil)
+	_ fs.NodeSetattrer = (*specialNode)(nil)
+)
+
+func (n *specialNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	return n.getattr(ctx, out)
+}
+
+func (n *specialNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return n.setattr(ctx, in, out)
+}

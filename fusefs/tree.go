@@ -60,6 +60,14 @@ func typeBits(kind metastore.Kind) uint32 {
 		return syscall.S_IFDIR
 	case metastore.KindSymlink:
 		return syscall.S_IFLNK
+	case metastore.KindFifo:
+		return syscall.S_IFIFO
+	case metastore.KindSocket:
+		return syscall.S_IFSOCK
+	case metastore.KindCharDev:
+		return syscall.S_IFCHR
+	case metastore.KindBlockDev:
+		return syscall.S_IFBLK
 	}
 	return syscall.S_IFREG
 }
@@ -77,6 +85,7 @@ func (f *FS) treeAttr(n *metastore.Inode, out *fuse.Attr) {
 		out.Size = uint64(len(n.Target))
 	}
 	out.Blksize = 1 << 17
+	out.Rdev = n.Rdev
 	out.Owner = fuse.Owner{Uid: n.UID, Gid: n.GID}
 	out.SetTimes(&n.Mtime, &n.Mtime, &n.Ctime)
 }
@@ -118,8 +127,10 @@ func (f *FS) newTreeNode(n *metastore.Inode) gofs.InodeEmbedder {
 		node = &dirNode{}
 	case metastore.KindSymlink:
 		node = &symlinkNode{}
-	default:
+	case metastore.KindFile:
 		node = &fileNode{}
+	default:
+		node = &specialNode{}
 	}
 	t := node.base()
 	t.fsys, t.ino, t.last = f, n.Ino, *n

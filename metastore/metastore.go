@@ -17,7 +17,16 @@ const (
 	KindFile    Kind = 1
 	KindDir     Kind = 2
 	KindSymlink Kind = 3
+	// Special files: what they are is all there is (no content), and a
+	// device's number.
+	KindFifo     Kind = 4
+	KindSocket   Kind = 5
+	KindCharDev  Kind = 6
+	KindBlockDev Kind = 7
 )
+
+// IsDevice reports whether an inode of this kind has a device number.
+func (k Kind) IsDevice() bool { return k == KindCharDev || k == KindBlockDev }
 
 // TreeInoBase is the first inode number of the tree: the top two bits are
 // 01. Blobs' inode numbers in ref/ come from their ref with the top two
@@ -25,8 +34,8 @@ const (
 // 11 (fusefs/snapshot_ino.go).
 const TreeInoBase = 1 << 62
 
-// Inode is a file, directory or symlink of the files/ tree. A file's
-// content is a blob: Ref, once committed.
+// Inode is a file, directory, symlink or special file of the files/ tree.
+// A file's content is a blob: Ref, once committed.
 type Inode struct {
 	Ino        uint64
 	Kind       Kind
@@ -38,6 +47,7 @@ type Inode struct {
 	Ref        blobstore.Ref // files: the content; zero until committed
 	StoredSize int64         // files: the blob's stored size
 	Target     string        // symlinks
+	Rdev       uint32        // devices: the device number, as stat's st_rdev (Linux's encoding)
 	Committed  bool          // files: content stored at least once
 }
 

@@ -240,7 +240,7 @@ func (sn *snapshotter) encode(dir uint64, subtrees map[uint64]blobstore.Ref) (bl
 // directory's tree ref.
 func entryOf(e badger.Entry, n *badger.Inode, tree blobstore.Ref) snapshot.Entry {
 	out := snapshot.Entry{Name: e.Name, Kind: snapshot.Kind(n.Kind), Ino: n.Ino, Mode: n.Mode, UID: n.UID, GID: n.GID,
-		Size: n.Size, Mtime: n.Mtime, Ctime: n.Ctime, Target: n.Target}
+		Size: n.Size, Mtime: n.Mtime, Ctime: n.Ctime, Target: n.Target, Rdev: n.Rdev}
 	switch n.Kind {
 	case badger.KindFile:
 		out.Ref, out.StoredSize = n.Ref, n.StoredSize

@@ -17,9 +17,13 @@ type (
 )
 
 const (
-	KindFile    = metastore.KindFile
-	KindDir     = metastore.KindDir
-	KindSymlink = metastore.KindSymlink
+	KindFile     = metastore.KindFile
+	KindDir      = metastore.KindDir
+	KindSymlink  = metastore.KindSymlink
+	KindFifo     = metastore.KindFifo
+	KindSocket   = metastore.KindSocket
+	KindCharDev  = metastore.KindCharDev
+	KindBlockDev = metastore.KindBlockDev
 )
 
 // An inode record, binary:
@@ -27,6 +31,11 @@ const (
 //	version 1 byte (1) | kind 1 | flags 1 (bit 0 committed)
 //	mode, uid, gid, size uvarint | mtime, ctime varint (Unix ns)
 //	ref 32 bytes (files) | stored size uvarint (files) | target (symlinks: uvarint length, bytes)
+//	| rdev uvarint (character and block devices)
+//
+// Kinds 4 and 5 (FIFOs, sockets) have no field of their own. A record of
+// a kind that a reader does not know is refused, so kinds were added
+// without a new version.
 const inodeVersion = 1
 
 func encodeInode(n *Inode) []byte {
@@ -48,6 +57,8 @@ func encodeInode(n *Inode) []byte {
 	case KindSymlink:
 		b = binary.AppendUvarint(b, uint64(len(n.Target)))
 		b = append(b, n.Target...)
+	case KindCharDev, KindBlockDev:
+		b = binary.AppendUvarint(b, uint64(n.Rdev))
 	}
 	return b
 }
@@ -72,7 +83,9 @@ func decodeInode(ino uint64, b []byte) (*Inode, error) {
 		n.StoredSize = int64(d.uvarint())
 	case KindSymlink:
 		n.Target = string(d.bytes(d.uvarint()))
-	case KindDir:
+	case KindCharDev, KindBlockDev:
+		n.Rdev = uint32(d.uvarint())
+	case KindDir, KindFifo, KindSocket:
 	default:
 		return nil, fmt.Errorf("inode %d has unknown kind %d: %w", ino, n.Kind, errBadRecord)
 	}

@@ -15,10 +15,20 @@ type Kind byte
 // The kinds of entry this format version knows; a reader rejects others
 // as written by a newer format.
 const (
-	KindFile    Kind = 1
-	KindDir     Kind = 2
-	KindSymlink Kind = 3
+	KindFile     Kind = 1
+	KindDir      Kind = 2
+	KindSymlink  Kind = 3
+	KindFifo     Kind = 4
+	KindSocket   Kind = 5
+	KindCharDev  Kind = 6
+	KindBlockDev Kind = 7
 )
+
+// lastKind is the highest kind this format version knows.
+const lastKind = KindBlockDev
+
+// isDevice reports whether an entry of kind k has a device number.
+func (k Kind) isDevice() bool { return k == KindCharDev || k == KindBlockDev }
 
 // String names the kind, for error messages.
 func (k Kind) String() string {
@@ -29,6 +39,14 @@ func (k Kind) String() string {
 		return "dir"
 	case KindSymlink:
 		return "symlink"
+	case KindFifo:
+		return "fifo"
+	case KindSocket:
+		return "socket"
+	case KindCharDev:
+		return "character device"
+	case KindBlockDev:
+		return "block device"
 	}
 	return "unknown kind"
 }
@@ -64,6 +82,7 @@ type Entry struct {
 	// a file without content.
 	StoredSize int64
 	Target     string // symlinks only, never empty
+	Rdev       uint32 // character and block devices only: the device number (st_rdev)
 }
 
 // Validate checks that e can be encoded: a valid name, a known kind and
@@ -74,6 +93,9 @@ func (e *Entry) Validate() error {
 	}
 	if e.Ino == 0 || e.Mode&^0o7777 != 0 || e.Size < 0 || e.StoredSize < 0 {
 		return invalid("entry %q: inode %d, mode %o, size %d, stored size %d", e.Name, e.Ino, e.Mode, e.Size, e.StoredSize)
+	}
+	if e.Rdev != 0 && !e.Kind.isDevice() {
+		return invalid("entry %q: a device number, but a %s", e.Name, e.Kind)
 	}
 	switch e.Kind {
 	case KindFile:
@@ -88,6 +110,10 @@ func (e *Entry) Validate() error {
 		if e.Target == "" || len(e.Target) > MaxTarget || strings.IndexByte(e.Target, 0) >= 0 ||
 			!e.Ref.IsZero() || e.StoredSize != 0 {
 			return invalid("symlink %q: needs a target of 1..%d bytes without NUL, and no ref", e.Name, MaxTarget)
+		}
+	case KindFifo, KindSocket, KindCharDev, KindBlockDev:
+		if e.Target != "" || !e.Ref.IsZero() || e.Size != 0 || e.StoredSize != 0 {
+			return invalid("%s %q: a special file has no target, content or size", e.Kind, e.Name)
 		}
 	default:
 		return invalid("entry %q: unknown kind %d", e.Name, e.Kind)
@@ -115,7 +141,7 @@ func (e *Entry) Equal(o *Entry) bool {
 func (e *Entry) sameAttributes(o *Entry) bool {
 	return e.Name == o.Name && e.Kind == o.Kind && e.Ino == o.Ino && e.Mode == o.Mode &&
 		e.UID == o.UID && e.GID == o.GID && e.Size == o.Size && e.Mtime.Equal(o.Mtime) &&
-		e.Ctime.Equal(o.Ctime) && e.StoredSize == o.StoredSize && e.Target == o.Target
+		e.Ctime.Equal(o.Ctime) && e.StoredSize == o.StoredSize && e.Target == o.Target && e.Rdev == o.Rdev
 }
 
 func truncateName(s string) string {

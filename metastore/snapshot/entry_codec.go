@@ -21,6 +21,7 @@ const (
 	tagRef        = 0x0a
 	tagStoredSize = 0x0b
 	tagTarget     = 0x0c
+	tagRdev       = 0x0d
 )
 
 // alwaysPresent are the fields every entry has, as a bit set of tags.
@@ -38,8 +39,12 @@ func fieldsOf(kind Kind, hasRef bool) uint32 {
 		return alwaysPresent
 	case kind == KindDir:
 		return alwaysPresent | 1<<tagRef
-	default:
+	case kind == KindSymlink:
 		return alwaysPresent | 1<<tagTarget
+	case kind.isDevice():
+		return alwaysPresent | 1<<tagRdev
+	default: // FIFOs and sockets
+		return alwaysPresent
 	}
 }
 
@@ -55,6 +60,9 @@ func entryFieldsLen(e *Entry) int {
 	}
 	if e.Kind == KindSymlink {
 		n += fieldLen(len(e.Target))
+	}
+	if e.Kind.isDevice() {
+		n += fieldLen(4)
 	}
 	return n
 }
@@ -87,6 +95,9 @@ func appendEntry(b []byte, e *Entry) ([]byte, error) {
 	if e.Kind == KindSymlink {
 		b = appendField(b, tagTarget, e.Target)
 	}
+	if e.Kind.isDevice() {
+		b = appendUint32Field(b, tagRdev, e.Rdev)
+	}
 	return b, nil
 }
 
@@ -103,7 +114,7 @@ func decodeEntry(b []byte) (Entry, error) {
 			}
 			break
 		}
-		if tag > tagTarget {
+		if tag > tagRdev {
 			if tag&mustUnderstand != 0 {
 				return e, unsupported("entry field %#x", tag)
 			}
@@ -118,7 +129,7 @@ func decodeEntry(b []byte) (Entry, error) {
 }
 
 func checkDecodedEntry(e *Entry, seen uint32) error {
-	if seen&(1<<tagKind) != 0 && (e.Kind < KindFile || e.Kind > KindSymlink) {
+	if seen&(1<<tagKind) != 0 && (e.Kind < KindFile || e.Kind > lastKind) {
 		if e.Kind == 0 {
 			return corrupt("entry of kind 0")
 		}
@@ -173,6 +184,9 @@ func setEntryField(e *Entry, tag byte, v []byte) error {
 		e.StoredSize, err = decodeSize(v)
 	case tagTarget:
 		e.Target = string(v)
+	case tagRdev:
+		u, err = decodeUint(v, 4)
+		e.Rdev = uint32(u)
 	}
 	return err
 }

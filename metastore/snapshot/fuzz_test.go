@@ -23,7 +23,7 @@ func addGoldenSeeds(f *testing.F, names ...string) {
 // ErrUnsupported, and what it accepts encodes back to the same bytes,
 // shorter only by the unknown optional fields it skipped.
 func FuzzDecode(f *testing.F) {
-	addGoldenSeeds(f, "leaf-empty.tree", "leaf-one.tree", "leaf-sample.tree", "index.tree")
+	addGoldenSeeds(f, "leaf-empty.tree", "leaf-one.tree", "leaf-sample.tree", "leaf-special.tree", "index.tree")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n, err := DecodeNode(b)
 		if err != nil {

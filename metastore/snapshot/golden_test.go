@@ -27,6 +27,13 @@ func goldenNodes() map[string]*Node {
 		"leaf-empty":  {},
 		"leaf-one":    {Entries: []Entry{one}},
 		"leaf-sample": {Entries: sample},
+		"leaf-special": {Entries: []Entry{
+			{Name: "block", Kind: KindBlockDev, Ino: 1<<62 | 9, Mode: 0o660, GID: 6, Mtime: epoch, Ctime: epoch, Rdev: 7<<8 | 1},
+			{Name: "char", Kind: KindCharDev, Ino: 1<<62 | 8, Mode: 0o666, Mtime: epoch, Ctime: epoch, Rdev: 1<<8 | 3},
+			{Name: "fifo", Kind: KindFifo, Ino: 1<<62 | 6, Mode: 0o644, UID: 1000, GID: 1000, Mtime: epoch, Ctime: epoch},
+			{Name: "null0", Kind: KindCharDev, Ino: 1<<62 | 10, Mode: 0o600, Mtime: epoch, Ctime: epoch},
+			{Name: "socket", Kind: KindSocket, Ino: 1<<62 | 7, Mode: 0o755, UID: 1000, GID: 1000, Mtime: epoch, Ctime: epoch},
+		}},
 		"index": {Level: 1, Children: []Child{
 			{First: "a", Ref: blobstore.RefOf([]byte("first leaf")), Count: 480},
 			{First: "m", Ref: blobstore.RefOf([]byte("second leaf")), Count: 3},

@@ -14,6 +14,10 @@ func TestKindsMatchMetastore(t *testing.T) {
 		{byte(snapshot.KindFile), byte(metastore.KindFile)},
 		{byte(snapshot.KindDir), byte(metastore.KindDir)},
 		{byte(snapshot.KindSymlink), byte(metastore.KindSymlink)},
+		{byte(snapshot.KindFifo), byte(metastore.KindFifo)},
+		{byte(snapshot.KindSocket), byte(metastore.KindSocket)},
+		{byte(snapshot.KindCharDev), byte(metastore.KindCharDev)},
+		{byte(snapshot.KindBlockDev), byte(metastore.KindBlockDev)},
 	} {
 		if pair[0] != pair[1] {
 			t.Fatalf("snapshot kind %d is metastore kind %d", pair[0], pair[1])

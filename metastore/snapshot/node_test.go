@@ -63,7 +63,15 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		"symlink no target": func(e *Entry) {
 			e.Kind, e.Ref, e.StoredSize = KindSymlink, blobstore.Ref{}, 0
 		},
-		"symlink with ref": func(e *Entry) { e.Kind, e.StoredSize, e.Target = KindSymlink, 0, "t" },
+		"symlink with ref":  func(e *Entry) { e.Kind, e.StoredSize, e.Target = KindSymlink, 0, "t" },
+		"fifo with content": func(e *Entry) { e.Kind, e.StoredSize = KindFifo, 0 },
+		"socket with size": func(e *Entry) {
+			e.Kind, e.Ref, e.StoredSize = KindSocket, blobstore.Ref{}, 0
+		},
+		"device with target": func(e *Entry) {
+			e.Kind, e.Ref, e.StoredSize, e.Size, e.Target = KindCharDev, blobstore.Ref{}, 0, 0, "t"
+		},
+		"file with rdev": func(e *Entry) { e.Rdev = 1 },
 		"long target": func(e *Entry) {
 			e.Kind, e.Ref, e.StoredSize, e.Target = KindSymlink, blobstore.Ref{}, 0, strings.Repeat("t", MaxTarget+1)
 		},

@@ -48,7 +48,7 @@ func tampered(b []byte) [][]byte {
 // (to a different listing, whose ref differs), and never panics.
 func TestTamperedTreeBlobs(t *testing.T) {
 	ctx := context.Background()
-	for _, name := range []string{"leaf-one.tree", "leaf-sample.tree", "index.tree", "leaf-empty.tree"} {
+	for _, name := range []string{"leaf-one.tree", "leaf-sample.tree", "leaf-special.tree", "index.tree", "leaf-empty.tree"} {
 		good := goldenBytes(t, name)
 		ref := blobstore.RefOf(good)
 		for _, bad := range tampered(good) {
