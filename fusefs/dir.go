@@ -71,7 +71,7 @@ func (d *dirNode) create(ctx context.Context, name string, n *metastore.Inode, o
 	d.mu.Lock()
 	inheritGroup(&d.last, n)
 	d.mu.Unlock()
-	n.Mtime, n.Ctime = now, now
+	n.Mtime, n.Ctime, n.Atime = now, now, now
 	created, err := d.fsys.cfg.Tree.Create(ctx, d.ino, name, n)
 	if err != nil {
 		return nil, d.fsys.errno("create "+name, err)

@@ -53,14 +53,14 @@ var (
 // content. (collection is treeNode's.)
 func (n *fileNode) named() (blobstore.Ref, bool) { return blobstore.Ref{}, false }
 
-// heldAttrs are the mode, owner and time set on a new file while its
+// heldAttrs are the mode, owner and times set on a new file while its
 // content is being written; they are stored with the content, in its
 // commit's transaction, instead of a transaction (and a sync) each: tar
 // sets all three on every file before it closes it.
 type heldAttrs struct {
 	mode, uid, gid          uint32
 	hasMode, hasUID, hasGID bool
-	mtime                   time.Time // zero: none
+	mtime, atime            time.Time // zero: none
 }
 
 // add holds what in sets; a time of "now" is taken now, once.
@@ -77,6 +77,9 @@ func (h *heldAttrs) add(in *fuse.SetAttrIn) {
 	if mtime, ok := in.GetMTime(); ok {
 		h.mtime = mtime
 	}
+	if atime, ok := in.GetATime(); ok {
+		h.atime = atime
+	}
 }
 
 // apply gives n the held attributes.
@@ -92,6 +95,9 @@ func (h *heldAttrs) apply(n *metastore.Inode) {
 	}
 	if !h.mtime.IsZero() {
 		n.Mtime = h.mtime
+	}
+	if !h.atime.IsZero() {
+		n.Atime = h.atime
 	}
 }
 

@@ -87,7 +87,11 @@ func (f *FS) treeAttr(n *metastore.Inode, out *fuse.Attr) {
 	out.Blksize = 1 << 17
 	out.Rdev = n.Rdev
 	out.Owner = fuse.Owner{Uid: n.UID, Gid: n.GID}
-	out.SetTimes(&n.Mtime, &n.Mtime, &n.Ctime)
+	atime := n.Atime
+	if atime.IsZero() {
+		atime = n.Mtime
+	}
+	out.SetTimes(&atime, &n.Mtime, &n.Ctime)
 }
 
 func setTreeTimeouts(out *fuse.EntryOut) {
@@ -270,6 +274,9 @@ func applyAttrs(n *metastore.Inode, in *fuse.SetAttrIn) {
 	}
 	if mtime, ok := in.GetMTime(); ok {
 		n.Mtime = mtime
+	}
+	if atime, ok := in.GetATime(); ok {
+		n.Atime = atime
 	}
 }
 

@@ -37,13 +37,17 @@ const TreeInoBase = 1 << 62
 // Inode is a file, directory, symlink or special file of the files/ tree.
 // A file's content is a blob: Ref, once committed.
 type Inode struct {
-	Ino        uint64
-	Kind       Kind
-	Mode       uint32 // permission bits (07777)
-	UID, GID   uint32
-	Size       int64
-	Mtime      time.Time
-	Ctime      time.Time
+	Ino      uint64
+	Kind     Kind
+	Mode     uint32 // permission bits (07777)
+	UID, GID uint32
+	Size     int64
+	Mtime    time.Time
+	Ctime    time.Time
+	// Atime is kept as set (at creation, and by utimensat): reads do not
+	// change it, as with noatime. Zero reads as the mtime (a tree
+	// restored from a snapshot, which keeps none).
+	Atime      time.Time
 	Ref        blobstore.Ref // files: the content; zero until committed
 	StoredSize int64         // files: the blob's stored size
 	Target     string        // symlinks

@@ -289,3 +289,33 @@ func TestAllowOtherAsUser(t *testing.T) {
 		t.Errorf("unmount as the user who mounted: %s", out)
 	}
 }
+
+// TestAtime: files/ keeps a file's atime as set (touch -a, and at
+// creation) apart from its mtime, to the nanosecond; reading does not
+// change it (as noatime), nor does a remount. A snapshot keeps none: its
+// view shows the mtime as the atime.
+func TestAtime(t *testing.T) {
+	s := newStore(t)
+	m := s.mount()
+	file := filepath.Join(m.dir, "files", "default", "f")
+	sh(t, "printf content > "+file+" && touch -a -d '2001-02-03 04:05:06.123456789Z' "+file+
+		" && touch -m -d '2011-12-13 14:15:16.987654321Z' "+file)
+	want := "2001-02-03 04:05:06.123456789 +0000|2011-12-13 14:15:16.987654321 +0000\n"
+	times := func(path string) string { return sh(t, "TZ=UTC stat -c '%x|%y' "+path) }
+	if got := times(file); got != want {
+		t.Fatalf("atime|mtime after touch -a and touch -m: %q, want %q", got, want)
+	}
+	sh(t, "cat "+file+" >/dev/null")
+	if got := times(file); got != want {
+		t.Errorf("after a read: %q, want %q (reads do not change the atime)", got, want)
+	}
+	snapshot := snapshotName(t, s)
+	m.unmount()
+	m = s.mount()
+	if got := times(filepath.Join(m.dir, "files", "default", "f")); got != want {
+		t.Errorf("after a remount: %q, want %q", got, want)
+	}
+	if got := times(filepath.Join(m.dir, "snapshots", "default", snapshot, "f")); got != "2011-12-13 14:15:16.987654321 +0000|2011-12-13 14:15:16.987654321 +0000\n" {
+		t.Errorf("in a snapshot: %q, want the mtime as the atime", got)
+	}
+}

@@ -36,7 +36,7 @@ func DropTreeIndexForTest(s *Store) error {
 
 // ContentsForTest returns every key and value the store holds, for
 // comparing what two stores wrote. What differs from store to store for
-// the same writes is evened out: an inode's ctime is zeroed, and a stamp
+// the same writes is evened out: an inode's ctime and atime are zeroed, and a stamp
 // (a directory's, a blob index mark's: clock readings) reads "stamp".
 func ContentsForTest(s *Store) (map[string]string, error) {
 	contents := map[string]string{}
@@ -55,7 +55,7 @@ func ContentsForTest(s *Store) (map[string]string, error) {
 				if err != nil {
 					return err
 				}
-				n.Ctime = time.Time{}
+				n.Ctime, n.Atime = time.Time{}, time.Time{}
 				value = encodeInode(n)
 			case prefixDirStamp, prefixIndexMark:
 				value = []byte("stamp")

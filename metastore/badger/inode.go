@@ -28,20 +28,28 @@ const (
 
 // An inode record, binary:
 //
-//	version 1 byte (1) | kind 1 | flags 1 (bit 0 committed)
-//	mode, uid, gid, size uvarint | mtime, ctime varint (Unix ns)
+//	version 1 byte (2) | kind 1 | flags 1 (bit 0 committed)
+//	mode, uid, gid, size uvarint | mtime, ctime, atime varint (Unix ns)
 //	ref 32 bytes (files) | stored size uvarint (files) | target (symlinks: uvarint length, bytes)
 //	| rdev uvarint (character and block devices)
 //
 // Kinds 4 and 5 (FIFOs, sockets) have no field of their own. A record of
 // a kind that a reader does not know is refused, so kinds were added
-// without a new version.
-const inodeVersion = 1
+// without a new version. Version 1 records, written before atime was
+// kept, have no atime: they read with the mtime as the atime.
+const (
+	inodeVersion       = 2
+	inodeVersionNoTime = 1
+)
 
 func encodeInode(n *Inode) []byte {
 	var flags byte
 	if n.Committed {
 		flags |= 1
+	}
+	atime := n.Atime
+	if atime.IsZero() {
+		atime = n.Mtime
 	}
 	b := []byte{inodeVersion, byte(n.Kind), flags}
 	b = binary.AppendUvarint(b, uint64(n.Mode))
@@ -50,6 +58,7 @@ func encodeInode(n *Inode) []byte {
 	b = binary.AppendUvarint(b, uint64(n.Size))
 	b = binary.AppendVarint(b, n.Mtime.UnixNano())
 	b = binary.AppendVarint(b, n.Ctime.UnixNano())
+	b = binary.AppendVarint(b, atime.UnixNano())
 	switch n.Kind {
 	case KindFile:
 		b = append(b, n.Ref[:]...)
@@ -64,7 +73,7 @@ func encodeInode(n *Inode) []byte {
 }
 
 func decodeInode(ino uint64, b []byte) (*Inode, error) {
-	if len(b) < 3 || b[0] != inodeVersion {
+	if len(b) < 3 || b[0] != inodeVersion && b[0] != inodeVersionNoTime {
 		return nil, fmt.Errorf("inode %d: %w", ino, errBadRecord)
 	}
 	n := &Inode{Ino: ino, Kind: Kind(b[1]), Committed: b[2]&1 != 0}
@@ -75,6 +84,10 @@ func decodeInode(ino uint64, b []byte) (*Inode, error) {
 	n.Size = int64(d.uvarint())
 	n.Mtime = time.Unix(0, d.varint())
 	n.Ctime = time.Unix(0, d.varint())
+	n.Atime = n.Mtime
+	if b[0] == inodeVersion {
+		n.Atime = time.Unix(0, d.varint())
+	}
 	switch n.Kind {
 	case KindFile:
 		if ref := d.bytes(blobstore.RefSize); d.err == nil {

@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -9,13 +10,16 @@ import (
 )
 
 // TestInodeCodec: every kind of inode record decodes to what was encoded,
-// devices with their number; an unknown kind, a cut record and one with
-// bytes left over are refused.
+// devices with their number, atimes (none set: the mtime); a version 1
+// record (no atime) still reads; an unknown kind, a cut record and one
+// with bytes left over are refused.
 func TestInodeCodec(t *testing.T) {
 	at := time.Date(2026, 12, 1, 9, 30, 5, 123456789, time.UTC)
 	for name, n := range map[string]Inode{
 		"file":         {Kind: KindFile, Mode: 0o4755, UID: 1000, GID: 100, Size: 5, Mtime: at, Ctime: at, Ref: blobstore.RefOf([]byte("hello")), StoredSize: 94, Committed: true},
 		"new file":     {Kind: KindFile, Mode: 0o600, Mtime: at, Ctime: at},
+		"atime":        {Kind: KindFile, Mode: 0o600, Mtime: at, Ctime: at, Atime: time.Unix(1900000000, 7).UTC()},
+		"atime 0":      {Kind: KindFile, Mode: 0o600, Mtime: at, Ctime: at, Atime: time.Unix(0, 0).UTC()},
 		"dir":          {Kind: KindDir, Mode: 0o2775, GID: 4321, Mtime: at, Ctime: at},
 		"symlink":      {Kind: KindSymlink, Mode: 0o777, Size: 3, Mtime: at, Ctime: at, Target: "a/b"},
 		"fifo":         {Kind: KindFifo, Mode: 0o640, UID: 65534, Mtime: at, Ctime: at},
@@ -31,7 +35,10 @@ func TestInodeCodec(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		got.Mtime, got.Ctime = got.Mtime.UTC(), got.Ctime.UTC()
+		got.Mtime, got.Ctime, got.Atime = got.Mtime.UTC(), got.Ctime.UTC(), got.Atime.UTC()
+		if n.Atime.IsZero() {
+			n.Atime = n.Mtime // none set: reads as the mtime
+		}
 		if *got != n {
 			t.Errorf("%s: decoded %+v, want %+v", name, *got, n)
 		}
@@ -41,6 +48,15 @@ func TestInodeCodec(t *testing.T) {
 		if _, err := decodeInode(n.Ino, append(b, 0)); !errors.Is(err, errBadRecord) {
 			t.Errorf("%s with a byte more: %v, want errBadRecord", name, err)
 		}
+	}
+	// A record from before atime was kept (version 1) reads with the
+	// mtime as its atime.
+	v1 := binary.AppendUvarint([]byte{1, byte(KindDir), 0}, 0o755)
+	v1 = append(v1, 3, 0, 0) // uid 3, gid and size 0
+	v1 = binary.AppendVarint(v1, at.UnixNano())
+	v1 = binary.AppendVarint(v1, at.Add(time.Second).UnixNano())
+	if got, err := decodeInode(TreeInoBase, v1); err != nil || got.Mode != 0o755 || got.UID != 3 || !got.Atime.Equal(at) || !got.Ctime.Equal(at.Add(time.Second)) {
+		t.Errorf("a version 1 record: %+v, %v", got, err)
 	}
 	unknown := encodeInode(&Inode{Kind: KindFifo})
 	unknown[1] = 8
