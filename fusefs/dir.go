@@ -89,8 +89,9 @@ func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 
 // Mknod makes a FIFO, socket (bind(2) makes one), character or block
 // device: a record in the tree, as a symlink is. (The kernel lets only
-// root make a device.) A regular file made with mknod is an empty file,
-// stored at once.
+// root make a device.) A regular file made with mknod is empty, and
+// recorded as such at once: committed, with no blob (as an empty file
+// that a snapshot restores), so that it survives a remount.
 func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	var kind metastore.Kind
 	switch mode & syscall.S_IFMT {
@@ -103,7 +104,7 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint3
 	case syscall.S_IFBLK:
 		kind = metastore.KindBlockDev
 	case syscall.S_IFREG, 0:
-		return d.mknodFile(ctx, name, mode, out)
+		return d.create(ctx, name, &metastore.Inode{Kind: metastore.KindFile, Mode: mode & 0o7777, Committed: true}, out)
 	default:
 		return nil, syscall.EINVAL
 	}
@@ -112,21 +113,6 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint3
 		n.Rdev = dev
 	}
 	return d.create(ctx, name, n, out)
-}
-
-// mknodFile makes an empty regular file, stored as one written and closed.
-func (d *dirNode) mknodFile(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	inode, handle, _, errno := d.Create(ctx, name, syscall.O_WRONLY, mode, out)
-	if errno != 0 {
-		return nil, errno
-	}
-	h := handle.(*treeWriteHandle)
-	errno = h.Flush(ctx)
-	h.Release(ctx)
-	if errno != 0 {
-		return nil, errno
-	}
-	return inode, 0
 }
 
 // Create makes a file, uncommitted until its first close: a file whose

@@ -521,7 +521,7 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	if !strings.HasPrefix(attr, xattrPrefix) {
 		return 0, noXattr(attr)
 	}
-	if !record.Committed {
+	if !record.Committed || record.Ref.IsZero() { // no content: no blob
 		return 0, syscall.ENODATA
 	}
 	if attr == xattrPrefix+"ref" {
@@ -536,7 +536,7 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 
 func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	n.mu.Lock()
-	committed := n.last.Committed
+	committed := n.last.Committed && !n.last.Ref.IsZero()
 	n.mu.Unlock()
 	if !committed {
 		return copyXattr(dest, "")

@@ -37,8 +37,9 @@ func bindSocket(t *testing.T, path string) {
 // type, mode, owner and device numbers: tar and rsync -a copy a tree of
 // them in and out unchanged, a FIFO passes data between two processes and
 // a socket made in the mount takes connections, only root makes devices
-// (which the mount, nodev like every FUSE mount, does not open). They
-// survive a kill -9 of the daemon, are in snapshots (snapshots/ shows
+// (which the mount, nodev like every FUSE mount, does not open); mknod(2)
+// of a regular file makes an empty one. They survive a kill -9 of the
+// daemon, are in snapshots (snapshots/ shows
 // them) and come back with stofuse recover.
 func TestSpecialFiles(t *testing.T) {
 	requireRoot(t)
@@ -113,8 +114,12 @@ func TestSpecialFiles(t *testing.T) {
 		t.Errorf("opening a device in files/: %q, want Permission denied (nodev)", out)
 	}
 
-	// A kill -9 of the daemon right after they are made loses none.
+	// A kill -9 of the daemon right after they are made loses none (nor a
+	// regular file made with mknod(2), which is empty and stored at once).
 	sh(t, "mkfifo "+files+"/late-fifo && mknod "+files+"/late-dev b 8 1")
+	if err := syscall.Mknod(files+"/late-file", syscall.S_IFREG|0o640, 0); err != nil {
+		t.Fatalf("mknod of a regular file: %v", err)
+	}
 	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +130,12 @@ func TestSpecialFiles(t *testing.T) {
 	if got := specialListing(t, files+"/rsync"); got != want {
 		t.Errorf("after a kill -9 and a remount:\n%s\nwant\n%s", got, want)
 	}
-	if got := sh(t, "stat -c '%F %t:%T' "+files+"/late-fifo "+files+"/late-dev"); got != "fifo 0:0\nblock special file 8:1\n" {
+	if got := sh(t, "stat -c '%F %t:%T %a' "+files+"/late-fifo "+files+"/late-dev "+files+"/late-file"); got !=
+		"fifo 0:0 644\nblock special file 8:1 644\nregular empty file 0:0 640\n" {
 		t.Errorf("made just before the kill -9: %q", got)
+	}
+	if _, err := syscall.Getxattr(files+"/late-file", "user.stofuse.ref", make([]byte, 100)); err != syscall.ENODATA {
+		t.Errorf("user.stofuse.ref of an empty file made with mknod: %v, want ENODATA (no blob)", err)
 	}
 
 	snapshot := snapshotName(t, s)
