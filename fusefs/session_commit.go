@@ -35,6 +35,7 @@ func (s *session) commit(ctx context.Context, record recorder) (blobstore.Ref, *
 			return s.blob, nil, s.fail(errBlobNeverChanges)
 		}
 		s.storedAs(s.blob)
+	case empty, stored, discarded: // nothing changed since: the content is blob
 	}
 	return s.blob, nil, nil
 }
