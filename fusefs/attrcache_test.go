@@ -29,7 +29,7 @@ func TestStatAfterCloseIsTheStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		record, err := r.meta.Lookup(ctx, c.FolderIno, "f")
+		record, err := r.meta.Lookup(ctx, c.FolderIno, filepath.Base(path))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,4 +48,18 @@ func TestStatAfterCloseIsTheStore(t *testing.T) {
 		}
 		check("after a stored close", v1[:len(v1)-round])
 	}
+	// Closes after which nothing was written since the kernel last had
+	// the attributes: only the daemon can tell it that they changed.
+	f, err := os.Create(path + "-new") // created: size 0, an mtime
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // a commit at close has a later mtime
+	f.Close()
+	path += "-new"
+	check("after a close with nothing written", []byte{})
+	if err := os.Truncate(path, 5); err != nil {
+		t.Fatal(err)
+	}
+	check("after a truncate by path", make([]byte, 5))
 }

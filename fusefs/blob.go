@@ -244,9 +244,9 @@ func (n *blobNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.
 }
 
 // noXattr is the answer to getxattr of an attribute the mount does not
-// keep: ENODATA for a user.* name (the mount keeps user attributes), and
-// ENOTSUP for security.*, system.* (ACLs) and trusted.*, which it does not
-// support. ENOTSUP is also what lets ls -l stop asking: coreutils asks for
+// have: ENODATA for a user.* name (the user.stofuse.* names are
+// attributes), and ENOTSUP for security.*, system.* (ACLs) and trusted.*,
+// which it does not support. ENOTSUP is also what lets ls -l stop asking: coreutils asks for
 // security.selinux and system.posix_acl_access on every file (each a
 // request to the daemon) until one answers "not supported", and then
 // remembers that for the whole filesystem.

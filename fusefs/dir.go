@@ -127,6 +127,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
+	out.SetAttrTimeout(0) // being written, as child and Getattr answer
 	return inode, handle, fuse.FOPEN_DIRECT_IO, 0
 }
 

@@ -37,17 +37,16 @@ type listing struct {
 	head  []string          // listed before the pages (ref/'s written names)
 	skip  map[string]bool   // names in head, not listed again from the pages
 
-	heads    []fuse.DirEntry // head, as entries still to list
-	pf       *prefetcher     // nil until the first READDIR
-	cur      dirPage
-	next     int // cur.entries[next:] are still to list
-	finished bool
+	heads []fuse.DirEntry // head, as entries still to list
+	pf    *prefetcher     // nil until the first READDIR
+	cur   dirPage
+	next  int // cur.entries[next:] are still to list
 }
 
 // A pageReader appends the next page of a directory's entries to buf and
 // returns it, and whether it was the last; each call starts where the one
 // before ended. Entries come with Off 0.
-type pageReader func(buf []fuse.DirEntry) (page []fuse.DirEntry, last bool, err error)
+type pageReader func(ctx context.Context, buf []fuse.DirEntry) (page []fuse.DirEntry, last bool, err error)
 
 var (
 	_ fs.FileReaddirenter = (*listing)(nil)
@@ -75,7 +74,7 @@ func (l *listing) rewind() {
 	for _, name := range l.head {
 		l.heads = append(l.heads, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})
 	}
-	l.pf, l.cur, l.next, l.finished = nil, dirPage{}, 0, false
+	l.pf, l.cur, l.next = nil, dirPage{}, 0
 }
 
 // Readdirent implements fs.FileReaddirenter. The entry returned stays
@@ -95,11 +94,10 @@ func (l *listing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno
 			}
 		}
 		if err := l.cur.err; err != nil {
-			l.cur.err, l.finished = nil, true
+			l.cur.err = nil // the page is the last: the listing ends here
 			return nil, l.fsys.errno(l.what, err)
 		}
-		if l.finished || l.cur.last {
-			l.finished = true
+		if l.cur.last {
 			return nil, 0
 		}
 		if l.pf == nil {
@@ -141,38 +139,41 @@ type dirPage struct {
 }
 
 // prefetcher runs a pageReader in its own goroutine, one page ahead of
-// the listing that takes its pages.
+// the listing that takes its pages: it reads a page, then waits until the
+// listing takes it.
 type prefetcher struct {
-	pages     chan dirPage
+	pages     chan dirPage         // unbuffered: the page read waits here
 	free      chan []fuse.DirEntry // listed pages, for their buffers
-	stop      chan struct{}
+	cancel    context.CancelFunc   // stops the goroutine, and a read under way
+	done      chan struct{}        // closed when the goroutine has returned
 	closeOnce sync.Once
 }
 
 func startPrefetch(read pageReader) *prefetcher {
+	ctx, cancel := context.WithCancel(context.Background())
 	p := &prefetcher{
-		pages: make(chan dirPage, 1),
-		free:  make(chan []fuse.DirEntry, 2),
-		stop:  make(chan struct{}),
+		pages:  make(chan dirPage),
+		free:   make(chan []fuse.DirEntry, 2),
+		cancel: cancel,
+		done:   make(chan struct{}),
 	}
-	go p.run(read)
+	go p.run(ctx, read)
 	return p
 }
 
-func (p *prefetcher) run(read pageReader) {
+func (p *prefetcher) run(ctx context.Context, read pageReader) {
+	defer close(p.done)
 	defer close(p.pages)
-	for {
+	for ctx.Err() == nil {
 		var buf []fuse.DirEntry
 		select {
 		case buf = <-p.free:
-		case <-p.stop:
-			return
 		default:
 		}
-		entries, last, err := read(buf[:0])
+		entries, last, err := read(ctx, buf[:0])
 		select {
 		case p.pages <- dirPage{entries: entries, last: last || err != nil, err: err}:
-		case <-p.stop:
+		case <-ctx.Done():
 			return
 		}
 		if last || err != nil {
@@ -201,7 +202,13 @@ func (p *prefetcher) recycle(buf []fuse.DirEntry) {
 	}
 }
 
-func (p *prefetcher) close() { p.closeOnce.Do(func() { close(p.stop) }) }
+// close stops the goroutine and waits for it: when the listing is
+// released, nothing reads the store for it any more (the store may be
+// closed next, at unmount).
+func (p *prefetcher) close() {
+	p.closeOnce.Do(p.cancel)
+	<-p.done
+}
 
 // readPage runs list, which passes entries to add, until it has passed
 // listPage of them: it reports whether list ended by itself (the last
@@ -228,10 +235,10 @@ func (f *FS) refPages() pageReader {
 	var after blobstore.Ref
 	refs := make([]blobstore.Ref, 0, listPage)
 	var names []byte
-	return func(buf []fuse.DirEntry) ([]fuse.DirEntry, bool, error) {
+	return func(ctx context.Context, buf []fuse.DirEntry) ([]fuse.DirEntry, bool, error) {
 		refs = refs[:0]
 		last, err := readPage(func(add func(blobstore.Ref) error) error {
-			return f.cfg.Catalog.ListVolumeBlobs(context.Background(), f.cfg.Volume, after, add)
+			return f.cfg.Catalog.ListVolumeBlobs(ctx, f.cfg.Volume, after, add)
 		}, func(ref blobstore.Ref) { refs = append(refs, ref) })
 		if len(refs) == 0 {
 			return buf, last, err
@@ -255,9 +262,9 @@ func (f *FS) refPages() pageReader {
 // order.
 func (f *FS) treePages(dir uint64) pageReader {
 	var after string
-	return func(buf []fuse.DirEntry) ([]fuse.DirEntry, bool, error) {
+	return func(ctx context.Context, buf []fuse.DirEntry) ([]fuse.DirEntry, bool, error) {
 		last, err := readPage(func(add func(metastore.Entry) error) error {
-			return f.cfg.Tree.ReadDir(context.Background(), dir, after, add)
+			return f.cfg.Tree.ReadDir(ctx, dir, after, add)
 		}, func(e metastore.Entry) {
 			buf = append(buf, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: typeBits(e.Kind)})
 			after = e.Name
