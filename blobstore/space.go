@@ -1,6 +1,10 @@
 package blobstore
 
-import "context"
+import (
+	"context"
+
+	"golang.org/x/sys/unix"
+)
 
 // Space is the room on a volume, in statfs(2)'s units: counts of blocks of
 // BlockSize bytes, and of files (inodes).
@@ -21,4 +25,22 @@ type SpaceReporter interface {
 	// may be called any number of times, from many goroutines at once; a
 	// volume that cannot be reached is an error.
 	Space(ctx context.Context) (Space, error)
+}
+
+// SpaceOf returns the room on the filesystem holding dir, as statfs(2)
+// reports it. Block counts are in fragments (f_frsize), which Linux makes
+// equal to f_bsize on every common filesystem.
+func SpaceOf(dir string) (Space, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return Space{}, err
+	}
+	blockSize := uint64(st.Frsize)
+	if blockSize == 0 {
+		blockSize = uint64(st.Bsize)
+	}
+	return Space{
+		BlockSize: blockSize, Blocks: st.Blocks, BlocksFree: st.Bfree, BlocksAvail: st.Bavail,
+		Files: st.Files, FilesFree: st.Ffree,
+	}, nil
 }

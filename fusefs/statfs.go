@@ -6,7 +6,6 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
 
 	"github.com/stofuse/stofuse/blobstore"
 )
@@ -39,16 +38,7 @@ func (f *FS) space(ctx context.Context) (blobstore.Space, error) {
 	if reporter, ok := driver.(blobstore.SpaceReporter); ok {
 		return reporter.Space(ctx)
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(f.cfg.SpoolDir, &st); err != nil {
-		return blobstore.Space{}, err
-	}
-	blockSize := uint64(st.Frsize)
-	if blockSize == 0 {
-		blockSize = uint64(st.Bsize)
-	}
-	return blobstore.Space{BlockSize: blockSize, Blocks: st.Blocks, BlocksFree: st.Bfree, BlocksAvail: st.Bavail,
-		Files: st.Files, FilesFree: st.Ffree}, nil
+	return blobstore.SpaceOf(f.cfg.SpoolDir)
 }
 
 // Every node answers statfs: go-fuse answers all zeros for one that does
