@@ -131,12 +131,29 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	return inode, handle, fuse.FOPEN_DIRECT_IO, 0
 }
 
-// Link refuses hard links: a name is one inode.
+// Link makes a hard link: another name of a file, symlink or special file
+// of the tree, in its collection (EXDEV across collections, as between
+// filesystems; also for what ref/ and snapshots/ show). A directory is
+// EPERM, as link(2) says.
 func (d *dirNode) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if d.fsys.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
 	if errno := checkName(name); errno != 0 {
 		return nil, errno
 	}
-	return nil, syscall.EPERM
+	node, ok := target.(interface{ base() *treeNode })
+	if !ok {
+		return nil, syscall.EXDEV
+	}
+	if _, isDir := target.(*dirNode); isDir {
+		return nil, syscall.EPERM
+	}
+	n, err := d.fsys.cfg.Tree.Link(ctx, node.base().ino, d.ino, name)
+	if err != nil {
+		return nil, d.fsys.errno("link "+name, err)
+	}
+	return d.fsys.child(ctx, d.EmbeddedInode(), n, out), 0
 }
 
 func (d *dirNode) remove(ctx context.Context, name string, dir bool) syscall.Errno {
@@ -144,11 +161,23 @@ func (d *dirNode) remove(ctx context.Context, name string, dir bool) syscall.Err
 		return syscall.EROFS
 	}
 	child := d.GetChild(name)
-	if _, err := d.fsys.cfg.Tree.Remove(ctx, d.ino, name, dir); err != nil {
+	left, err := d.fsys.cfg.Tree.Remove(ctx, d.ino, name, dir)
+	if err != nil {
 		return d.fsys.errno("remove "+name, err)
 	}
-	markUnlinked(child)
+	if left.Nlink == 0 {
+		markUnlinked(child)
+	} else if child != nil {
+		rememberNode(child, left)
+	}
 	return 0
+}
+
+// rememberNode gives a node the record a change left its inode with.
+func rememberNode(node *fs.Inode, n *metastore.Inode) {
+	if t, ok := node.Operations().(interface{ remember(*metastore.Inode) }); ok {
+		t.remember(n)
+	}
 }
 
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
@@ -192,8 +221,11 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	if err != nil {
 		return d.fsys.errno("rename "+name, err)
 	}
-	if replaced != nil {
+	switch {
+	case replaced != nil && replaced.Nlink == 0:
 		markUnlinked(replacedChild)
+	case replaced != nil && replacedChild != nil:
+		rememberNode(replacedChild, replaced)
 	}
 	return 0
 }

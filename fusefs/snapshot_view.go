@@ -92,7 +92,7 @@ func (n *snapNode) attr(out *fuse.Attr) {
 	e := &n.entry
 	out.Ino = n.StableAttr().Ino
 	out.Mode = typeBits(metastore.Kind(e.Kind)) | e.Mode&0o7777
-	out.Nlink = 1 // as files/: find must not count subdirectories by it
+	out.Nlink = max(e.Nlink, 1) // directories 1, as files/: find must not count subdirectories by it
 	out.Size = uint64(e.Size)
 	switch e.Kind {
 	case snapshot.KindFile:

@@ -28,8 +28,13 @@ type Tree interface {
 	Lookup(ctx context.Context, parent uint64, name string) (*metastore.Inode, error)
 	ReadDir(ctx context.Context, parent uint64, after string, fn func(metastore.Entry) error) error
 	Create(ctx context.Context, parent uint64, name string, n *metastore.Inode) (*metastore.Inode, error)
+	// Remove returns the inode as the removal left it: Nlink 0 once its
+	// last name is gone.
 	Remove(ctx context.Context, parent uint64, name string, dir bool) (*metastore.Inode, error)
 	Rename(ctx context.Context, oldParent uint64, oldName string, newParent uint64, newName string, noReplace bool) (*metastore.Inode, error)
+	// Link gives inode ino (not a directory) another name, in the same
+	// collection (EXDEV otherwise), and returns it with its link count.
+	Link(ctx context.Context, ino uint64, parent uint64, name string) (*metastore.Inode, error)
 	SetAttr(ctx context.Context, ino uint64, fn func(*metastore.Inode) error) (*metastore.Inode, error)
 	CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time, attrs func(*metastore.Inode)) (*metastore.Inode, error)
 	// CommitNewContent records a blob just stored on volumeId (what
@@ -76,7 +81,10 @@ func typeBits(kind metastore.Kind) uint32 {
 func (f *FS) treeAttr(n *metastore.Inode, out *fuse.Attr) {
 	out.Ino = n.Ino
 	out.Mode = typeBits(n.Kind) | n.Mode&0o7777
-	out.Nlink = 1
+	out.Nlink = 1 // directories too: find must not count subdirectories by it
+	if n.Kind != metastore.KindDir {
+		out.Nlink = n.Links()
+	}
 	out.Size = uint64(n.Size)
 	switch n.Kind {
 	case metastore.KindFile:
@@ -148,9 +156,7 @@ func (f *FS) child(ctx context.Context, parent *gofs.Inode, n *metastore.Inode, 
 	f.treeAttr(n, &out.Attr)
 	setTreeTimeouts(out)
 	node := parent.NewInode(ctx, f.newTreeNode(n), gofs.StableAttr{Mode: typeBits(n.Kind), Ino: n.Ino})
-	if t, ok := node.Operations().(interface{ remember(*metastore.Inode) }); ok {
-		t.remember(n)
-	}
+	rememberNode(node, n)
 	if file, ok := node.Operations().(*fileNode); ok && file.writing() {
 		// A file being written (under another name, or before its
 		// entry was dropped) has its size in its session, not in n.

@@ -53,7 +53,14 @@ type Inode struct {
 	Target     string        // symlinks
 	Rdev       uint32        // devices: the device number, as stat's st_rdev (Linux's encoding)
 	Committed  bool          // files: content stored at least once
+	// Nlink is how many names a file, symlink or special file has: more
+	// than one once hard links name it. 0 reads as 1; a directory's is
+	// not kept (its link count follows from its subdirectories).
+	Nlink uint32
 }
+
+// Links is n's number of names (Nlink, at least 1).
+func (n *Inode) Links() uint32 { return max(n.Nlink, 1) }
 
 // Entry is a name in a directory.
 type Entry struct {

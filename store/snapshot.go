@@ -247,6 +247,9 @@ func entryOf(e badger.Entry, n *badger.Inode, tree blobstore.Ref) snapshot.Entry
 	case badger.KindDir:
 		out.Ref, out.Size = tree, 0
 	}
+	if n.Kind != badger.KindDir && n.Links() > 1 {
+		out.Nlink = n.Links()
+	}
 	return out
 }
 

@@ -96,3 +96,40 @@ func UnmarkExplicitForTest(s *Store) error {
 		return txn.Delete(stringKey(prefixSetting, "explicit-stores"))
 	})
 }
+
+// LinksForTest returns what the store keeps of inode ino's names beside
+// its entries: the directories its l keys list, with their counts, and
+// its parent (p).
+func LinksForTest(s *Store, ino uint64) (map[uint64]uint32, uint64, error) {
+	dirs := map[uint64]uint32{}
+	var parent uint64
+	err := s.view(func(txn *badgerdb.Txn) error {
+		list, err := linkDirs(txn, ino)
+		if err != nil {
+			return err
+		}
+		for _, dir := range list {
+			body, err := getCopy(txn, linkDirKey(ino, dir), "link directory")
+			if err != nil {
+				return err
+			}
+			dirs[dir] = binary.BigEndian.Uint32(body)
+		}
+		parent, err = parentOf(txn, ino)
+		return err
+	})
+	return dirs, parent, err
+}
+
+// DirStampForTest returns the stamp of directory dir's last change (g).
+func DirStampForTest(s *Store, dir uint64) (uint64, error) {
+	var stamp uint64
+	err := s.view(func(txn *badgerdb.Txn) error {
+		body, err := getCopy(txn, inoKey(prefixDirStamp, dir), "stamp")
+		if err == nil {
+			stamp = binary.BigEndian.Uint64(body)
+		}
+		return err
+	})
+	return stamp, err
+}

@@ -28,11 +28,15 @@ const (
 
 // An inode record, binary:
 //
-//	version 1 byte (2) | kind 1 | flags 1 (bit 0 committed)
+//	version 1 byte (2) | kind 1 | flags 1 (bit 0 committed, bit 1 a link count follows)
 //	mode, uid, gid, size uvarint | mtime, ctime, atime varint (Unix ns)
 //	ref 32 bytes (files) | stored size uvarint (files) | target (symlinks: uvarint length, bytes)
-//	| rdev uvarint (character and block devices)
+//	| rdev uvarint (character and block devices) | nlink uvarint (with flag bit 1)
 //
+// The link count is written only when it is above 1 (hard links, after
+// the records without it), so that a record without the flag has one
+// name; a reader that does not know the flag refuses the record (its
+// trailing bytes) rather than miscount.
 // Kinds 4 and 5 (FIFOs, sockets) have no field of their own. A record of
 // a kind that a reader does not know is refused, so kinds were added
 // without a new version. Version 1 records, written before atime was
@@ -46,6 +50,10 @@ func encodeInode(n *Inode) []byte {
 	var flags byte
 	if n.Committed {
 		flags |= 1
+	}
+	linked := n.Kind != KindDir && n.Nlink > 1
+	if linked {
+		flags |= 2
 	}
 	atime := n.Atime
 	if atime.IsZero() {
@@ -69,12 +77,18 @@ func encodeInode(n *Inode) []byte {
 	case KindCharDev, KindBlockDev:
 		b = binary.AppendUvarint(b, uint64(n.Rdev))
 	}
+	if linked {
+		b = binary.AppendUvarint(b, uint64(n.Nlink))
+	}
 	return b
 }
 
 func decodeInode(ino uint64, b []byte) (*Inode, error) {
 	if len(b) < 3 || b[0] != inodeVersion && b[0] != inodeVersionNoTime {
 		return nil, fmt.Errorf("inode %d: %w", ino, errBadRecord)
+	}
+	if b[2]&^3 != 0 {
+		return nil, fmt.Errorf("inode %d has unknown flags %#x: %w", ino, b[2], errBadRecord)
 	}
 	n := &Inode{Ino: ino, Kind: Kind(b[1]), Committed: b[2]&1 != 0}
 	d := &recordDecoder{b: b[3:]}
@@ -101,6 +115,13 @@ func decodeInode(ino uint64, b []byte) (*Inode, error) {
 	case KindDir, KindFifo, KindSocket:
 	default:
 		return nil, fmt.Errorf("inode %d has unknown kind %d: %w", ino, n.Kind, errBadRecord)
+	}
+	if b[2]&2 != 0 {
+		nlink := d.uvarint()
+		if n.Kind == KindDir || nlink < 2 || nlink > MaxLinks {
+			return nil, fmt.Errorf("inode %d: link count %d: %w", ino, nlink, errBadRecord)
+		}
+		n.Nlink = uint32(nlink)
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, fmt.Errorf("inode %d: %w", ino, errBadRecord)

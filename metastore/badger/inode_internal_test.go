@@ -10,7 +10,8 @@ import (
 )
 
 // TestInodeCodec: every kind of inode record decodes to what was encoded,
-// devices with their number, atimes (none set: the mtime); a version 1
+// devices with their number, atimes (none set: the mtime), link counts
+// above 1; a version 1
 // record (no atime) still reads; an unknown kind, a cut record and one
 // with bytes left over are refused.
 func TestInodeCodec(t *testing.T) {
@@ -27,6 +28,8 @@ func TestInodeCodec(t *testing.T) {
 		"char device":  {Kind: KindCharDev, Mode: 0o666, Mtime: at, Ctime: at, Rdev: 1<<8 | 3},
 		"block device": {Kind: KindBlockDev, Mode: 0o660, GID: 6, Mtime: at, Ctime: at, Rdev: 0xffffffff},
 		"device 0:0":   {Kind: KindCharDev, Mtime: at, Ctime: at},
+		"linked file":  {Kind: KindFile, Mode: 0o644, Mtime: at, Ctime: at, Ref: blobstore.RefOf([]byte("x")), StoredSize: 60, Committed: true, Nlink: 3},
+		"linked fifo":  {Kind: KindFifo, Mode: 0o644, Mtime: at, Ctime: at, Nlink: MaxLinks},
 	} {
 		n.Ino = TreeInoBase | 7
 		b := encodeInode(&n)
@@ -62,5 +65,31 @@ func TestInodeCodec(t *testing.T) {
 	unknown[1] = 8
 	if _, err := decodeInode(TreeInoBase, unknown); !errors.Is(err, errBadRecord) {
 		t.Errorf("an inode of kind 8: %v, want errBadRecord", err)
+	}
+}
+
+// TestInodeLinkCount: a link count is written only above 1, and a record
+// with a count a writer never writes is refused.
+func TestInodeLinkCount(t *testing.T) {
+	one := Inode{Ino: TreeInoBase | 1, Kind: KindFile, Nlink: 1}
+	if b := encodeInode(&one); b[2]&2 != 0 {
+		t.Errorf("a file with one name is written with a link count: %x", b)
+	}
+	dir := Inode{Ino: TreeInoBase | 2, Kind: KindDir, Nlink: 5}
+	if b := encodeInode(&dir); b[2]&2 != 0 {
+		t.Errorf("a directory is written with a link count: %x", b)
+	}
+	for _, nlink := range []uint64{0, 1, MaxLinks + 1} {
+		b := encodeInode(&Inode{Ino: TreeInoBase | 3, Kind: KindSymlink, Target: "t"})
+		b[2] |= 2
+		b = binary.AppendUvarint(b, nlink)
+		if _, err := decodeInode(TreeInoBase|3, b); !errors.Is(err, errBadRecord) {
+			t.Errorf("a link count of %d: %v, want errBadRecord", nlink, err)
+		}
+	}
+	b := encodeInode(&Inode{Ino: TreeInoBase | 4, Kind: KindFile})
+	b[2] |= 4
+	if _, err := decodeInode(TreeInoBase|4, b); !errors.Is(err, errBadRecord) {
+		t.Errorf("an unknown flag: %v, want errBadRecord", err)
 	}
 }

@@ -21,6 +21,8 @@ import (
 //	u <ino u64 BE>             a file created but never stored: removed at mount
 //	p <ino u64 BE>             the inode's parent directory (u64 BE): to refuse moving a directory into
 //	                           itself, and to mark the directory whose listing a change touches
+//	l <ino u64 BE> <dir u64 BE> how many names of a file with several (hard links) dir holds (u32 BE;
+//	                           links.go)
 //	r <ref 32> <ino u64 BE>    file ino's content is blob ref (empty value): which files use a blob
 //	d <parent u64 BE> <name>   a subdirectory's ino (u64 BE): the directories alone, so that a
 //	                           snapshot visits them without listing their files
@@ -46,6 +48,7 @@ const (
 	prefixEntry       = 'e'
 	prefixUncommitted = 'u'
 	prefixParent      = 'p'
+	prefixLinkDir     = 'l'
 	prefixRefUse      = 'r'
 	prefixSubdir      = 'd'
 	prefixDirStamp    = 'g'

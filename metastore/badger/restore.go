@@ -18,11 +18,21 @@ type Restorer struct {
 	folders map[string]uint64 // collection -> folder inode
 	maxIno  uint64
 	seen    map[uint64]bool
+	// linked are the inodes with several names restored so far, with
+	// the names found for each, per directory.
+	linked map[uint64]*restoredLinks
+}
+
+type restoredLinks struct {
+	inode *Inode
+	names uint32
+	dirs  map[uint64]uint32
 }
 
 // NewRestorer starts restoring trees into s.
 func (s *Store) NewRestorer() *Restorer {
-	return &Restorer{s: s, batch: s.db.NewWriteBatch(), folders: map[string]uint64{}, seen: map[uint64]bool{}}
+	return &Restorer{s: s, batch: s.db.NewWriteBatch(), folders: map[string]uint64{}, seen: map[uint64]bool{},
+		linked: map[uint64]*restoredLinks{}}
 }
 
 // Folder restores the folder files/<collection> as inode n.
@@ -34,10 +44,19 @@ func (r *Restorer) Folder(collection string, n *Inode) error {
 	return nil
 }
 
-// Add restores n, named name in directory parent.
+// Add restores n, named name in directory parent. An inode with several
+// names (n.Nlink above 1) is added once per name, with the same record:
+// the first writes it, the others link it.
 func (r *Restorer) Add(parent uint64, name string, n *Inode) error {
+	if links := r.linked[n.Ino]; links != nil {
+		return r.addLink(parent, name, n, links)
+	}
 	if err := r.inode(n); err != nil {
 		return err
+	}
+	if n.Kind != KindDir && n.Links() > 1 {
+		linked := *n
+		r.linked[n.Ino] = &restoredLinks{inode: &linked, names: 1, dirs: map[uint64]uint32{parent: 1}}
 	}
 	e := Entry{Name: name, Ino: n.Ino, Kind: n.Kind}
 	sets := [][2][]byte{
@@ -60,6 +79,42 @@ func (r *Restorer) Add(parent uint64, name string, n *Inode) error {
 	return nil
 }
 
+// addLink restores another name of a linked inode, which must be the
+// same inode the first name restored.
+func (r *Restorer) addLink(parent uint64, name string, n *Inode, links *restoredLinks) error {
+	if first := links.inode; n.Kind != first.Kind || n.Ref != first.Ref || n.Size != first.Size ||
+		n.Mode != first.Mode || n.UID != first.UID || n.GID != first.GID || !n.Mtime.Equal(first.Mtime) {
+		return fmt.Errorf("restoring inode %d: its names disagree on its attributes: %w", n.Ino, errBadRecord)
+	}
+	links.names++
+	links.dirs[parent]++
+	return r.batch.Set(entryKey(parent, name), append(binary.BigEndian.AppendUint64(nil, n.Ino), byte(n.Kind)))
+}
+
+// finishLinks writes the directories holding each linked inode's names,
+// and its link count as the names found say (a snapshot of a collection
+// holds every name of its inodes, so they agree unless it is damaged).
+func (r *Restorer) finishLinks() error {
+	for ino, links := range r.linked {
+		if links.names != links.inode.Nlink {
+			n := *links.inode
+			n.Nlink = links.names
+			if err := r.batch.Set(inoKey(prefixInode, ino), encodeInode(&n)); err != nil {
+				return err
+			}
+		}
+		if links.names < 2 {
+			continue
+		}
+		for dir, count := range links.dirs {
+			if err := r.batch.Set(linkDirKey(ino, dir), binary.BigEndian.AppendUint32(nil, count)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func (r *Restorer) inode(n *Inode) error {
 	if n.Ino&TreeInoBase == 0 || r.seen[n.Ino] {
 		return fmt.Errorf("restoring inode %d: not a tree inode, or twice: %w", n.Ino, errBadRecord)
@@ -72,6 +127,9 @@ func (r *Restorer) inode(n *Inode) error {
 // Finish writes what is left, points the collections at their folders,
 // and makes new inode numbers start after the restored ones.
 func (r *Restorer) Finish(ctx context.Context) error {
+	if err := r.finishLinks(); err != nil {
+		return err
+	}
 	if err := r.batch.Flush(); err != nil {
 		return err
 	}

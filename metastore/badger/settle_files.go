@@ -207,7 +207,7 @@ func (s *Store) setContent(txn *badgerdb.Txn, n *Inode, c Content) error {
 	if err := putInode(txn, n); err != nil {
 		return err
 	}
-	return s.touchParentOf(txn, n.Ino)
+	return s.touchParentsOf(txn, n)
 }
 
 // removeFile removes, in txn, file n, named name in directory parent, as
@@ -215,6 +215,11 @@ func (s *Store) setContent(txn *badgerdb.Txn, n *Inode, c Content) error {
 func (s *Store) removeFile(txn *badgerdb.Txn, n *Inode, parent uint64, name string) error {
 	if name != "" {
 		return s.deleteInode(txn, parent, name, n.Ino)
+	}
+	if n.Links() > 1 {
+		if err := s.removeOtherNames(txn, n.Ino, 0, ""); err != nil {
+			return err
+		}
 	}
 	for _, key := range [][]byte{inoKey(prefixInode, n.Ino), inoKey(prefixUncommitted, n.Ino),
 		inoKey(prefixParent, n.Ino), refUseKey(n.Ref, n.Ino)} {

@@ -161,6 +161,7 @@ func (s *Store) Create(ctx context.Context, parent uint64, name string, n *Inode
 	}
 	created := *n
 	created.Ino = ino
+	created.Nlink = 0 // one name
 	err = s.update(func(txn *badgerdb.Txn) error {
 		if err := s.checkDir(txn, parent); err != nil {
 			return err
@@ -202,7 +203,8 @@ func (s *Store) checkDir(txn *badgerdb.Txn, ino uint64) error {
 
 // Remove removes name from directory parent: a file or symlink (dir
 // false), or an empty directory (dir true: ENOTEMPTY otherwise). The
-// removed inode is returned. A file's blob stays in the store.
+// inode is returned as the removal leaves it: with Nlink 0 if that was its
+// last name and it is gone. A file's blob stays in the store.
 func (s *Store) Remove(ctx context.Context, parent uint64, name string, dir bool) (*Inode, error) {
 	var removed *Inode
 	err := s.update(func(txn *badgerdb.Txn) error {
@@ -218,14 +220,18 @@ func (s *Store) Remove(ctx context.Context, parent uint64, name string, dir bool
 		case dir && hasEntries(txn, e.Ino):
 			return fmt.Errorf("%q: %w", name, syscall.ENOTEMPTY)
 		}
-		if removed, err = getInode(txn, e.Ino); err != nil {
+		n, err := getInode(txn, e.Ino)
+		if err != nil {
 			return err
 		}
-		return s.deleteInode(txn, parent, name, e.Ino)
+		removed, err = s.dropName(txn, parent, name, n)
+		return err
 	})
 	return removed, err
 }
 
+// deleteInode removes, in txn, inode ino with every name it has (one,
+// name in parent, unless it is linked).
 func (s *Store) deleteInode(txn *badgerdb.Txn, parent uint64, name string, ino uint64) error {
 	n, err := getInode(txn, ino)
 	if err != nil {
@@ -233,6 +239,11 @@ func (s *Store) deleteInode(txn *badgerdb.Txn, parent uint64, name string, ino u
 	}
 	if err := s.unlink(txn, parent, name); err != nil {
 		return err
+	}
+	if n.Links() > 1 {
+		if err := s.removeOtherNames(txn, ino, parent, name); err != nil {
+			return err
+		}
 	}
 	keys := [][]byte{inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino),
 		inoKey(prefixDirStamp, ino), inoKey(prefixTreeCache, ino)}
@@ -264,6 +275,15 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 		if moving.Kind == KindDir && (moving.Ino == newParent || isAncestor(txn, moving.Ino, newParent)) {
 			return fmt.Errorf("moving %q into itself: %w", oldName, syscall.EINVAL)
 		}
+		n, err := getInode(txn, moving.Ino)
+		if err != nil {
+			return err
+		}
+		if n.Links() > 1 {
+			if err := sameCollection(txn, oldParent, newParent); err != nil {
+				return err
+			}
+		}
 		target, err := getEntry(txn, newParent, newName)
 		switch {
 		case isNotExist(err):
@@ -277,8 +297,10 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 			if replaced, err = s.replaceTarget(txn, moving, newParent, target); err != nil {
 				return err
 			}
-			if err := s.journalReplacedBy(txn, moving.Ino, newParent, newName, replaced); err != nil {
-				return err
+			if replaced.Nlink == 0 { // gone with its name: what Settle may have to put back
+				if err := s.journalReplacedBy(txn, moving.Ino, newParent, newName, replaced); err != nil {
+					return err
+				}
 			}
 		}
 		if err := s.unlink(txn, oldParent, oldName); err != nil {
@@ -288,24 +310,23 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 		if err := s.link(txn, newParent, moving); err != nil {
 			return err
 		}
-		return renamed(txn, moving.Ino)
+		if n.Links() > 1 {
+			if err := s.moveLink(txn, n, oldParent, newParent); err != nil {
+				return err
+			}
+		}
+		// rename(2) sets the moved inode's ctime, as Linux filesystems do.
+		n.Ctime = time.Now()
+		if err := putInode(txn, n); err != nil {
+			return err
+		}
+		return s.touchParentsOf(txn, n)
 	})
 	return replaced, err
 }
 
-// renamed sets, in txn, the ctime of an inode that rename(2) moved to now,
-// as Linux filesystems do.
-func renamed(txn *badgerdb.Txn, ino uint64) error {
-	n, err := getInode(txn, ino)
-	if err != nil {
-		return err
-	}
-	n.Ctime = time.Now()
-	return putInode(txn, n)
-}
-
 // replaceTarget removes the target of a rename, after checking that the
-// moving inode may replace it.
+// moving inode may replace it, and returns it as dropName leaves it.
 func (s *Store) replaceTarget(txn *badgerdb.Txn, moving Entry, parent uint64, target Entry) (*Inode, error) {
 	switch {
 	case moving.Kind == KindDir && target.Kind != KindDir:
@@ -319,7 +340,7 @@ func (s *Store) replaceTarget(txn *badgerdb.Txn, moving Entry, parent uint64, ta
 	if err != nil {
 		return nil, err
 	}
-	return replaced, s.deleteInode(txn, parent, target.Name, target.Ino)
+	return s.dropName(txn, parent, target.Name, replaced)
 }
 
 // isAncestor reports whether dir is an ancestor of ino, following the
@@ -364,7 +385,7 @@ func (s *Store) SetAttr(ctx context.Context, ino uint64, fn func(*Inode) error) 
 		if err := putInode(txn, n); err != nil {
 			return err
 		}
-		return s.touchParentOf(txn, ino)
+		return s.touchParentsOf(txn, n)
 	})
 	return n, err
 }
@@ -431,7 +452,15 @@ func (s *Store) removeOrphan(ino uint64) error {
 				return err
 			}
 		}
-		for _, key := range [][]byte{inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino)} {
+		dirs, err := linkDirs(txn, ino)
+		if err != nil {
+			return err
+		}
+		keys := [][]byte{inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino)}
+		for _, dir := range dirs {
+			keys = append(keys, linkDirKey(ino, dir))
+		}
+		for _, key := range keys {
 			if err := txn.Delete(key); err != nil {
 				return err
 			}

@@ -80,7 +80,7 @@ func (s *Store) commitContentIn(txn *badgerdb.Txn, ino uint64, ref blobstore.Ref
 	if err := putInode(txn, n); err != nil {
 		return nil, err
 	}
-	if err := s.touchParentOf(txn, ino); err != nil {
+	if err := s.touchParentsOf(txn, n); err != nil {
 		return nil, err
 	}
 	if err := txn.Delete(inoKey(prefixUncommitted, ino)); err != nil {

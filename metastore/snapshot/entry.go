@@ -83,6 +83,10 @@ type Entry struct {
 	StoredSize int64
 	Target     string // symlinks only, never empty
 	Rdev       uint32 // character and block devices only: the device number (st_rdev)
+	// Nlink is the number of names of an inode with several (hard links,
+	// all in the snapshot's collection, each an entry with this Ino): 2 or
+	// more; 0 for an inode with one name, and for directories.
+	Nlink uint32
 }
 
 // Validate checks that e can be encoded: a valid name, a known kind and
@@ -93,6 +97,9 @@ func (e *Entry) Validate() error {
 	}
 	if e.Ino == 0 || e.Mode&^0o7777 != 0 || e.Size < 0 || e.StoredSize < 0 {
 		return invalid("entry %q: inode %d, mode %o, size %d, stored size %d", e.Name, e.Ino, e.Mode, e.Size, e.StoredSize)
+	}
+	if e.Nlink == 1 || e.Nlink != 0 && e.Kind == KindDir {
+		return invalid("entry %q: a %s with a link count of %d", e.Name, e.Kind, e.Nlink)
 	}
 	if e.Rdev != 0 && !e.Kind.isDevice() {
 		return invalid("entry %q: a device number, but a %s", e.Name, e.Kind)
@@ -141,7 +148,8 @@ func (e *Entry) Equal(o *Entry) bool {
 func (e *Entry) sameAttributes(o *Entry) bool {
 	return e.Name == o.Name && e.Kind == o.Kind && e.Ino == o.Ino && e.Mode == o.Mode &&
 		e.UID == o.UID && e.GID == o.GID && e.Size == o.Size && e.Mtime.Equal(o.Mtime) &&
-		e.Ctime.Equal(o.Ctime) && e.StoredSize == o.StoredSize && e.Target == o.Target && e.Rdev == o.Rdev
+		e.Ctime.Equal(o.Ctime) && e.StoredSize == o.StoredSize && e.Target == o.Target && e.Rdev == o.Rdev &&
+		e.Nlink == o.Nlink
 }
 
 func truncateName(s string) string {

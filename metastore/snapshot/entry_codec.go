@@ -22,6 +22,10 @@ const (
 	tagStoredSize = 0x0b
 	tagTarget     = 0x0c
 	tagRdev       = 0x0d
+	// tagLinks is the link count of an inode with several names (hard
+	// links): 0x80 and up, since a reader that does not know it would
+	// restore the names as separate files.
+	tagLinks = 0x80
 )
 
 // alwaysPresent are the fields every entry has, as a bit set of tags.
@@ -64,6 +68,9 @@ func entryFieldsLen(e *Entry) int {
 	if e.Kind.isDevice() {
 		n += fieldLen(4)
 	}
+	if e.Nlink != 0 {
+		n += fieldLen(4)
+	}
 	return n
 }
 
@@ -98,6 +105,9 @@ func appendEntry(b []byte, e *Entry) ([]byte, error) {
 	if e.Kind.isDevice() {
 		b = appendUint32Field(b, tagRdev, e.Rdev)
 	}
+	if e.Nlink != 0 {
+		b = appendUint32Field(b, tagLinks, e.Nlink)
+	}
 	return b, nil
 }
 
@@ -113,6 +123,16 @@ func decodeEntry(b []byte) (Entry, error) {
 				return e, err
 			}
 			break
+		}
+		if tag == tagLinks {
+			u, err := decodeUint(value, 4)
+			if err != nil {
+				return e, err
+			}
+			if e.Nlink = uint32(u); e.Nlink < 2 {
+				return e, corrupt("entry %q with a link count of %d", truncateName(e.Name), e.Nlink)
+			}
+			continue
 		}
 		if tag > tagRdev {
 			if tag&mustUnderstand != 0 {

@@ -34,6 +34,12 @@ func goldenNodes() map[string]*Node {
 			{Name: "null0", Kind: KindCharDev, Ino: 1<<62 | 10, Mode: 0o600, Mtime: epoch, Ctime: epoch},
 			{Name: "socket", Kind: KindSocket, Ino: 1<<62 | 7, Mode: 0o755, UID: 1000, GID: 1000, Mtime: epoch, Ctime: epoch},
 		}},
+		"leaf-links": {Entries: []Entry{
+			{Name: "a", Kind: KindFile, Ino: 1<<62 | 2, Mode: 0o644, UID: 1000, GID: 1000, Size: 5,
+				Mtime: epoch, Ctime: epoch, Ref: blobstore.RefOf([]byte("hello")), StoredSize: 94, Nlink: 2},
+			{Name: "b", Kind: KindFile, Ino: 1<<62 | 2, Mode: 0o644, UID: 1000, GID: 1000, Size: 5,
+				Mtime: epoch, Ctime: epoch, Ref: blobstore.RefOf([]byte("hello")), StoredSize: 94, Nlink: 2},
+		}},
 		"index": {Level: 1, Children: []Child{
 			{First: "a", Ref: blobstore.RefOf([]byte("first leaf")), Count: 480},
 			{First: "m", Ref: blobstore.RefOf([]byte("second leaf")), Count: 3},

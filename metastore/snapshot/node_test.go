@@ -72,6 +72,8 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 			e.Kind, e.Ref, e.StoredSize, e.Size, e.Target = KindCharDev, blobstore.Ref{}, 0, 0, "t"
 		},
 		"file with rdev": func(e *Entry) { e.Rdev = 1 },
+		"one link":       func(e *Entry) { e.Nlink = 1 },
+		"linked dir":     func(e *Entry) { e.Kind, e.StoredSize, e.Nlink = KindDir, 0, 2 },
 		"long target": func(e *Entry) {
 			e.Kind, e.Ref, e.StoredSize, e.Target = KindSymlink, blobstore.Ref{}, 0, strings.Repeat("t", MaxTarget+1)
 		},
