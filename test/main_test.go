@@ -18,6 +18,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(signalledWriterEnv); dir != "" {
 		os.Exit(signalledWriter(dir))
 	}
+	if arg := os.Getenv(lockerEnv); arg != "" {
+		os.Exit(locker(arg))
+	}
 	dir, err := os.MkdirTemp("", "stofuse-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
