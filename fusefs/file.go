@@ -519,7 +519,7 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	record := n.last
 	n.mu.Unlock()
 	if !strings.HasPrefix(attr, xattrPrefix) {
-		return 0, noXattr(attr)
+		return n.treeNode.Getxattr(ctx, attr, dest)
 	}
 	if !record.Committed || record.Ref.IsZero() { // no content: no blob
 		return 0, syscall.ENODATA
@@ -534,21 +534,22 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	return copyXattr(dest, value)
 }
 
+// Listxattr implements fs.NodeListxattrer: the blob's attributes (for a
+// file with content), then the file's own.
 func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	n.mu.Lock()
 	committed := n.last.Committed && !n.last.Ref.IsZero()
 	n.mu.Unlock()
-	if !committed {
-		return copyXattr(dest, "")
+	var list []string
+	if committed {
+		list = append(list, xattrPrefix+"ref")
+		for _, name := range xattrNames {
+			list = append(list, xattrPrefix+name)
+		}
 	}
-	list := xattrPrefix + "ref\x00"
-	for _, name := range xattrNames {
-		list += xattrPrefix + name + "\x00"
+	own, errno := n.xattrNames(ctx)
+	if errno != 0 {
+		return 0, errno
 	}
-	return copyXattr(dest, list)
-}
-
-// Setxattr refuses: a file's only extended attributes are stofuse's.
-func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return syscall.ENOTSUP
+	return copyXattrList(dest, append(list, own...))
 }

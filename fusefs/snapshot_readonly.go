@@ -70,8 +70,9 @@ func (readOnlyNode) Removexattr(ctx context.Context, attr string) syscall.Errno 
 	return syscall.EROFS
 }
 
-// Getxattr and Listxattr: snapshots keep no extended attributes (as
-// files/), and say so at once (noXattr).
+// Getxattr and Listxattr: the directories of snapshots/ itself have no
+// extended attributes, and say so at once (noXattr); a view's entries show
+// theirs (snapNode).
 func (readOnlyNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	return 0, noXattr(attr)
 }

@@ -35,6 +35,13 @@ type Tree interface {
 	// Link gives inode ino (not a directory) another name, in the same
 	// collection (EXDEV otherwise), and returns it with its link count.
 	Link(ctx context.Context, ino uint64, parent uint64, name string) (*metastore.Inode, error)
+	// Xattrs returns an inode's extended attributes (user.* names) in
+	// name order; SetXattr and RemoveXattr change one, as setxattr(2) and
+	// removexattr(2) do (EEXIST, ENODATA, ENOSPC beyond
+	// metastore.MaxXattrsSize), and return the inode with its new ctime.
+	Xattrs(ctx context.Context, ino uint64) ([]metastore.Xattr, error)
+	SetXattr(ctx context.Context, ino uint64, name string, value []byte, flags uint32) (*metastore.Inode, error)
+	RemoveXattr(ctx context.Context, ino uint64, name string) (*metastore.Inode, error)
 	SetAttr(ctx context.Context, ino uint64, fn func(*metastore.Inode) error) (*metastore.Inode, error)
 	CommitContent(ctx context.Context, ino uint64, ref blobstore.Ref, size, storedSize int64, mtime time.Time, attrs func(*metastore.Inode)) (*metastore.Inode, error)
 	// CommitNewContent records a blob just stored on volumeId (what
@@ -284,23 +291,4 @@ func applyAttrs(n *metastore.Inode, in *fuse.SetAttrIn) {
 	if atime, ok := in.GetATime(); ok {
 		n.Atime = atime
 	}
-}
-
-// Extended attributes: the tree keeps none of its own. Answering ENOTSUP to
-// setxattr tells cp -a and tar that ACLs are not kept (they fall back to
-// the mode bits); getxattr finds nothing (noXattr).
-func (t *treeNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, noXattr(attr)
-}
-
-func (t *treeNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return syscall.ENOTSUP
-}
-
-func (t *treeNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return 0, 0
-}
-
-func (t *treeNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return syscall.ENODATA
 }

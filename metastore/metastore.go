@@ -57,7 +57,33 @@ type Inode struct {
 	// than one once hard links name it. 0 reads as 1; a directory's is
 	// not kept (its link count follows from its subdirectories).
 	Nlink uint32
+	// HasXattrs says the inode has extended attributes (Xattrs lists
+	// them), so that inodes without any are never looked up for them.
+	HasXattrs bool
 }
+
+// Xattr is an extended attribute of a tree inode: a user.* name and its
+// value.
+type Xattr struct {
+	Name  string
+	Value []byte
+}
+
+// Limits on extended attributes. A name is at most XATTR_NAME_MAX bytes,
+// as the kernel allows; all the attributes of one inode together (names
+// and values) at most MaxXattrsSize, so that a snapshot entry holds them
+// (a set beyond it is ENOSPC, as on ext4 once its attribute block is
+// full).
+const (
+	MaxXattrName  = 255
+	MaxXattrsSize = 32 << 10
+)
+
+// Flags of a SetXattr, as setxattr(2)'s.
+const (
+	XattrCreate  = 1 // fail with EEXIST if the attribute exists
+	XattrReplace = 2 // fail with ENODATA if it does not
+)
 
 // Links is n's number of names (Nlink, at least 1).
 func (n *Inode) Links() uint32 { return max(n.Nlink, 1) }

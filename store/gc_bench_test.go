@@ -114,20 +114,20 @@ func makeTree(ctx context.Context, s *store.Store, files int) error {
 	ino := func() uint64 { next++; return badger.TreeInoBase | next }
 	now := time.Now()
 	folder := &badger.Inode{Ino: ino(), Kind: badger.KindDir, Mode: 0o755, Mtime: now, Ctime: now}
-	if err := r.Folder("bench", folder); err != nil {
+	if err := r.Folder("bench", folder, nil); err != nil {
 		return err
 	}
 	var dir *badger.Inode
 	for k := range files {
 		if k%1000 == 0 {
 			dir = &badger.Inode{Ino: ino(), Kind: badger.KindDir, Mode: 0o755, Mtime: now, Ctime: now}
-			if err := r.Add(folder.Ino, fmt.Sprintf("d%04d", k/1000), dir); err != nil {
+			if err := r.Add(folder.Ino, fmt.Sprintf("d%04d", k/1000), dir, nil); err != nil {
 				return err
 			}
 		}
 		f := &badger.Inode{Ino: ino(), Kind: badger.KindFile, Mode: 0o644, Size: 1024, Mtime: now, Ctime: now,
 			Ref: benchRef(2 * k), StoredSize: 1024 + 89, Committed: true}
-		if err := r.Add(dir.Ino, fmt.Sprintf("file-%07d", k), f); err != nil {
+		if err := r.Add(dir.Ino, fmt.Sprintf("file-%07d", k), f, nil); err != nil {
 			return err
 		}
 	}

@@ -92,7 +92,7 @@ func (s *Store) restoreTree(ctx context.Context, tree *loadedTree, chain indexCh
 	restorer := s.meta.NewRestorer()
 	defer restorer.Cancel()
 	root := tree.record.Root
-	if err := restorer.Folder(rc.Name, inodeOf(root)); err != nil {
+	if err := restorer.Folder(rc.Name, inodeOf(root), xattrsOf(root)); err != nil {
 		return err
 	}
 	dirs := map[string]uint64{"": root.Ino}
@@ -101,7 +101,7 @@ func (s *Store) restoreTree(ctx context.Context, tree *loadedTree, chain indexCh
 		if !ok {
 			return fmt.Errorf("snapshot %s: %q comes before its directory: %w", tree.info.Name, pe.path, snapshot.ErrCorrupt)
 		}
-		if err := restorer.Add(parent, pe.entry.Name, inodeOf(pe.entry)); err != nil {
+		if err := restorer.Add(parent, pe.entry.Name, inodeOf(pe.entry), xattrsOf(pe.entry)); err != nil {
 			return fmt.Errorf("snapshot %s: %s: %w", tree.info.Name, pe.path, err)
 		}
 		if pe.entry.Kind == snapshot.KindDir {
@@ -126,9 +126,19 @@ func (s *Store) restoreTree(ctx context.Context, tree *loadedTree, chain indexCh
 // inodeOf is the inode a snapshot entry restores.
 func inodeOf(e snapshot.Entry) *badger.Inode {
 	n := &badger.Inode{Ino: e.Ino, Kind: badger.Kind(e.Kind), Mode: e.Mode, UID: e.UID, GID: e.GID,
-		Size: e.Size, Mtime: e.Mtime, Ctime: e.Ctime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink}
+		Size: e.Size, Mtime: e.Mtime, Ctime: e.Ctime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink,
+		HasXattrs: len(e.Xattrs) > 0}
 	if e.Kind == snapshot.KindFile {
 		n.Ref, n.StoredSize, n.Committed = e.Ref, e.StoredSize, true
 	}
 	return n
+}
+
+// xattrsOf are the extended attributes a snapshot entry restores.
+func xattrsOf(e snapshot.Entry) []badger.Xattr {
+	var xattrs []badger.Xattr
+	for _, x := range e.Xattrs {
+		xattrs = append(xattrs, badger.Xattr(x))
+	}
+	return xattrs
 }

@@ -95,7 +95,11 @@ func (s *Store) Snapshot(ctx context.Context, collection string, volumeID int) (
 		if err != nil {
 			return err
 		}
-		root = entryOf(badger.Entry{Name: collection, Ino: folder.Ino, Kind: folder.Kind}, folder, ref)
+		xattrs, err := v.Xattrs(folder)
+		if err != nil {
+			return err
+		}
+		root = entryOf(badger.Entry{Name: collection, Ino: folder.Ino, Kind: folder.Kind}, folder, xattrs, ref)
 		return nil
 	})
 	if err != nil {
@@ -228,7 +232,11 @@ func (sn *snapshotter) encode(dir uint64, subtrees map[uint64]blobstore.Ref) (bl
 		if n.Kind == badger.KindFile && !n.Committed {
 			return nil // being written for the first time: as after a crash, not there yet
 		}
-		return w.Add(sn.ctx, entryOf(e, n, subtrees[e.Ino]))
+		xattrs, err := sn.view.Xattrs(n)
+		if err != nil {
+			return err
+		}
+		return w.Add(sn.ctx, entryOf(e, n, xattrs, subtrees[e.Ino]))
 	})
 	if err != nil {
 		return blobstore.Ref{}, err
@@ -236,9 +244,9 @@ func (sn *snapshotter) encode(dir uint64, subtrees map[uint64]blobstore.Ref) (bl
 	return w.Finish(sn.ctx)
 }
 
-// entryOf is the snapshot entry of a name in the tree; tree is a
-// directory's tree ref.
-func entryOf(e badger.Entry, n *badger.Inode, tree blobstore.Ref) snapshot.Entry {
+// entryOf is the snapshot entry of a name in the tree, with its inode's
+// extended attributes; tree is a directory's tree ref.
+func entryOf(e badger.Entry, n *badger.Inode, xattrs []badger.Xattr, tree blobstore.Ref) snapshot.Entry {
 	out := snapshot.Entry{Name: e.Name, Kind: snapshot.Kind(n.Kind), Ino: n.Ino, Mode: n.Mode, UID: n.UID, GID: n.GID,
 		Size: n.Size, Mtime: n.Mtime, Ctime: n.Ctime, Target: n.Target, Rdev: n.Rdev}
 	switch n.Kind {
@@ -249,6 +257,9 @@ func entryOf(e badger.Entry, n *badger.Inode, tree blobstore.Ref) snapshot.Entry
 	}
 	if n.Kind != badger.KindDir && n.Links() > 1 {
 		out.Nlink = n.Links()
+	}
+	for _, x := range xattrs {
+		out.Xattrs = append(out.Xattrs, snapshot.Xattr(x))
 	}
 	return out
 }

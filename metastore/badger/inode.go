@@ -28,7 +28,8 @@ const (
 
 // An inode record, binary:
 //
-//	version 1 byte (2) | kind 1 | flags 1 (bit 0 committed, bit 1 a link count follows)
+//	version 1 byte (2) | kind 1 | flags 1 (bit 0 committed, bit 1 a link count follows,
+//	                                       bit 2 extended attributes: a keys, xattr.go)
 //	mode, uid, gid, size uvarint | mtime, ctime, atime varint (Unix ns)
 //	ref 32 bytes (files) | stored size uvarint (files) | target (symlinks: uvarint length, bytes)
 //	| rdev uvarint (character and block devices) | nlink uvarint (with flag bit 1)
@@ -54,6 +55,9 @@ func encodeInode(n *Inode) []byte {
 	linked := n.Kind != KindDir && n.Nlink > 1
 	if linked {
 		flags |= 2
+	}
+	if n.HasXattrs {
+		flags |= 4
 	}
 	atime := n.Atime
 	if atime.IsZero() {
@@ -87,10 +91,10 @@ func decodeInode(ino uint64, b []byte) (*Inode, error) {
 	if len(b) < 3 || b[0] != inodeVersion && b[0] != inodeVersionNoTime {
 		return nil, fmt.Errorf("inode %d: %w", ino, errBadRecord)
 	}
-	if b[2]&^3 != 0 {
+	if b[2]&^7 != 0 {
 		return nil, fmt.Errorf("inode %d has unknown flags %#x: %w", ino, b[2], errBadRecord)
 	}
-	n := &Inode{Ino: ino, Kind: Kind(b[1]), Committed: b[2]&1 != 0}
+	n := &Inode{Ino: ino, Kind: Kind(b[1]), Committed: b[2]&1 != 0, HasXattrs: b[2]&4 != 0}
 	d := &recordDecoder{b: b[3:]}
 	n.Mode = uint32(d.uvarint())
 	n.UID = uint32(d.uvarint())

@@ -30,6 +30,7 @@ func TestInodeCodec(t *testing.T) {
 		"device 0:0":   {Kind: KindCharDev, Mtime: at, Ctime: at},
 		"linked file":  {Kind: KindFile, Mode: 0o644, Mtime: at, Ctime: at, Ref: blobstore.RefOf([]byte("x")), StoredSize: 60, Committed: true, Nlink: 3},
 		"linked fifo":  {Kind: KindFifo, Mode: 0o644, Mtime: at, Ctime: at, Nlink: MaxLinks},
+		"xattrs":       {Kind: KindDir, Mode: 0o755, Mtime: at, Ctime: at, HasXattrs: true},
 	} {
 		n.Ino = TreeInoBase | 7
 		b := encodeInode(&n)
@@ -88,7 +89,7 @@ func TestInodeLinkCount(t *testing.T) {
 		}
 	}
 	b := encodeInode(&Inode{Ino: TreeInoBase | 4, Kind: KindFile})
-	b[2] |= 4
+	b[2] |= 8
 	if _, err := decodeInode(TreeInoBase|4, b); !errors.Is(err, errBadRecord) {
 		t.Errorf("an unknown flag: %v, want errBadRecord", err)
 	}

@@ -23,6 +23,7 @@ import (
 //	                           itself, and to mark the directory whose listing a change touches
 //	l <ino u64 BE> <dir u64 BE> how many names of a file with several (hard links) dir holds (u32 BE;
 //	                           links.go)
+//	a <ino u64 BE> <name>      an extended attribute of the inode: its value (xattr.go)
 //	r <ref 32> <ino u64 BE>    file ino's content is blob ref (empty value): which files use a blob
 //	d <parent u64 BE> <name>   a subdirectory's ino (u64 BE): the directories alone, so that a
 //	                           snapshot visits them without listing their files
@@ -49,6 +50,7 @@ const (
 	prefixUncommitted = 'u'
 	prefixParent      = 'p'
 	prefixLinkDir     = 'l'
+	prefixXattr       = 'a'
 	prefixRefUse      = 'r'
 	prefixSubdir      = 'd'
 	prefixDirStamp    = 'g'

@@ -35,23 +35,25 @@ func (s *Store) NewRestorer() *Restorer {
 		linked: map[uint64]*restoredLinks{}}
 }
 
-// Folder restores the folder files/<collection> as inode n.
-func (r *Restorer) Folder(collection string, n *Inode) error {
-	if err := r.inode(n); err != nil {
+// Folder restores the folder files/<collection> as inode n, with its
+// extended attributes.
+func (r *Restorer) Folder(collection string, n *Inode, xattrs []Xattr) error {
+	if err := r.inode(n, xattrs); err != nil {
 		return err
 	}
 	r.folders[collection] = n.Ino
 	return nil
 }
 
-// Add restores n, named name in directory parent. An inode with several
-// names (n.Nlink above 1) is added once per name, with the same record:
-// the first writes it, the others link it.
-func (r *Restorer) Add(parent uint64, name string, n *Inode) error {
+// Add restores n, named name in directory parent, with its extended
+// attributes. An inode with several names (n.Nlink above 1) is added once
+// per name, with the same record: the first writes it, the others link
+// it.
+func (r *Restorer) Add(parent uint64, name string, n *Inode, xattrs []Xattr) error {
 	if links := r.linked[n.Ino]; links != nil {
 		return r.addLink(parent, name, n, links)
 	}
-	if err := r.inode(n); err != nil {
+	if err := r.inode(n, xattrs); err != nil {
 		return err
 	}
 	if n.Kind != KindDir && n.Links() > 1 {
@@ -115,12 +117,17 @@ func (r *Restorer) finishLinks() error {
 	return nil
 }
 
-func (r *Restorer) inode(n *Inode) error {
-	if n.Ino&TreeInoBase == 0 || r.seen[n.Ino] {
-		return fmt.Errorf("restoring inode %d: not a tree inode, or twice: %w", n.Ino, errBadRecord)
+func (r *Restorer) inode(n *Inode, xattrs []Xattr) error {
+	if n.Ino&TreeInoBase == 0 || r.seen[n.Ino] || n.HasXattrs != (len(xattrs) > 0) {
+		return fmt.Errorf("restoring inode %d: not a tree inode, twice, or not with its attributes: %w", n.Ino, errBadRecord)
 	}
 	r.seen[n.Ino] = true
 	r.maxIno = max(r.maxIno, n.Ino&^TreeInoBase)
+	for _, x := range xattrs {
+		if err := r.batch.Set(xattrKey(n.Ino, x.Name), x.Value); err != nil {
+			return err
+		}
+	}
 	return r.batch.Set(inoKey(prefixInode, n.Ino), encodeInode(n))
 }
 

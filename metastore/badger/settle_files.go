@@ -221,6 +221,9 @@ func (s *Store) removeFile(txn *badgerdb.Txn, n *Inode, parent uint64, name stri
 			return err
 		}
 	}
+	if err := deleteXattrs(txn, n); err != nil {
+		return err
+	}
 	for _, key := range [][]byte{inoKey(prefixInode, n.Ino), inoKey(prefixUncommitted, n.Ino),
 		inoKey(prefixParent, n.Ino), refUseKey(n.Ref, n.Ino)} {
 		if err := txn.Delete(key); err != nil {

@@ -245,6 +245,9 @@ func (s *Store) deleteInode(txn *badgerdb.Txn, parent uint64, name string, ino u
 			return err
 		}
 	}
+	if err := deleteXattrs(txn, n); err != nil {
+		return err
+	}
 	keys := [][]byte{inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino),
 		inoKey(prefixDirStamp, ino), inoKey(prefixTreeCache, ino)}
 	if n.Kind == KindFile && n.Committed {
@@ -455,6 +458,11 @@ func (s *Store) removeOrphan(ino uint64) error {
 		dirs, err := linkDirs(txn, ino)
 		if err != nil {
 			return err
+		}
+		if n, err := getInode(txn, ino); err == nil {
+			if err := deleteXattrs(txn, n); err != nil {
+				return err
+			}
 		}
 		keys := [][]byte{inoKey(prefixInode, ino), inoKey(prefixUncommitted, ino), inoKey(prefixParent, ino)}
 		for _, dir := range dirs {

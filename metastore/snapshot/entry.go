@@ -87,6 +87,9 @@ type Entry struct {
 	// all in the snapshot's collection, each an entry with this Ino): 2 or
 	// more; 0 for an inode with one name, and for directories.
 	Nlink uint32
+	// Xattrs are the inode's extended attributes, in name order (none:
+	// nil).
+	Xattrs []Xattr
 }
 
 // Validate checks that e can be encoded: a valid name, a known kind and
@@ -100,6 +103,9 @@ func (e *Entry) Validate() error {
 	}
 	if e.Nlink == 1 || e.Nlink != 0 && e.Kind == KindDir {
 		return invalid("entry %q: a %s with a link count of %d", e.Name, e.Kind, e.Nlink)
+	}
+	if err := validXattrs(e); err != nil {
+		return err
 	}
 	if e.Rdev != 0 && !e.Kind.isDevice() {
 		return invalid("entry %q: a device number, but a %s", e.Name, e.Kind)
@@ -149,7 +155,7 @@ func (e *Entry) sameAttributes(o *Entry) bool {
 	return e.Name == o.Name && e.Kind == o.Kind && e.Ino == o.Ino && e.Mode == o.Mode &&
 		e.UID == o.UID && e.GID == o.GID && e.Size == o.Size && e.Mtime.Equal(o.Mtime) &&
 		e.Ctime.Equal(o.Ctime) && e.StoredSize == o.StoredSize && e.Target == o.Target && e.Rdev == o.Rdev &&
-		e.Nlink == o.Nlink
+		e.Nlink == o.Nlink && sameXattrs(e.Xattrs, o.Xattrs)
 }
 
 func truncateName(s string) string {

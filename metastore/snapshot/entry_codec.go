@@ -22,6 +22,7 @@ const (
 	tagStoredSize = 0x0b
 	tagTarget     = 0x0c
 	tagRdev       = 0x0d
+	tagXattrs     = 0x0e // optional, for every kind: an old reader may skip it
 	// tagLinks is the link count of an inode with several names (hard
 	// links): 0x80 and up, since a reader that does not know it would
 	// restore the names as separate files.
@@ -68,6 +69,9 @@ func entryFieldsLen(e *Entry) int {
 	if e.Kind.isDevice() {
 		n += fieldLen(4)
 	}
+	if len(e.Xattrs) > 0 {
+		n += fieldLen(xattrsLen(e.Xattrs))
+	}
 	if e.Nlink != 0 {
 		n += fieldLen(4)
 	}
@@ -105,6 +109,9 @@ func appendEntry(b []byte, e *Entry) ([]byte, error) {
 	if e.Kind.isDevice() {
 		b = appendUint32Field(b, tagRdev, e.Rdev)
 	}
+	if len(e.Xattrs) > 0 {
+		b = appendXattrs(b, e.Xattrs)
+	}
 	if e.Nlink != 0 {
 		b = appendUint32Field(b, tagLinks, e.Nlink)
 	}
@@ -131,6 +138,12 @@ func decodeEntry(b []byte) (Entry, error) {
 			}
 			if e.Nlink = uint32(u); e.Nlink < 2 {
 				return e, corrupt("entry %q with a link count of %d", truncateName(e.Name), e.Nlink)
+			}
+			continue
+		}
+		if tag == tagXattrs {
+			if e.Xattrs, err = decodeXattrs(value); err != nil {
+				return e, err
 			}
 			continue
 		}

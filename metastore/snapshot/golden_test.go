@@ -40,6 +40,14 @@ func goldenNodes() map[string]*Node {
 			{Name: "b", Kind: KindFile, Ino: 1<<62 | 2, Mode: 0o644, UID: 1000, GID: 1000, Size: 5,
 				Mtime: epoch, Ctime: epoch, Ref: blobstore.RefOf([]byte("hello")), StoredSize: 94, Nlink: 2},
 		}},
+		"leaf-xattrs": {Entries: []Entry{
+			{Name: "d", Kind: KindDir, Ino: 1<<62 | 3, Mode: 0o755, Mtime: epoch, Ctime: epoch,
+				Ref: blobstore.RefOf([]byte("a tree")), Xattrs: []Xattr{{Name: "user.empty"}, {Name: "user.mime_type", Value: []byte("inode/directory")}}},
+			{Name: "f", Kind: KindFile, Ino: 1<<62 | 2, Mode: 0o644, Size: 5, Mtime: epoch, Ctime: epoch,
+				Ref: blobstore.RefOf([]byte("hello")), StoredSize: 94, Nlink: 2, Xattrs: []Xattr{{Name: "user.a", Value: []byte{0, 1, 2}}}},
+			{Name: "g", Kind: KindFile, Ino: 1<<62 | 2, Mode: 0o644, Size: 5, Mtime: epoch, Ctime: epoch,
+				Ref: blobstore.RefOf([]byte("hello")), StoredSize: 94, Nlink: 2, Xattrs: []Xattr{{Name: "user.a", Value: []byte{0, 1, 2}}}},
+		}},
 		"index": {Level: 1, Children: []Child{
 			{First: "a", Ref: blobstore.RefOf([]byte("first leaf")), Count: 480},
 			{First: "m", Ref: blobstore.RefOf([]byte("second leaf")), Count: 3},

@@ -76,14 +76,14 @@ func makeTree(ctx context.Context, s *store.Store, collection string, dirs, file
 	for d := range dirs {
 		dir := &badger.Inode{Ino: ino, Kind: badger.KindDir, Mode: 0o755, Mtime: now, Ctime: now}
 		ino++
-		if err := r.Add(c.FolderIno, fmt.Sprintf("d%04d", d), dir); err != nil {
+		if err := r.Add(c.FolderIno, fmt.Sprintf("d%04d", d), dir, nil); err != nil {
 			return err
 		}
 		for f := range files {
 			file := &badger.Inode{Ino: ino, Kind: badger.KindFile, Mode: 0o644, Size: size, Mtime: now, Ctime: now,
 				Ref: ref, StoredSize: meta.Stored, Committed: true}
 			ino++
-			if err := r.Add(dir.Ino, fmt.Sprintf("f%05d", f), file); err != nil {
+			if err := r.Add(dir.Ino, fmt.Sprintf("f%05d", f), file, nil); err != nil {
 				return err
 			}
 		}
