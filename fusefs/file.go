@@ -431,7 +431,23 @@ func (n *fileNode) Allocate(ctx context.Context, fh fs.FileHandle, off uint64, s
 	return 0
 }
 
-func (n *fileNode) release() {
+// release ends a writer's open. The last one stores what its flush did
+// not see: a shared writable mapping writes its pages back after close(2)
+// (at msync, at munmap or when the process exits), before the kernel
+// releases the file; a failure then reaches no caller, so it is logged.
+func (n *fileNode) release(ctx context.Context) {
+	n.mu.Lock()
+	dirty := n.session != nil && n.writers == 1 && n.session.changed()
+	n.mu.Unlock()
+	if dirty {
+		errno := n.commit(ctx)
+		if errno == 0 {
+			errno = n.fsys.durable(ctx, false)
+		}
+		if errno != 0 {
+			n.fsys.logf("inode %d: storing what was written after its close: %v", n.ino, errno)
+		}
+	}
 	n.contentMu.Lock()
 	defer n.contentMu.Unlock()
 	n.mu.Lock()
@@ -507,7 +523,7 @@ func (h *treeWriteHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno
 
 func (h *treeWriteHandle) Release(ctx context.Context) syscall.Errno {
 	if !h.readOnly {
-		h.node.release()
+		h.node.release(ctx)
 	}
 	return 0
 }

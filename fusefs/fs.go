@@ -163,6 +163,12 @@ func (r *Root) Options() *fs.Options {
 			// for every 1 MiB read.
 			DisableSplice: true,
 			MaxBackground: 64,
+			// Files open for writing are FOPEN_DIRECT_IO (every write
+			// reaches the daemon's session); this lets them be mapped
+			// shared and writable all the same (Linux 6.6 and later),
+			// the kernel keeping the mapping and read(2)/write(2)
+			// coherent.
+			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 			PanicHandler: func(p any) fuse.Status {
 				r.fsys.logf("a filesystem handler panicked (answered with EIO, the mount stays up): %v", p)
 				return fuse.EIO
