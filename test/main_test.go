@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if arg := os.Getenv(lockerEnv); arg != "" {
 		os.Exit(locker(arg))
 	}
+	if path := os.Getenv(mapperEnv); path != "" {
+		os.Exit(mapper(path))
+	}
 	dir, err := os.MkdirTemp("", "stofuse-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -3,12 +3,32 @@ package test
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
+
+// mapperEnv makes the test binary a process that maps FILE shared and
+// writable, writes through the mapping, closes the file and exits with the
+// mapping in place: what the kernel writes back at its exit.
+const mapperEnv = "STOFUSE_TEST_MAPPER"
+
+func mapper(path string) int {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 1
+	}
+	mem, err := syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return 2
+	}
+	f.Close()
+	copy(mem, "written by a process that exits")
+	return 0
+}
 
 func pread(t *testing.T, f *os.File, n int, off int64) []byte {
 	t.Helper()
@@ -24,7 +44,7 @@ func pread(t *testing.T, f *os.File, n int, off int64) []byte {
 // writable, as sqlite's -shm files, LMDB and Badger map theirs. What is
 // written through the mapping is what read(2) reads and what is stored
 // (at msync, at close, and what the mapping writes after close(2) at
-// munmap); what write(2) and truncate(2) do shows in the mapping; a
+// munmap or exit); what write(2) and truncate(2) do shows in the mapping; a
 // read-only mapping of a file being written follows its writes. It all
 // survives a remount.
 func TestMmapWritable(t *testing.T) {
@@ -127,9 +147,25 @@ func TestMmapWritable(t *testing.T) {
 		got, err := os.ReadFile(path)
 		return err == nil && bytes.Equal(got, want)
 	})
+
+	// A process that exits with the file mapped, after close(2).
+	sh(t, "head -c 4096 /dev/zero > "+files+"/exits")
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), mapperEnv+"="+files+"/exits")
+	if out, err := child.CombinedOutput(); err != nil {
+		t.Fatalf("the mapping process: %v\n%s", err, out)
+	}
+	waitFor(t, "the release to store what an exiting process's mapping wrote", func() bool {
+		got, err := os.ReadFile(files + "/exits")
+		return err == nil && bytes.HasPrefix(got, []byte("written by a process that exits\x00")) && len(got) == 4096
+	})
+
 	m.unmount()
 	m = s.mount()
 	if got, err := os.ReadFile(filepath.Join(m.dir, "files", "default", "mapped")); err != nil || !bytes.Equal(got, want) {
 		t.Errorf("after a remount: %q, %v", got, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(m.dir, "files", "default", "exits")); err != nil || !bytes.HasPrefix(got, []byte("written by a process that exits")) {
+		t.Errorf("what the exiting process wrote, after a remount: %q, %v", got, err)
 	}
 }
