@@ -22,6 +22,7 @@ type Controller struct {
 	mounted map[int]blobstore.Driver
 
 	refLocks refLocks // serializes writers (and replicators) of one ref
+	damage   damageReports
 
 	spoolDir string    // where BlobWriters stage blobs for drivers that cannot (see blobstore.Stage)
 	frames   sync.Pool // *[]byte of one frame's capacity, for BlobWriters

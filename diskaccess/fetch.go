@@ -25,6 +25,8 @@ func (c *Controller) Fetch(ctx context.Context, ref blobstore.Ref, keys KeyRing,
 // OpenBlob opens blob ref on volumeId for reads at any offset (see
 // BlobReader). It reads the blob's header, index and footer, and checks
 // them against the metadata; frames are read when they are asked for.
+// It reads that copy only: damage in it is an error (OpenBlobAnyCopy
+// reads around it).
 func (c *Controller) OpenBlob(ctx context.Context, ref blobstore.Ref, keys KeyRing, volumeId int) (*BlobReader, error) {
 	meta, driver, err := c.blobOnVolume(ctx, ref, keys, volumeId)
 	if err != nil {
@@ -33,6 +35,27 @@ func (c *Controller) OpenBlob(ctx context.Context, ref blobstore.Ref, keys KeyRi
 	if meta.EncryptionKey == nil {
 		return nil, fmt.Errorf("blob %s needs key %s: %w", ref, meta.EncryptionKeyId, ErrKeyNotAvailable)
 	}
+	blob, err := c.openCopy(ctx, meta, driver, volumeId)
+	if err != nil {
+		return nil, err
+	}
+	blob.cache = c.frameCache
+	props := driver.Properties()
+	if props.ReadAhead > 0 {
+		blob.readAhead = props.ReadAhead
+	}
+	if props.PreferStream {
+		// A Stream reads the blob in one request rather than one per frame.
+		streamCtx := context.WithoutCancel(ctx)
+		blob.rawStream = func() (io.ReadCloser, error) { return driver.RawFetch(streamCtx, ref) }
+	}
+	return blob, nil
+}
+
+// openCopy opens the copy of a blob on volumeId (whose driver is given)
+// and checks its layout against meta.
+func (c *Controller) openCopy(ctx context.Context, meta *BlobMeta, driver blobstore.Driver, volumeId int) (*BlobReader, error) {
+	ref := meta.Ref
 	src, err := rawOpen(ctx, driver, ref, volumeId)
 	if err != nil {
 		return nil, err
@@ -46,16 +69,6 @@ func (c *Controller) OpenBlob(ctx context.Context, ref blobstore.Ref, keys KeyRi
 	if err != nil {
 		src.Close()
 		return nil, err
-	}
-	blob.cache = c.frameCache
-	props := driver.Properties()
-	if props.ReadAhead > 0 {
-		blob.readAhead = props.ReadAhead
-	}
-	if props.PreferStream {
-		// A Stream reads the blob in one request rather than one per frame.
-		streamCtx := context.WithoutCancel(ctx)
-		blob.rawStream = func() (io.ReadCloser, error) { return driver.RawFetch(streamCtx, ref) }
 	}
 	if blob.Size() != meta.RealSize {
 		blob.Close()

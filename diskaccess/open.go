@@ -30,6 +30,9 @@ type BlobReader struct {
 	// rawStream, if set, streams the stored blob from its start in one
 	// request: Stream reads a remote blob that way (see OpenBlob).
 	rawStream func() (io.ReadCloser, error)
+	// around, if set, reads a frame that fails here from other copies
+	// (OpenBlobAnyCopy).
+	around *otherCopies
 
 	prefetching sync.WaitGroup // Prefetch goroutines, waited for by Close
 }
@@ -57,6 +60,9 @@ func (b *BlobReader) Ref() blobstore.Ref { return b.ref }
 // Close waits for prefetches and releases the stored blob.
 func (b *BlobReader) Close() error {
 	b.prefetching.Wait()
+	if b.around != nil {
+		b.around.close()
+	}
 	return b.src.Close()
 }
 
@@ -131,8 +137,24 @@ func (b *BlobReader) Prefetch(off, length int64) {
 }
 
 // openFrame reads, authenticates and (if compressed) decompresses frame i,
-// and returns its plaintext, which lives in bufs.
+// and returns its plaintext, which lives in bufs (or, read from another
+// copy, in a buffer of its own).
 func (b *BlobReader) openFrame(i int, bufs *frameBuffers) ([]byte, error) {
+	plain, err := b.openOwnFrame(i, bufs)
+	return b.orAround(i, plain, err)
+}
+
+// orAround is plain, or frame i read from another copy if err says this
+// copy failed to give it.
+func (b *BlobReader) orAround(i int, plain []byte, err error) ([]byte, error) {
+	if err == nil || b.around == nil {
+		return plain, err
+	}
+	return b.around.frame(b, i, err)
+}
+
+// openOwnFrame is openFrame from this copy alone.
+func (b *BlobReader) openOwnFrame(i int, bufs *frameBuffers) ([]byte, error) {
 	entry := b.layout.frames[i]
 	sealed := bufs.sealed[:entry.storedLen]
 	if err := readFull(b.src, sealed, entry.offset); err != nil {
@@ -313,13 +335,14 @@ func (r *fetchReader) start(frame int) *openedFrame {
 	// another core.
 	sealed := f.bufs.sealed[:r.blob.layout.frames[frame].storedLen]
 	if _, err := io.ReadFull(r.raw, sealed); err != nil {
-		f.err = fmt.Errorf("diskaccess: reading frame %d of %s: %w", frame, r.blob.ref, err)
+		f.plain, f.err = r.blob.orAround(frame, nil, fmt.Errorf("diskaccess: reading frame %d of %s: %w", frame, r.blob.ref, err))
 		close(f.done)
 		return f
 	}
 	go func() {
 		defer close(f.done)
-		f.plain, f.err = r.blob.openSealed(frame, sealed, f.bufs)
+		plain, err := r.blob.openSealed(frame, sealed, f.bufs)
+		f.plain, f.err = r.blob.orAround(frame, plain, err)
 	}()
 	return f
 }

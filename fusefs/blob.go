@@ -100,7 +100,7 @@ func (n *blobNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
 		return n.openForRewrite(ctx, flags)
 	}
-	blob, err := n.fsys.cfg.Controller.OpenBlob(ctx, n.ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
+	blob, err := n.fsys.cfg.Controller.OpenBlobAnyCopy(ctx, n.ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
 	if err != nil {
 		return nil, 0, n.fsys.errno(describe("open", n.ref.String()), err)
 	}

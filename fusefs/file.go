@@ -257,7 +257,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if writing || !record.Committed || record.Size == 0 {
 		return &treeWriteHandle{node: n, readOnly: true}, fuse.FOPEN_DIRECT_IO, 0
 	}
-	blob, err := n.fsys.cfg.Controller.OpenBlob(ctx, record.Ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
+	blob, err := n.fsys.cfg.Controller.OpenBlobAnyCopy(ctx, record.Ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
 	if err != nil {
 		return nil, 0, n.fsys.errno("open", err)
 	}
@@ -286,7 +286,7 @@ func (n *fileNode) read(ctx context.Context, dest []byte, off int64) (int, error
 	if size == 0 {
 		return 0, nil
 	}
-	blob, err := n.fsys.cfg.Controller.OpenBlob(ctx, ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
+	blob, err := n.fsys.cfg.Controller.OpenBlobAnyCopy(ctx, ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
 	if err != nil {
 		return 0, err
 	}

@@ -90,7 +90,7 @@ func (s *session) copyOnWrite(ctx context.Context) error {
 	spool := newContentBuffer(s.fsys.cfg.SpoolDir)
 	if !s.blob.IsZero() && s.size > 0 {
 		cfg := s.fsys.cfg
-		blob, err := cfg.Controller.OpenBlob(ctx, s.blob, cfg.Keys, cfg.Volume)
+		blob, err := cfg.Controller.OpenBlobAnyCopy(ctx, s.blob, cfg.Keys, cfg.Volume)
 		if err != nil {
 			spool.Close()
 			return err
@@ -190,7 +190,7 @@ func (s *session) read(ctx context.Context, dest []byte, off int64) (int, error)
 		return 0, nil
 	}
 	cfg := s.fsys.cfg
-	reader, err := cfg.Controller.OpenBlob(ctx, blob, cfg.Keys, cfg.Volume)
+	reader, err := cfg.Controller.OpenBlobAnyCopy(ctx, blob, cfg.Keys, cfg.Volume)
 	if err != nil {
 		return 0, err
 	}

@@ -146,7 +146,7 @@ func (f *snapFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		return emptyHandle{}, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	fsys := f.view.fsys
-	blob, err := fsys.cfg.Controller.OpenBlob(ctx, f.entry.Ref, fsys.cfg.Keys, fsys.cfg.Volume)
+	blob, err := fsys.cfg.Controller.OpenBlobAnyCopy(ctx, f.entry.Ref, fsys.cfg.Keys, fsys.cfg.Volume)
 	if err != nil {
 		return nil, 0, fsys.errno(f.view.describe("open", &f.entry)+" (blob "+f.entry.Ref.String()+")", err)
 	}

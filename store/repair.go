@@ -57,6 +57,16 @@ func (s *Store) Repair(ctx context.Context, ref blobstore.Ref, bad *badger.Volum
 // not repaired, or f followed by a Repaired finding.
 func (sc *scrub) repair(f Finding) {
 	from, err := sc.store.Repair(sc.ctx, f.Ref, sc.v)
+	if errors.Is(err, ErrNoGoodCopy) {
+		also, ferr := sc.store.RepairFromFrames(sc.ctx, f.Ref, sc.v)
+		if ferr == nil {
+			sc.report(f)
+			sc.report(Finding{Kind: Repaired, Ref: f.Ref,
+				Error: "no copy was whole: replaced with one assembled from the good frames of every copy" + alsoReplaced(also)})
+			return
+		}
+		err = fmt.Errorf("%w; assembling one from the good frames of every copy: %w", err, ferr)
+	}
 	switch {
 	case err == nil:
 		sc.report(f)
@@ -73,4 +83,37 @@ func (sc *scrub) repair(f Finding) {
 		f.Error += "; not repaired: " + err.Error()
 		sc.report(f)
 	}
+}
+
+// RepairFromFrames replaces the damaged copy of blob ref on volume bad
+// when no copy is whole (Repair found ErrNoGoodCopy): it is assembled
+// frame by frame from every copy (diskaccess.Controller.RepairFromFrames),
+// and then the other damaged copies are replaced with it. It returns the
+// other volumes whose copies it replaced too.
+func (s *Store) RepairFromFrames(ctx context.Context, ref blobstore.Ref, bad *badger.Volume) ([]*badger.Volume, error) {
+	if err := s.ctl.RepairFromFrames(ctx, bad.ID, ref); err != nil {
+		return nil, err
+	}
+	meta, err := s.meta.QueryBlobMetadata(ctx, ref, nil)
+	if err != nil {
+		return nil, err
+	}
+	var also []*badger.Volume
+	for _, id := range meta.Volumes {
+		if id == bad.ID || s.unavailable.get(id) != nil {
+			continue
+		}
+		switch err := s.ctl.Repair(ctx, bad.ID, id, ref); {
+		case err == nil:
+			v, err := s.meta.VolumeByID(ctx, id)
+			if err != nil {
+				return also, err
+			}
+			also = append(also, v)
+		case errors.Is(err, diskaccess.ErrCopyIntact):
+		default:
+			return also, fmt.Errorf("the copy on volume %s: %w", s.VolumeName(ctx, id), err)
+		}
+	}
+	return also, nil
 }

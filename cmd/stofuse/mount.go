@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -114,12 +115,14 @@ func mount(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	s, err := openHere(c, dir, needKeys, mountOptions(cache)...)
+	logger := log.New(c.App.ErrWriter, "stofuse: ", log.LstdFlags)
+	healer := store.NewHealer(logger.Printf, !c.Bool("read-only"))
+	s, err := openHere(c, dir, needKeys, mountOptions(cache, healer)...)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	return serve(c, s, mountpoint, cache)
+	return serve(c, s, mountpoint, cache, logger, healer)
 }
 
 // daemonMemoryLimit is the Go heap's soft limit in a mount daemon (unless
@@ -127,7 +130,7 @@ func mount(c *cli.Context) (err error) {
 // without a limit the heap grows to twice their size before the GC runs.
 const daemonMemoryLimit = 160 << 20
 
-func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.FrameCache) error {
+func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.FrameCache, logger *log.Logger, healer *store.Healer) error {
 	ctx := c.Context
 	// The daemon runs its clients' commands with their own keys and store
 	// settings: its own must not stand in for them (urfave reads flags'
@@ -174,7 +177,7 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		Collection: c.String("collection"), ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),
 		SpoolDir: spoolDir, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		FsName: "stofuse:" + s.Dir(),
-		Logger: log.New(c.App.ErrWriter, "stofuse: ", log.LstdFlags),
+		Logger: logger,
 	}
 	if observer != nil {
 		cfg.Observer = observer
@@ -203,6 +206,15 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	}
 	// Commands run by the daemon hold the store: stop them before it closes.
 	defer control.stop()
+	// Damaged copies that reads read around are repaired in the
+	// background, until the store closes.
+	healing, stopHealing := context.WithCancel(ctx)
+	healed := make(chan struct{})
+	go func() {
+		defer close(healed)
+		healer.Run(healing, s.Store)
+	}()
+	defer func() { stopHealing(); <-healed }()
 	s.out.notef("mounted volume %q at %s%s", v.Label, mountpoint, map[bool]string{true: " (read-only)"}[c.Bool("read-only")])
 	reportReady(nil)
 	go unmountOnSignal(c, s, server, mountpoint)

@@ -180,7 +180,8 @@ func (s *session) newStoreKEK(c *cli.Context, dir string, kind keyring.Kind) (*k
 	return kek, nil, nil
 }
 
-// mountOptions are the store options of a mount: its frame cache.
-func mountOptions(cache *diskaccess.FrameCache) []store.Option {
-	return []store.Option{store.WithController(diskaccess.WithFrameCache(cache))}
+// mountOptions are the store options of a mount: its frame cache, and
+// the healer its reads report damaged copies to.
+func mountOptions(cache *diskaccess.FrameCache, healer *store.Healer) []store.Option {
+	return []store.Option{store.WithController(diskaccess.WithFrameCache(cache), diskaccess.WithDamageHandler(healer.Report))}
 }
