@@ -24,6 +24,7 @@ type Controller struct {
 	refLocks refLocks // serializes writers (and replicators) of one ref
 	damage   damageReports
 
+	noSweep  bool      // Mount sweeps no volume (WithoutSweep)
 	spoolDir string    // where BlobWriters stage blobs for drivers that cannot (see blobstore.Stage)
 	frames   sync.Pool // *[]byte of one frame's capacity, for BlobWriters
 	seals    sync.Pool // *sealBuffers, for BlobWriters
@@ -52,6 +53,12 @@ func WithFrameCache(cache *FrameCache) Option {
 // os.TempDir.
 func WithSpoolDir(dir string) Option {
 	return func(c *Controller) { c.spoolDir = dir }
+}
+
+// WithoutSweep makes Mount leave a volume's abandoned temporary files
+// alone (a store opened read-only writes nothing to its volumes).
+func WithoutSweep() Option {
+	return func(c *Controller) { c.noSweep = true }
 }
 
 // WithClock sets where creation times come from (tests pin it).

@@ -89,13 +89,14 @@ func (c *Controller) Mountable(ctx context.Context, volumeId int, expectedVolume
 }
 
 // Mount checks the volume as Mountable does, removes what interrupted
-// writes left behind (if the driver is a blobstore.Sweeper), and makes the
+// writes left behind (if the driver is a blobstore.Sweeper, unless
+// WithoutSweep), and makes the
 // volume available to reads and writes.
 func (c *Controller) Mount(ctx context.Context, volumeId int, expectedVolumeUuid string, driver blobstore.Driver) error {
 	if err := c.Mountable(ctx, volumeId, expectedVolumeUuid, driver); err != nil {
 		return err
 	}
-	if sweeper, ok := driver.(blobstore.Sweeper); ok {
+	if sweeper, ok := driver.(blobstore.Sweeper); ok && !c.noSweep {
 		if _, err := sweeper.Sweep(ctx); err != nil {
 			return fmt.Errorf("volume %d: sweeping interrupted writes: %w", volumeId, err)
 		}

@@ -211,8 +211,12 @@ func (sc *scrub) check(ref blobstore.Ref) {
 }
 
 // save records the scrub's state; it is saved even when the scrub's
-// context is cancelled (that is when it matters most).
+// context is cancelled (that is when it matters most). A store opened
+// ReadOnly records nothing (a scrub of it cannot be resumed).
 func (sc *scrub) save() {
+	if sc.store.ReadOnly() {
+		return
+	}
 	sc.state.Updated = time.Now().UTC()
 	if err := sc.store.meta.SetState(context.Background(), scrubStateName(sc.v.ID), sc.state); err != nil {
 		sc.r.Warn(fmt.Sprintf("could not record the scrub's progress: %v", err))

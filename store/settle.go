@@ -175,7 +175,7 @@ func (s *Store) settledBlob(ctx context.Context, report *SettleReport, b badger.
 	case badger.CopyMissing, badger.CopyDamaged:
 		report.Checked++
 		report.Lost = append(report.Lost, LostCopy{Ref: b.Ref, Volume: volume, Damaged: b.State == badger.CopyDamaged, Dropped: b.Dropped})
-		if b.State == badger.CopyDamaged {
+		if b.State == badger.CopyDamaged && !s.ReadOnly() {
 			// What is left of it is no blob: a partial copy would only
 			// confuse a scrub or a recovery.
 			if driver, err := s.ctl.Driver(b.Volume); err == nil {

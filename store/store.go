@@ -117,6 +117,10 @@ type Option func(*config)
 type config struct {
 	key        func() (Key, error)
 	controller []diskaccess.Option
+	// readOnly: open without writing the store (ReadOnly); scratch is
+	// where a private copy of the metadata may be made.
+	readOnly bool
+	scratch  string
 }
 
 // WithKey unlocks the data keys with key. It is checked before anything
@@ -138,6 +142,19 @@ func WithController(opts ...diskaccess.Option) Option {
 	return func(c *config) { c.controller = append(c.controller, opts...) }
 }
 
+// ReadOnly opens a store whose directory (and volumes) cannot be written,
+// writing nothing to them: no lock file (a shared lock on the metadata
+// directory), no settling of an unclean stop, no finish of an interrupted
+// garbage collection, no sweep of a volume. A store whose open must
+// change its metadata before it may be read (an unclean stop, a
+// migration) is read from a private copy of the metadata, made in a new
+// directory under scratch and removed at Close, in which those changes
+// are made (badger.OpenReadOnly); PrivateCopy says where. Every write to
+// the store fails (badger.ErrReadOnly). Only Open takes it.
+func ReadOnly(scratch string) Option {
+	return func(c *config) { c.readOnly, c.scratch = true, scratch }
+}
+
 // Open opens the store in dir and mounts every registered volume it can.
 // A directory without a store is ErrNotCreated (nothing is left behind
 // but an empty meta/); a store another process holds is ErrBusy.
@@ -149,7 +166,11 @@ func WithController(opts ...diskaccess.Option) Option {
 // CollectGarbage). Settled says what it found and did.
 func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	cfg := configOf(opts)
-	s, err := openMeta(dir)
+	open := openMeta
+	if cfg.readOnly {
+		open = func(dir string) (*Store, error) { return openMetaReadOnly(dir, cfg.scratch) }
+	}
+	s, err := open(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +240,9 @@ func (s *Store) open(ctx context.Context, cfg *config) error {
 			return err
 		}
 	}
+	if s.meta.ReadOnly() {
+		return s.openReadOnly(ctx, cfg)
+	}
 	s.ctl = diskaccess.New(s.meta, cfg.controller...)
 	s.meta.OnKeysChanged(func() error { return s.WriteKeys(context.Background()) })
 	if err := s.mountVolumes(ctx); err != nil {
@@ -278,14 +302,14 @@ func (s *Store) create(ctx context.Context, seal SealFunc, cfg *config) error {
 }
 
 // Close makes everything written durable (a last Sync, so that a clean
-// stop leaves nothing to check at the next open), then closes the store's
-// metadata; a second Close does nothing. The store must not be used
+// stop leaves nothing to check at the next open; none for a store opened
+// ReadOnly), then closes the store's metadata; a second Close does nothing. The store must not be used
 // after. If the Sync fails, the metadata is closed all the same, and the
 // next Open checks what may not be durable.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var syncErr error
-		if s.ctl != nil {
+		if s.ctl != nil && !s.meta.ReadOnly() {
 			syncErr = s.Sync(context.Background())
 		}
 		s.closeErr = errors.Join(syncErr, s.meta.Close())

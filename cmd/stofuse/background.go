@@ -44,7 +44,10 @@ func mountInBackground(c *cli.Context) error {
 		return err
 	}
 	defer ready.Close()
-	logPath := filepath.Join(dir, "mount.log")
+	logPath, err := mountLogPath(dir)
+	if err != nil {
+		return err
+	}
 	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err

@@ -33,8 +33,15 @@ const (
 // maxFrame bounds a frame's payload: a peer that claims more is broken.
 const maxFrame = 1 << 20
 
-// controlSocket is where a store's daemon listens.
-func controlSocket(storeDir string) string { return filepath.Join(storeDir, "control.sock") }
+// controlSocket is where a store's daemon listens: STORE/control.sock, or
+// in the runtime directory for a store that cannot be written
+// (readonly.go).
+func controlSocket(storeDir string) string {
+	if notWritable(storeDir) != nil {
+		return runtimePath(storeDir, ".sock")
+	}
+	return filepath.Join(storeDir, "control.sock")
+}
 
 // controlRequest is what a client asks the daemon to run.
 type controlRequest struct {

@@ -55,9 +55,15 @@ type job struct {
 // connection's peer credentials are checked, so only the owner (or root)
 // can run commands with the mount's keys.
 // The socket lives in the store directory, which is the owner's alone
-// (0700), and is made 0600 as soon as it exists.
+// (0700), or for a store that cannot be written in the runtime directory
+// (also 0700), and is made 0600 as soon as it exists.
 func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metrics) (*daemon, error) {
 	path := controlSocket(s.Dir())
+	if s.ReadOnly() {
+		if err := makeRuntimeDir(); err != nil {
+			return nil, err
+		}
+	}
 	if conn, err := net.Dial("unix", path); err == nil {
 		conn.Close()
 		return nil, fmt.Errorf("another daemon serves %s", path)

@@ -160,6 +160,14 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		s.out.notef("removed %d files that an earlier mount created but never finished writing", removed)
 	}
 	spoolDir := filepath.Join(s.Dir(), "spool")
+	if s.ReadOnly() {
+		// A read-only mount spools nothing; statfs of an S3 volume
+		// reports this directory's filesystem.
+		spoolDir = runtimeDir()
+		if err := makeRuntimeDir(); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
 		return err
 	}

@@ -22,11 +22,13 @@ func statusCommand() *cli.Command {
 }
 
 type statusReport struct {
-	Store   string             `json:"store"`
-	Mount   *mountStatus       `json:"mount,omitempty"`
-	Volumes []any              `json:"volumes"`
-	Scrubs  []store.ScrubState `json:"scrubs"`
-	Jobs    []jobStatus        `json:"jobs"`
+	Store string `json:"store"`
+	// ReadOnly: the store cannot be written, and is read as it is.
+	ReadOnly bool               `json:"read_only"`
+	Mount    *mountStatus       `json:"mount,omitempty"`
+	Volumes  []any              `json:"volumes"`
+	Scrubs   []store.ScrubState `json:"scrubs"`
+	Jobs     []jobStatus        `json:"jobs"`
 }
 
 type mountStatus struct {
@@ -51,7 +53,7 @@ func status(c *cli.Context) error {
 	}
 	defer s.Close()
 	host := envOf(c).host
-	report := statusReport{Store: s.Dir(), Mount: host.mount(), Jobs: host.jobs()}
+	report := statusReport{Store: s.Dir(), ReadOnly: s.ReadOnly(), Mount: host.mount(), Jobs: host.jobs()}
 	volumes, err := s.Volumes(c.Context)
 	if err != nil {
 		return err
@@ -75,7 +77,11 @@ func status(c *cli.Context) error {
 
 func (s *session) printStatus(volumes []*badger.Volume, report *statusReport) {
 	out := s.out
-	out.textf("store:    %s", report.Store)
+	if report.ReadOnly {
+		out.textf("store:    %s (cannot be written: opened read-only)", report.Store)
+	} else {
+		out.textf("store:    %s", report.Store)
+	}
 	if m := report.Mount; m != nil {
 		mode := "read-write"
 		if m.ReadOnly {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
@@ -55,6 +56,9 @@ func openSession(c *cli.Context, keys keyNeed) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if why := notWritable(dir); why != nil && !readOnlyCommand(c) {
+		return nil, readOnlyStoreError(c, dir, why)
+	}
 	return envOf(c).host.open(c, dir, keys)
 }
 
@@ -80,14 +84,25 @@ func (localHost) open(c *cli.Context, dir string, keys keyNeed) (*session, error
 }
 
 // openHere opens the store in dir in this process, creating it on first
-// use.
+// use. A store that cannot be written is opened read-only (readonly.go)
+// for the commands that only read, and refused for the others.
 func openHere(c *cli.Context, dir string, keys keyNeed, opts ...store.Option) (*session, error) {
 	s := &session{out: newOutput(c)}
 	if keys == needKeys || keyGiven(c) {
 		opts = append(opts, store.WithKeyFunc(func() (store.Key, error) { return s.findKey(c, dir) }))
 	}
+	why := notWritable(dir)
+	if why != nil {
+		if !readOnlyCommand(c) {
+			return s, readOnlyStoreError(c, dir, why)
+		}
+		opts = append(opts, store.ReadOnly(os.TempDir()))
+	}
 	st, err := store.Open(c.Context, dir, opts...)
 	if errors.Is(err, store.ErrNotCreated) {
+		if why != nil {
+			return s, fmt.Errorf("%w, and none can be made there (%v)", err, why)
+		}
 		return s, s.create(c, dir, "", opts)
 	}
 	s.Store = st
@@ -99,8 +114,14 @@ func openHere(c *cli.Context, dir string, keys keyNeed, opts ...store.Option) (*
 
 // reportSettled says what opening the store did after an unclean stop (a
 // crash, kill -9 or power loss since the last group commit), on stderr:
-// see settledLines.
+// see settledLines; and, for a store opened read-only, that it was done in
+// a private copy of the metadata.
 func (s *session) reportSettled() {
+	if private := s.PrivateCopy(); private != "" {
+		s.out.warnf("store %s cannot be written, and its metadata must be changed before it is read (it was not closed "+
+			"cleanly): reading it from a private copy in %s, changed there and removed at exit; nothing in the store is "+
+			"changed (the next open where it can be written does that)", s.Dir(), private)
+	}
 	for _, line := range settledLines(s.Settled()) {
 		s.out.warnf("%s", line)
 	}

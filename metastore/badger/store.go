@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,13 @@ type Store struct {
 	gcDone chan struct{}
 
 	keysChanged func() error // called after the envelopes change (keys_export.go)
+
+	// readOnly: opened with OpenReadOnly (readonly.go); private is then
+	// the private copy of the database opened instead ("" if none), and
+	// sharedLock the shared lock held on the original.
+	readOnly   bool
+	private    string
+	sharedLock *os.File
 
 	closeOnce sync.Once
 	closeErr  error
@@ -113,13 +121,16 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the value-log GC and closes the database.
-// A second Close does nothing.
+// Close stops the value-log GC and closes the database (and removes the
+// private copy a read-only open made). A second Close does nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.gcStop)
 		<-s.gcDone
 		s.closeErr = s.db.Close()
+		if s.readOnly {
+			s.closeErr = errors.Join(s.closeErr, s.closeReadOnly())
+		}
 	})
 	return s.closeErr
 }
@@ -157,6 +168,9 @@ const maxRetries = 20
 // survives a crash of the process at once, a power loss from the next
 // Commit on (see updateDurable for what cannot wait).
 func (s *Store) update(fn func(txn *badgerdb.Txn) error) error {
+	if err := s.ensureWritable(); err != nil {
+		return err
+	}
 	for attempt := 0; ; attempt++ {
 		err := s.db.Update(fn)
 		if !errors.Is(err, badgerdb.ErrConflict) || attempt == maxRetries {
