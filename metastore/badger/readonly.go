@@ -109,21 +109,62 @@ func openPrivateCopy(dir, scratch string) (*Store, error) {
 	if err := os.MkdirAll(scratch, 0o700); err != nil {
 		return nil, fmt.Errorf("scratch directory for a copy of the metadata: %w", err)
 	}
-	private, err := os.MkdirTemp(scratch, "stofuse-meta-")
+	sweepPrivateCopies(scratch)
+	private, err := os.MkdirTemp(scratch, privatePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("scratch directory for a copy of the metadata: %w", err)
 	}
-	if err := copyDatabase(dir, private); err != nil {
+	inUse, err := os.OpenFile(filepath.Join(private, inUseName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err == nil {
+		err = unix.Flock(int(inUse.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err == nil {
+		err = copyDatabase(dir, private)
+	}
+	if err != nil {
+		closeFile(inUse)
 		os.RemoveAll(private)
 		return nil, fmt.Errorf("copying the metadata %s to %s: %w", dir, private, err)
 	}
 	s, err := Open(private)
 	if err != nil {
+		inUse.Close()
 		os.RemoveAll(private)
 		return nil, err
 	}
-	s.readOnly, s.private, s.dir = true, private, dir
+	s.readOnly, s.private, s.privateInUse, s.dir = true, private, inUse, dir
 	return s, nil
+}
+
+// A private copy is a directory privatePrefix* under the scratch
+// directory, holding the file inUseName, locked (flock) while the copy is
+// in use.
+const (
+	privatePrefix = "stofuse-meta-"
+	inUseName     = "stofuse-in-use"
+)
+
+// sweepPrivateCopies removes the private copies that a process killed
+// before its Close left in scratch: those whose in-use file is not
+// locked. (A copy without one is still being made.)
+func sweepPrivateCopies(scratch string) {
+	copies, _ := filepath.Glob(filepath.Join(scratch, privatePrefix+"*"))
+	for _, dir := range copies {
+		f, err := os.OpenFile(filepath.Join(dir, inUseName), os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(dir)
+		}
+		f.Close()
+	}
+}
+
+func closeFile(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
 }
 
 // copyDatabase copies every file of the database in dir (but its LOCK)
@@ -135,7 +176,7 @@ func copyDatabase(dir, to string) error {
 		return err
 	}
 	for _, e := range entries {
-		if !e.Type().IsRegular() || e.Name() == "LOCK" {
+		if !e.Type().IsRegular() || e.Name() == "LOCK" || e.Name() == inUseName {
 			continue
 		}
 		if err := copySparse(filepath.Join(dir, e.Name()), filepath.Join(to, e.Name())); err != nil {
@@ -237,6 +278,7 @@ func (s *Store) closeReadOnly() error {
 	var err error
 	if s.private != "" {
 		err = os.RemoveAll(s.private)
+		s.privateInUse.Close()
 	}
 	if s.sharedLock != nil {
 		s.sharedLock.Close()

@@ -128,6 +128,10 @@ func TestOpenReadOnlyAfterACrash(t *testing.T) {
 	}
 	before := hashes(t, dir)
 	scratch := t.TempDir()
+	// What a read-only open killed before its Close leaves.
+	abandoned := filepath.Join(scratch, "stofuse-meta-killed")
+	os.Mkdir(abandoned, 0o700)
+	os.WriteFile(filepath.Join(abandoned, "stofuse-in-use"), nil, 0o600)
 
 	ro, err := badger.OpenReadOnly(dir, scratch)
 	if err != nil {
@@ -136,7 +140,19 @@ func TestOpenReadOnlyAfterACrash(t *testing.T) {
 	if !ro.ReadOnly() || filepath.Dir(ro.PrivateCopy()) != scratch {
 		t.Fatalf("ReadOnly %v, PrivateCopy %q: want a private copy under %s", ro.ReadOnly(), ro.PrivateCopy(), scratch)
 	}
+	if _, err := os.Stat(abandoned); err == nil {
+		t.Error("an abandoned private copy was not swept")
+	}
 	checkBlobs(t, ro, refs)
+	second, err := badger.OpenReadOnly(dir, scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ro.PrivateCopy()); err != nil {
+		t.Errorf("a second open swept the private copy in use: %v", err)
+	}
+	checkBlobs(t, second, refs)
+	second.Close()
 	if err := ro.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -59,10 +59,12 @@ type Store struct {
 
 	// readOnly: opened with OpenReadOnly (readonly.go); private is then
 	// the private copy of the database opened instead ("" if none), and
-	// sharedLock the shared lock held on the original.
-	readOnly   bool
-	private    string
-	sharedLock *os.File
+	// privateInUse its lock (readonly.go), and sharedLock the shared
+	// lock held on the original.
+	readOnly     bool
+	private      string
+	privateInUse *os.File
+	sharedLock   *os.File
 
 	closeOnce sync.Once
 	closeErr  error
