@@ -106,7 +106,9 @@ type Store struct {
 	commits groupCommit
 	// settled is what Open found of an unclean stop (settle.go); nil for
 	// a store Create made. Set before Open returns, read-only after.
-	settled   *SettleReport
+	settled *SettleReport
+	// failed is the error Fail set (fail.go), nil until then.
+	failed    atomic.Pointer[error]
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -303,13 +305,16 @@ func (s *Store) create(ctx context.Context, seal SealFunc, cfg *config) error {
 
 // Close makes everything written durable (a last Sync, so that a clean
 // stop leaves nothing to check at the next open; none for a store opened
-// ReadOnly), then closes the store's metadata; a second Close does nothing. The store must not be used
+// ReadOnly or after Fail), then closes the store's metadata; a second
+// Close does nothing. Badger's Close may not return when the directory is
+// gone (it retries a flush of its memtable there forever): a caller that
+// must exit bounds its wait. The store must not be used
 // after. If the Sync fails, the metadata is closed all the same, and the
 // next Open checks what may not be durable.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var syncErr error
-		if s.ctl != nil && !s.meta.ReadOnly() {
+		if s.ctl != nil && !s.meta.ReadOnly() && s.Failed() == nil {
 			syncErr = s.Sync(context.Background())
 		}
 		s.closeErr = errors.Join(syncErr, s.meta.Close())

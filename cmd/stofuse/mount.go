@@ -121,9 +121,30 @@ func mount(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() {
+		wait := storeCloseWait
+		if s.Failed() != nil {
+			wait = goneCloseWait // its database can never write its files: do not wait long
+		}
+		if closeErr := closeWithin(s, wait); closeErr != nil {
+			if err != nil {
+				s.out.warnf("%v", closeErr)
+			} else {
+				err = closeErr
+			}
+		}
+	}()
 	return serve(c, s, mountpoint, cache, logger, healer)
 }
+
+// storeCloseWait bounds how long a mount daemon waits for its store to
+// close (Badger's flush of its last memtable: a few seconds at most),
+// and goneCloseWait how long once the store's directory is gone
+// (vanish.go), where Badger's Close never returns.
+const (
+	storeCloseWait = 90 * time.Second
+	goneCloseWait  = 5 * time.Second
+)
 
 // daemonMemoryLimit is the Go heap's soft limit in a mount daemon (unless
 // GOMEMLIMIT says otherwise): Badger's compactions allocate in bursts, and
@@ -223,6 +244,12 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		healer.Run(healing, s.Store)
 	}()
 	defer func() { stopHealing(); <-healed }()
+	watch, err := watchStore(s, mountpoint)
+	if err != nil {
+		server.Unmount()
+		return err
+	}
+	defer watch.Stop()
 	s.out.notef("mounted volume %q at %s%s", v.Label, mountpoint, map[bool]string{true: " (read-only)"}[c.Bool("read-only")])
 	reportReady(nil)
 	go unmountOnSignal(c, s, server, mountpoint)
@@ -246,6 +273,9 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		writeHeapProfile(path)
 	}
 	s.out.notef("unmounted %s", mountpoint)
+	if watch.Gone() {
+		return fmt.Errorf("store %s went away while %s was mounted: what was written into the mount since then is lost", s.Dir(), mountpoint)
+	}
 	return nil
 }
 
@@ -258,8 +288,8 @@ func unmountOnSignal(c *cli.Context, s *session, server interface{ Unmount() err
 	<-c.Context.Done()
 	for attempt := 1; ; attempt++ {
 		err := server.Unmount()
-		if err == nil {
-			return
+		if _, mounted := mountSource(mountpoint); err == nil || !mounted {
+			return // unmounted (maybe by fusermount3 -u or umount before)
 		}
 		if attempt >= 3 {
 			s.out.warnf("detaching %s while busy: %v", mountpoint, err)

@@ -55,6 +55,9 @@ func (s *Store) updateDurable(fn func(txn *badgerdb.Txn) error) error {
 // filled up is likewise left unsynced. So syncDB also fsyncs the older
 // logs still in the directory: normally there are none, or one.
 func (s *Store) syncDB() error {
+	if err := s.failure(); err != nil {
+		return err
+	}
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("syncing the metadata: %w", err)
 	}

@@ -66,6 +66,8 @@ type Store struct {
 	privateInUse *os.File
 	sharedLock   *os.File
 
+	failed atomic.Pointer[error] // set by Fail (fail.go): every read and write fails with it
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -170,6 +172,9 @@ const maxRetries = 20
 // survives a crash of the process at once, a power loss from the next
 // Commit on (see updateDurable for what cannot wait).
 func (s *Store) update(fn func(txn *badgerdb.Txn) error) error {
+	if err := s.failure(); err != nil {
+		return err
+	}
 	if err := s.ensureWritable(); err != nil {
 		return err
 	}
@@ -183,6 +188,9 @@ func (s *Store) update(fn func(txn *badgerdb.Txn) error) error {
 }
 
 func (s *Store) view(fn func(txn *badgerdb.Txn) error) error {
+	if err := s.failure(); err != nil {
+		return err
+	}
 	return s.db.View(fn)
 }
 
