@@ -30,8 +30,16 @@ func mountFilesystem(t *testing.T, dir string) {
 		t.Fatalf("mounting a tmpfs: %v", err)
 	}
 	t.Cleanup(func() {
+		// A daemon that has exited may still be letting go of its memory
+		// maps of files here (EBUSY) for a moment.
+		deadline := time.Now().Add(10 * time.Second)
 		for isMounted(dir) {
-			if err := unix.Unmount(dir, 0); err != nil {
+			err := unix.Unmount(dir, 0)
+			if errors.Is(err, unix.EBUSY) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			if err != nil {
 				t.Errorf("unmounting %s: %v", dir, err)
 				unix.Unmount(dir, unix.MNT_DETACH)
 			}
