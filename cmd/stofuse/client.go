@@ -27,7 +27,7 @@ func forward(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int
 	if command == "" || slices.Contains(localCommands, command) || command == "key" && slices.Contains(args, "generate") || wantsHelp(args) {
 		return 0, false
 	}
-	conn, err := net.Dial("unix", controlSocket(store))
+	conn, err := dialDaemon(store)
 	if err != nil {
 		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
 			fmt.Fprintf(stderr, "stofuse: store %s is mounted by another user's daemon; only its owner can use it while it is mounted\n", store)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,7 +101,7 @@ func mount(c *cli.Context) (err error) {
 		return usageError("--allow-other: a user other than root may use it only if %s has a line user_allow_other (as root, add it)", fuseConf)
 	}
 	if store, err := storeDir(c); err == nil {
-		if conn, err := net.Dial("unix", controlSocket(store)); err == nil {
+		if conn, err := dialDaemon(store); err == nil {
 			conn.Close()
 			return usageError("store %s is mounted already (one mount per store): use that mount, or unmount it first", store)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -115,4 +116,24 @@ func mountLogPath(dir string) (string, error) {
 		return filepath.Join(dir, "mount.log"), nil
 	}
 	return runtimePath(dir, ".mount.log"), makeRuntimeDir()
+}
+
+// dialDaemon connects to the mount daemon of store dir: its socket in the
+// store, else in the runtime directory (where the daemon of a store it
+// cannot write listens; a client that cannot write the store would not
+// know which the daemon chose, so it tries both). An error that says a
+// socket is there but not this user's (EACCES, EPERM) wins over one that
+// says there is none.
+func dialDaemon(dir string) (net.Conn, error) {
+	var firstErr error
+	for _, path := range []string{filepath.Join(dir, "control.sock"), runtimePath(dir, ".sock")} {
+		conn, err := net.Dial("unix", path)
+		if err == nil {
+			return conn, nil
+		}
+		if firstErr == nil || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			firstErr = err
+		}
+	}
+	return nil, firstErr
 }
