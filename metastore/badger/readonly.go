@@ -43,8 +43,12 @@ func OpenReadOnly(dir, scratch string) (*Store, error) {
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
-	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
-		return nil, fmt.Errorf("metadata directory %s: %w", dir, errors.Join(err, os.ErrNotExist))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("metadata directory: %w", err) // fs.ErrNotExist if there is none
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("metadata directory %s is empty: %w", dir, os.ErrNotExist)
 	}
 	lock, err := lockShared(dir)
 	if err != nil {
