@@ -125,6 +125,8 @@ func TestStoreVanishesWhileMounted(t *testing.T) {
 			if err := unix.Mount(keep, disk, "", unix.MS_BIND, ""); err != nil {
 				t.Fatal(err)
 			}
+			// A zombie's other threads may hold its files a moment longer.
+			waitFor(t, "the exited daemon to let go of the store's lock", func() bool { return unlocked(filepath.Join(dir, "meta")) })
 			if got := sha256Hex([]byte(s.mustRun("cat", blob))); got != blob {
 				t.Errorf("the blob put before the store went away reads as %s", got)
 			}
@@ -138,6 +140,21 @@ func TestStoreVanishesWhileMounted(t *testing.T) {
 			m.unmount()
 		})
 	}
+}
+
+// unlocked reports whether no process holds the lock of the metadata
+// directory dir.
+func unlocked(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return false
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return true
 }
 
 // daemonLog opens the daemon's log (its stderr) through /proc, so that it
