@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/stofuse/stofuse/blobstore"
 )
@@ -28,7 +29,20 @@ func (c *Controller) Fetch(ctx context.Context, ref blobstore.Ref, keys KeyRing,
 // It reads that copy only: damage in it is an error (OpenBlobAnyCopy
 // reads around it).
 func (c *Controller) OpenBlob(ctx context.Context, ref blobstore.Ref, keys KeyRing, volumeId int) (*BlobReader, error) {
-	meta, driver, err := c.blobOnVolume(ctx, ref, keys, volumeId)
+	meta, err := c.metadataStore.QueryBlobMetadata(ctx, ref, keys)
+	if err != nil {
+		return nil, err
+	}
+	return c.openBlob(ctx, meta, volumeId)
+}
+
+// openBlob is OpenBlob of a blob whose metadata (with its key) is meta.
+func (c *Controller) openBlob(ctx context.Context, meta *BlobMeta, volumeId int) (*BlobReader, error) {
+	ref := meta.Ref
+	if !slices.Contains(meta.Volumes, volumeId) {
+		return nil, &NotOnVolumeError{Ref: ref, Volume: volumeId, Volumes: meta.Volumes}
+	}
+	driver, err := c.driver(volumeId)
 	if err != nil {
 		return nil, err
 	}

@@ -85,26 +85,23 @@ func isCopyDamage(err error) bool {
 // a frame is the read an error: the first copy's. A blob that volumeId
 // does not hold is an error, as for OpenBlob.
 func (c *Controller) OpenBlobAnyCopy(ctx context.Context, ref blobstore.Ref, keys KeyRing, volumeId int) (*BlobReader, error) {
-	blob, err := c.OpenBlob(ctx, ref, keys, volumeId)
-	if err != nil && !isCopyDamage(err) {
+	meta, err := c.metadataStore.QueryBlobMetadata(ctx, ref, keys)
+	if err != nil {
 		return nil, err
 	}
-	meta, qerr := c.metadataStore.QueryBlobMetadata(ctx, ref, keys)
-	if qerr != nil {
-		if blob != nil {
-			return blob, nil // reads its one copy
-		}
+	blob, err := c.openBlob(ctx, meta, volumeId)
+	if err != nil && !isCopyDamage(err) {
 		return nil, err
 	}
 	var others []int
 	for _, v := range meta.Volumes {
-		if _, mounted := c.driver(v); v != volumeId && mounted == nil {
+		if _, notMounted := c.driver(v); v != volumeId && notMounted == nil {
 			others = append(others, v)
 		}
 	}
 	if blob == nil {
 		for i, v := range others {
-			if blob, _ = c.OpenBlob(ctx, ref, keys, v); blob != nil {
+			if blob, _ = c.openBlob(ctx, meta, v); blob != nil {
 				c.reportDamage(Damage{Ref: ref, Volume: volumeId, ReadFrom: v, Err: err})
 				others = slices.Delete(others, i, i+1)
 				break
@@ -132,13 +129,14 @@ type otherCopies struct {
 
 	mu      sync.Mutex
 	readers map[int]*BlobReader // nil: the copy could not be opened
+	closed  bool
 }
 
 // frame returns frame i of blob b, which failed with cause, read from
 // another copy; cause if none gives it.
 func (o *otherCopies) frame(b *BlobReader, i int, cause error) ([]byte, error) {
-	if o.ctx.Err() != nil {
-		return nil, cause
+	if errors.Is(cause, ErrKeyNotAvailable) || errors.Is(cause, context.Canceled) {
+		return nil, cause // no other copy helps
 	}
 	plain := make([]byte, b.layout.framePlainSize(i))
 	start := int64(i) << b.layout.frameShift
@@ -150,7 +148,9 @@ func (o *otherCopies) frame(b *BlobReader, i int, cause error) ([]byte, error) {
 		if n, _ := other.ReadAt(plain, start); n != len(plain) {
 			continue
 		}
-		o.c.reportDamage(Damage{Ref: b.ref, Volume: b.volume, ReadFrom: v, Err: cause})
+		if isCopyDamage(cause) { // not an unreachable volume: that is no repair's business
+			o.c.reportDamage(Damage{Ref: b.ref, Volume: b.volume, ReadFrom: v, Err: cause})
+		}
 		return plain, nil
 	}
 	return nil, cause
@@ -162,7 +162,7 @@ func (o *otherCopies) reader(v int) *BlobReader {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	r, opened := o.readers[v]
-	if opened {
+	if opened || o.closed {
 		return r
 	}
 	driver, err := o.c.driver(v)
@@ -184,5 +184,6 @@ func (o *otherCopies) close() {
 			r.Close()
 		}
 	}
-	o.readers = nil
+	clear(o.readers)
+	o.closed = true
 }

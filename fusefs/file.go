@@ -377,9 +377,21 @@ func (n *fileNode) committed(record *metastore.Inode, heldGen int) *heldAttrs {
 }
 
 func (n *fileNode) commit(ctx context.Context) syscall.Errno {
+	n.contentMu.Lock()
+	errno, changed := n.commitLocked(ctx)
+	n.contentMu.Unlock()
+	if changed {
+		n.forgetAttrs() // stored or not, what the kernel has is not what the store has
+	}
+	return errno
+}
+
+// commitLocked is commit for a caller holding contentMu; it also says
+// whether there was anything to store (the caller then has the kernel
+// forget the file's attributes, once it no longer holds contentMu).
+func (n *fileNode) commitLocked(ctx context.Context) (syscall.Errno, bool) {
 	ctx = n.fsys.storing(ctx)
 	start := time.Now()
-	n.contentMu.Lock()
 	n.mu.Lock()
 	changed := n.session != nil && n.session.changed()
 	var size int64
@@ -388,12 +400,10 @@ func (n *fileNode) commit(ctx context.Context) syscall.Errno {
 	}
 	n.mu.Unlock()
 	err := n.commitContent(ctx)
-	n.contentMu.Unlock()
 	if changed {
 		n.fsys.observeStored(size, start, toErrno(err))
-		n.forgetAttrs() // stored or not, what the kernel has is not what the store has
 	}
-	return n.fsys.errno("store", err)
+	return n.fsys.errno("store", err), changed
 }
 
 // forgetAttrs makes the kernel ask again for the attributes (mtime, size
@@ -436,35 +446,73 @@ func (n *fileNode) Allocate(ctx context.Context, fh fs.FileHandle, off uint64, s
 // (at msync, at munmap or when the process exits), before the kernel
 // releases the file; a failure then reaches no caller, so it is logged.
 func (n *fileNode) release(ctx context.Context) {
-	n.mu.Lock()
-	dirty := n.session != nil && n.writers == 1 && n.session.changed()
-	n.mu.Unlock()
-	if dirty {
-		errno := n.commit(ctx)
-		if errno == 0 {
-			errno = n.fsys.durable(ctx, false)
-		}
-		if errno != 0 {
-			n.fsys.logf("inode %d: storing what was written after its close: %v", n.ino, errno)
-		}
-	}
 	n.contentMu.Lock()
-	defer n.contentMu.Unlock()
 	n.mu.Lock()
 	s := n.session
 	if s == nil {
 		n.mu.Unlock()
+		n.contentMu.Unlock()
 		return
 	}
+	// The last writer decides, and stores, under contentMu: no other
+	// release or open can come between.
+	storeLate := n.writers == 1 && s.changed()
+	n.mu.Unlock()
+	var errno syscall.Errno
+	if storeLate {
+		errno, _ = n.commitLocked(ctx)
+	}
+	n.mu.Lock()
 	n.writers--
 	last, dirty := n.writers == 0, s.changed()
 	n.mu.Unlock()
 	if last {
 		if dirty {
-			// Flush failed or never came: nothing of it was stored.
 			n.fsys.logf("inode %d closed with content that was not stored", n.ino)
 		}
 		n.endSession()
+	}
+	n.contentMu.Unlock()
+	if !storeLate {
+		return
+	}
+	n.forgetAttrs()
+	if errno == 0 {
+		errno = n.fsys.durable(ctx, false)
+	}
+	if errno != 0 {
+		n.fsys.logf("inode %d: storing what was written after its close: %v", n.ino, errno)
+		n.dropIfNeverStored(ctx)
+	}
+}
+
+// dropIfNeverStored removes a file whose content could not be stored
+// at all (its first store failed, at close and again at release): its
+// name must not stay behind as an empty file that looks complete. A file
+// stored before keeps its last stored content, as a failed rewrite does.
+func (n *fileNode) dropIfNeverStored(ctx context.Context) {
+	n.mu.Lock()
+	committed := n.last.Committed
+	n.mu.Unlock()
+	name, parent := n.Parent()
+	if committed || parent == nil {
+		return
+	}
+	dir, ok := parent.Operations().(*dirNode)
+	if !ok {
+		return
+	}
+	removed, err := n.fsys.cfg.Tree.RemoveUnstored(ctx, dir.ino, name, n.ino)
+	if err != nil || !removed {
+		if err != nil {
+			n.fsys.logf("removing %q, whose content could not be stored: %v", name, err)
+		}
+		return
+	}
+	n.markUnlinked()
+	n.fsys.logf("removed %q: its content could not be stored", name)
+	if errno := parent.NotifyDelete(name, n.EmbeddedInode()); errno != 0 && errno != syscall.ENOENT {
+		n.fsys.logf("invalidating the entry %q: %v", name, errno)
 	}
 }
 

@@ -31,6 +31,9 @@ type Tree interface {
 	// Remove returns the inode as the removal left it: Nlink 0 once its
 	// last name is gone.
 	Remove(ctx context.Context, parent uint64, name string, dir bool) (*metastore.Inode, error)
+	// RemoveUnstored removes name in parent, with the file's other names,
+	// if it is file ino and that was never stored, and says whether it did.
+	RemoveUnstored(ctx context.Context, parent uint64, name string, ino uint64) (bool, error)
 	Rename(ctx context.Context, oldParent uint64, oldName string, newParent uint64, newName string, noReplace bool) (*metastore.Inode, error)
 	// Link gives inode ino (not a directory) another name, in the same
 	// collection (EXDEV otherwise), and returns it with its link count.

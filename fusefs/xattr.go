@@ -139,4 +139,3 @@ func (n *snapNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.
 	}
 	return copyXattrList(dest, names)
 }
-

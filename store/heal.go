@@ -123,13 +123,13 @@ func (h *Healer) heal(ctx context.Context, s *Store, d diskaccess.Damage) {
 	}
 	if errors.Is(err, diskaccess.ErrCopyIntact) {
 		h.logf("blob %s: the copy on volume %s verifies (size and checksum), so it is left as it is: %v", d.Ref, h.volume(d.Volume), d.Err)
+		s.ctl.ForgetDamage(d.Ref, d.Volume) // a read that meets damage there again reports it again
 		return
 	}
 	// Left reported: reads go on reading around it without logging it
 	// again; a scrub --repair tries again.
 	h.logf("blob %s: the copy on volume %s is not repaired: %v", d.Ref, h.volume(d.Volume), err)
 }
-
 
 // alsoReplaced says which other copies a repair replaced too.
 func alsoReplaced(volumes []*badger.Volume) string {

@@ -126,8 +126,7 @@ func (s *Store) restoreTree(ctx context.Context, tree *loadedTree, chain indexCh
 // inodeOf is the inode a snapshot entry restores.
 func inodeOf(e snapshot.Entry) *badger.Inode {
 	n := &badger.Inode{Ino: e.Ino, Kind: badger.Kind(e.Kind), Mode: e.Mode, UID: e.UID, GID: e.GID,
-		Size: e.Size, Mtime: e.Mtime, Ctime: e.Ctime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink,
-		HasXattrs: len(e.Xattrs) > 0}
+		Size: e.Size, Mtime: e.Mtime, Ctime: e.Ctime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink}
 	if e.Kind == snapshot.KindFile {
 		n.Ref, n.StoredSize, n.Committed = e.Ref, e.StoredSize, true
 	}

@@ -3,6 +3,7 @@ package badger
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"syscall"
@@ -229,6 +230,46 @@ func sameCollection(txn *badgerdb.Txn, a, b uint64) error {
 	}
 	if fa != fb {
 		return fmt.Errorf("a file with several names stays in its collection: %w", syscall.EXDEV)
+	}
+	return nil
+}
+
+// linksStayTogether is nil unless moving directory dir from oldParent to
+// newParent takes it into another collection with a name of a linked
+// inode inside it while another name stays outside (EXDEV): all the names
+// of an inode are in one collection. It reads the whole l table: moving a
+// directory between collections is rare.
+func (s *Store) linksStayTogether(txn *badgerdb.Txn, dir, oldParent, newParent uint64) error {
+	if err := sameCollection(txn, oldParent, newParent); err == nil {
+		return nil
+	} else if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	inside := map[uint64]bool{}   // directories holding names: in dir's subtree?
+	split := map[uint64][2]bool{} // linked inode: a name inside, a name outside
+	it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixLinkDir}})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		key := it.Item().Key()
+		if len(key) != 17 {
+			return fmt.Errorf("link directory key %x: %w", key, errBadRecord)
+		}
+		ino, holder := binary.BigEndian.Uint64(key[1:9]), binary.BigEndian.Uint64(key[9:])
+		in, known := inside[holder]
+		if !known {
+			in = holder == dir || isAncestor(txn, dir, holder)
+			inside[holder] = in
+		}
+		where := split[ino]
+		if in {
+			where[0] = true
+		} else {
+			where[1] = true
+		}
+		if where[0] && where[1] {
+			return fmt.Errorf("a file in it has names outside it, which would be in another collection: %w", syscall.EXDEV)
+		}
+		split[ino] = where
 	}
 	return nil
 }

@@ -246,3 +246,38 @@ func TestSettleRemovesEveryName(t *testing.T) {
 		t.Errorf("the lost file's link directories are left: %v", dirs)
 	}
 }
+
+// TestDirectoryWithLinksStaysInItsCollection: a directory holding a name
+// of a file whose other name is outside it does not move to another
+// collection (EXDEV: the names of an inode stay in one collection); one
+// whose linked files have all their names inside it does.
+func TestDirectoryWithLinksStaysInItsCollection(t *testing.T) {
+	ctx := context.Background()
+	store, _, _ := newStore(t)
+	root := folder(t, store, "default")
+	if _, err := store.CreateCollection(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	other := folder(t, store, "other")
+	d := create(t, store, root, "d", badger.KindDir)
+	sub := create(t, store, d.Ino, "sub", badger.KindDir)
+	f := create(t, store, sub.Ino, "f", badger.KindFile)
+	if _, err := store.Link(ctx, f.Ino, root, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Rename(ctx, root, "d", other, "d", false); !errors.Is(err, syscall.EXDEV) {
+		t.Errorf("moving a directory holding one of two names of a file into another collection: %v, want EXDEV", err)
+	}
+	if _, err := store.Rename(ctx, root, "d", root, "e", false); err != nil {
+		t.Errorf("moving it within its collection: %v", err)
+	}
+	if _, err := store.Rename(ctx, root, "g", sub.Ino, "g", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Rename(ctx, root, "e", other, "e", false); err != nil {
+		t.Errorf("moving a directory holding every name of its linked file into another collection: %v", err)
+	}
+	if _, err := store.Link(ctx, f.Ino, other, "h"); err != nil {
+		t.Errorf("a link in the collection the file moved to: %v", err)
+	}
+}

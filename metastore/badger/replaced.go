@@ -68,28 +68,43 @@ func decodeReplaced(key, b []byte) (ReplacedFile, error) {
 // file: what Settle would otherwise lose with it. The files target itself
 // replaced (rsync twice in a commit interval) pass to moving, with their
 // older generations: Settle tries the newest first.
-func (s *Store) journalReplacedBy(txn *badgerdb.Txn, moving uint64, dir uint64, name string, target *Inode) error {
+//
+// It reports whether it journaled target: its xattrs (a keys) then stay,
+// for Settle to put back with it, until the entry goes (dropReplacedFile).
+func (s *Store) journalReplacedBy(txn *badgerdb.Txn, moving uint64, dir uint64, name string, target *Inode) (bool, error) {
 	if target.Kind != KindFile || !target.Committed {
-		return nil
+		return false, nil
 	}
 	if pending, err := exists(txn, journalContentKey(moving)); err != nil || !pending {
-		return err
+		return false, err
 	}
 	inherited, err := replacedBy(txn, target.Ino)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, r := range inherited {
 		if err := txn.Delete(journalReplacedKey(r.Moving, r.Replaced.Ino)); err != nil {
-			return err
+			return false, err
 		}
 		r.Moving = moving
 		if err := txn.Set(journalReplacedKey(moving, r.Replaced.Ino), encodeReplaced(r)); err != nil {
-			return err
+			return false, err
 		}
 	}
 	r := ReplacedFile{Moving: moving, Generation: s.journal.generation.Load(), Dir: dir, Name: name, Replaced: target}
-	return txn.Set(journalReplacedKey(moving, target.Ino), encodeReplaced(r))
+	return true, txn.Set(journalReplacedKey(moving, target.Ino), encodeReplaced(r))
+}
+
+// dropReplacedFile removes, in txn, the journal entry of replaced file r,
+// and r's xattrs unless r was put back (its inode exists again).
+func dropReplacedFile(txn *badgerdb.Txn, r ReplacedFile) error {
+	if err := txn.Delete(journalReplacedKey(r.Moving, r.Replaced.Ino)); err != nil {
+		return err
+	}
+	if back, err := exists(txn, inoKey(prefixInode, r.Replaced.Ino)); err != nil || back {
+		return err
+	}
+	return deleteXattrs(txn, r.Replaced)
 }
 
 // replacedBy returns the replaced-file entries of moving.
@@ -204,7 +219,21 @@ func (s *Store) dropReplaced(keys [][]byte, from, to uint64) error {
 					}
 					continue
 				}
-				if err := dropIfIn(txn, key, from, to); err != nil {
+				value, err := getCopy(txn, key, "journal entry")
+				if isNotExist(err) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if gen, err := decodeGeneration(value); err != nil || gen < from || gen > to {
+					continue
+				}
+				r, err := decodeReplaced(key, value)
+				if err != nil {
+					return err
+				}
+				if err := dropReplacedFile(txn, r); err != nil {
 					return err
 				}
 			}

@@ -126,3 +126,48 @@ func TestSettleRestoresThroughTwoReplacements(t *testing.T) {
 		}
 	}
 }
+
+// TestReplacedFileKeepsItsXattrs: a file replaced by a rename (rsync -X,
+// an editor) and put back by Settle, its replacement's content lost,
+// comes back with its user.* attributes; when the replacement's content
+// becomes durable instead, the replaced file's attributes go with its
+// journal entry.
+func TestReplacedFileKeepsItsXattrs(t *testing.T) {
+	ctx := context.Background()
+	for _, lost := range []bool{true, false} {
+		store, _, _ := newStore(t)
+		root := folder(t, store, "default")
+		old := create(t, store, root, "x", badger.KindFile)
+		commitContent(t, store, old.Ino, recordBlob(t, store, "durable", 1), 7, time.Unix(100, 0))
+		if _, err := store.SetXattr(ctx, old.Ino, "user.k", []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		commit(t, store, nil)
+		rsyncOver(t, store, root, "x", "new", time.Unix(200, 0))
+		if lost {
+			states := checkBy{}
+			for _, b := range journal(t, store).Blobs {
+				states[b.Ref] = badger.CopyMissing
+			}
+			settle(t, store, states)
+			n, err := store.Lookup(ctx, root, "x")
+			if err != nil || n.Ino != old.Ino || !n.HasXattrs {
+				t.Fatalf("x after Settle: %+v, %v", n, err)
+			}
+			if xattrs, err := store.Xattrs(ctx, old.Ino); err != nil || len(xattrs) != 1 || string(xattrs[0].Value) != "v" {
+				t.Errorf("the restored file's xattrs: %+v, %v", xattrs, err)
+			}
+			continue
+		}
+		commit(t, store, nil)
+		contents, err := badger.ContentsForTest(store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for key := range contents {
+			if key[0] == 'a' {
+				t.Errorf("the replaced file's xattr %q is left after the Commit", key)
+			}
+		}
+	}
+}

@@ -1,9 +1,11 @@
 package badger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
 )
@@ -24,9 +26,10 @@ type Restorer struct {
 }
 
 type restoredLinks struct {
-	inode *Inode
-	names uint32
-	dirs  map[uint64]uint32
+	inode  *Inode
+	xattrs []Xattr
+	names  uint32
+	dirs   map[uint64]uint32
 }
 
 // NewRestorer starts restoring trees into s.
@@ -51,14 +54,15 @@ func (r *Restorer) Folder(collection string, n *Inode, xattrs []Xattr) error {
 // it.
 func (r *Restorer) Add(parent uint64, name string, n *Inode, xattrs []Xattr) error {
 	if links := r.linked[n.Ino]; links != nil {
-		return r.addLink(parent, name, n, links)
+		return r.addLink(parent, name, n, xattrs, links)
 	}
 	if err := r.inode(n, xattrs); err != nil {
 		return err
 	}
 	if n.Kind != KindDir && n.Links() > 1 {
 		linked := *n
-		r.linked[n.Ino] = &restoredLinks{inode: &linked, names: 1, dirs: map[uint64]uint32{parent: 1}}
+		linked.HasXattrs = len(xattrs) > 0
+		r.linked[n.Ino] = &restoredLinks{inode: &linked, xattrs: xattrs, names: 1, dirs: map[uint64]uint32{parent: 1}}
 	}
 	e := Entry{Name: name, Ino: n.Ino, Kind: n.Kind}
 	sets := [][2][]byte{
@@ -83,9 +87,10 @@ func (r *Restorer) Add(parent uint64, name string, n *Inode, xattrs []Xattr) err
 
 // addLink restores another name of a linked inode, which must be the
 // same inode the first name restored.
-func (r *Restorer) addLink(parent uint64, name string, n *Inode, links *restoredLinks) error {
+func (r *Restorer) addLink(parent uint64, name string, n *Inode, xattrs []Xattr, links *restoredLinks) error {
 	if first := links.inode; n.Kind != first.Kind || n.Ref != first.Ref || n.Size != first.Size ||
-		n.Mode != first.Mode || n.UID != first.UID || n.GID != first.GID || !n.Mtime.Equal(first.Mtime) {
+		n.Mode != first.Mode || n.UID != first.UID || n.GID != first.GID || !n.Mtime.Equal(first.Mtime) ||
+		!slices.EqualFunc(xattrs, links.xattrs, func(a, b Xattr) bool { return a.Name == b.Name && bytes.Equal(a.Value, b.Value) }) {
 		return fmt.Errorf("restoring inode %d: its names disagree on its attributes: %w", n.Ino, errBadRecord)
 	}
 	links.names++
@@ -117,9 +122,11 @@ func (r *Restorer) finishLinks() error {
 	return nil
 }
 
+// inode writes n's record, marked as having xattrs if it has any, and
+// its xattrs.
 func (r *Restorer) inode(n *Inode, xattrs []Xattr) error {
-	if n.Ino&TreeInoBase == 0 || r.seen[n.Ino] || n.HasXattrs != (len(xattrs) > 0) {
-		return fmt.Errorf("restoring inode %d: not a tree inode, twice, or not with its attributes: %w", n.Ino, errBadRecord)
+	if n.Ino&TreeInoBase == 0 || r.seen[n.Ino] {
+		return fmt.Errorf("restoring inode %d: not a tree inode, or twice: %w", n.Ino, errBadRecord)
 	}
 	r.seen[n.Ino] = true
 	r.maxIno = max(r.maxIno, n.Ino&^TreeInoBase)
@@ -128,7 +135,9 @@ func (r *Restorer) inode(n *Inode, xattrs []Xattr) error {
 			return err
 		}
 	}
-	return r.batch.Set(inoKey(prefixInode, n.Ino), encodeInode(n))
+	stored := *n
+	stored.HasXattrs = len(xattrs) > 0
+	return r.batch.Set(inoKey(prefixInode, n.Ino), encodeInode(&stored))
 }
 
 // Finish writes what is left, points the collections at their folders,

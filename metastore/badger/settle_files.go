@@ -167,7 +167,7 @@ func (s *Store) applyFile(plan *filePlan) error {
 			}
 		}
 		for _, r := range plan.replaced { // what restoreReplaced did not take
-			if err := txn.Delete(journalReplacedKey(r.Moving, r.Replaced.Ino)); err != nil {
+			if err := dropReplacedFile(txn, r); err != nil {
 				return err
 			}
 		}
@@ -184,7 +184,7 @@ func (s *Store) dropOrphanReplaced(byMoving map[uint64][]ReplacedFile) error {
 	return s.update(func(txn *badgerdb.Txn) error {
 		for _, entries := range byMoving {
 			for _, r := range entries {
-				if err := txn.Delete(journalReplacedKey(r.Moving, r.Replaced.Ino)); err != nil {
+				if err := dropReplacedFile(txn, r); err != nil {
 					return err
 				}
 			}

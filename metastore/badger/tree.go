@@ -230,6 +230,31 @@ func (s *Store) Remove(ctx context.Context, parent uint64, name string, dir bool
 	return removed, err
 }
 
+// RemoveUnstored removes the file named name in directory parent if it is
+// inode ino and its content was never stored (created, and its first
+// store failed), with every name it has, so that it does not stay behind
+// looking like an empty file that is complete. It reports whether it
+// removed it.
+func (s *Store) RemoveUnstored(ctx context.Context, parent uint64, name string, ino uint64) (bool, error) {
+	removed := false
+	err := s.update(func(txn *badgerdb.Txn) error {
+		e, err := getEntry(txn, parent, name)
+		if isNotExist(err) {
+			return nil
+		}
+		if err != nil || e.Ino != ino {
+			return err
+		}
+		n, err := getInode(txn, ino)
+		if err != nil || n.Kind != KindFile || n.Committed {
+			return err
+		}
+		removed = true
+		return s.deleteInode(txn, parent, name, ino)
+	})
+	return removed, err
+}
+
 // deleteInode removes, in txn, inode ino with every name it has (one,
 // name in parent, unless it is linked).
 func (s *Store) deleteInode(txn *badgerdb.Txn, parent uint64, name string, ino uint64) error {
@@ -282,8 +307,13 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 		if err != nil {
 			return err
 		}
-		if n.Links() > 1 {
+		switch {
+		case n.Links() > 1:
 			if err := sameCollection(txn, oldParent, newParent); err != nil {
+				return err
+			}
+		case n.Kind == KindDir:
+			if err := s.linksStayTogether(txn, moving.Ino, oldParent, newParent); err != nil {
 				return err
 			}
 		}
@@ -297,12 +327,29 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 		case noReplace:
 			return fmt.Errorf("%q: %w", newName, fs.ErrExist)
 		default:
+			// The replaced file's xattrs, kept for Settle with its record
+			// (journalReplacedBy) if it may have to put it back.
+			var xattrs []Xattr
+			if kept, err := getInode(txn, target.Ino); err == nil && kept.HasXattrs {
+				if xattrs, err = xattrsOf(txn, target.Ino); err != nil {
+					return err
+				}
+			}
 			if replaced, err = s.replaceTarget(txn, moving, newParent, target); err != nil {
 				return err
 			}
 			if replaced.Nlink == 0 { // gone with its name: what Settle may have to put back
-				if err := s.journalReplacedBy(txn, moving.Ino, newParent, newName, replaced); err != nil {
+				journaled, err := s.journalReplacedBy(txn, moving.Ino, newParent, newName, replaced)
+				if err != nil {
 					return err
+				}
+				for _, x := range xattrs {
+					if !journaled {
+						break
+					}
+					if err := txn.Set(xattrKey(target.Ino, x.Name), x.Value); err != nil {
+						return err
+					}
 				}
 			}
 		}

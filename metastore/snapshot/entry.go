@@ -52,10 +52,13 @@ func (k Kind) String() string {
 }
 
 // Limits on an entry. MaxName is the longest name Linux allows;
-// MaxTarget keeps a symlink target under PATH_MAX with its NUL.
+// MaxTarget keeps a symlink target under PATH_MAX with its NUL; MaxLinks
+// is the most names an inode of the files/ tree may have
+// (metastore/badger.MaxLinks).
 const (
 	MaxName   = 255
 	MaxTarget = 4095
+	MaxLinks  = 65000
 	// MaxEntrySize bounds one encoded entry, so that an entry always fits
 	// in a leaf blob with room to spare (see maxBody).
 	MaxEntrySize = 64 << 10
@@ -101,7 +104,7 @@ func (e *Entry) Validate() error {
 	if e.Ino == 0 || e.Mode&^0o7777 != 0 || e.Size < 0 || e.StoredSize < 0 {
 		return invalid("entry %q: inode %d, mode %o, size %d, stored size %d", e.Name, e.Ino, e.Mode, e.Size, e.StoredSize)
 	}
-	if e.Nlink == 1 || e.Nlink != 0 && e.Kind == KindDir {
+	if e.Nlink == 1 || e.Nlink > MaxLinks || e.Nlink != 0 && e.Kind == KindDir {
 		return invalid("entry %q: a %s with a link count of %d", e.Name, e.Kind, e.Nlink)
 	}
 	if err := validXattrs(e); err != nil {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stofuse/stofuse/metastore"
+	"github.com/stofuse/stofuse/metastore/badger"
 	"github.com/stofuse/stofuse/metastore/snapshot"
 )
 
@@ -21,6 +22,20 @@ func TestKindsMatchMetastore(t *testing.T) {
 	} {
 		if pair[0] != pair[1] {
 			t.Fatalf("snapshot kind %d is metastore kind %d", pair[0], pair[1])
+		}
+	}
+}
+
+// The codec's limits are the tree's: a snapshot holds what the tree can,
+// and a recover restores nothing the tree would refuse.
+func TestLimitsMatchTheTree(t *testing.T) {
+	for _, pair := range [][2]int{
+		{snapshot.MaxLinks, badger.MaxLinks},
+		{snapshot.MaxXattrName, metastore.MaxXattrName},
+		{snapshot.MaxXattrsSize, metastore.MaxXattrsSize},
+	} {
+		if pair[0] != pair[1] {
+			t.Errorf("snapshot limit %d, tree limit %d", pair[0], pair[1])
 		}
 	}
 }

@@ -74,6 +74,9 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		"file with rdev": func(e *Entry) { e.Rdev = 1 },
 		"one link":       func(e *Entry) { e.Nlink = 1 },
 		"xattr no name":  func(e *Entry) { e.Xattrs = []Xattr{{Value: []byte("v")}} },
+		"xattr not user": func(e *Entry) { e.Xattrs = []Xattr{{Name: "trusted.a"}} },
+		"xattr user.":    func(e *Entry) { e.Xattrs = []Xattr{{Name: "user."}} },
+		"many links":     func(e *Entry) { e.Nlink = MaxLinks + 1 },
 		"xattr nul":      func(e *Entry) { e.Xattrs = []Xattr{{Name: "user.a\x00"}} },
 		"xattr long":     func(e *Entry) { e.Xattrs = []Xattr{{Name: "user." + strings.Repeat("n", MaxXattrName)}} },
 		"xattrs order":   func(e *Entry) { e.Xattrs = []Xattr{{Name: "user.b"}, {Name: "user.a"}} },
@@ -81,7 +84,7 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		"xattrs big": func(e *Entry) {
 			e.Xattrs = []Xattr{{Name: "user.a", Value: make([]byte, MaxXattrsSize/2)}, {Name: "user.b", Value: make([]byte, MaxXattrsSize/2)}}
 		},
-		"linked dir":     func(e *Entry) { e.Kind, e.StoredSize, e.Nlink = KindDir, 0, 2 },
+		"linked dir": func(e *Entry) { e.Kind, e.StoredSize, e.Nlink = KindDir, 0, 2 },
 		"long target": func(e *Entry) {
 			e.Kind, e.Ref, e.StoredSize, e.Target = KindSymlink, blobstore.Ref{}, 0, strings.Repeat("t", MaxTarget+1)
 		},

@@ -5,15 +5,17 @@ import (
 	"strings"
 )
 
-// Xattr is an extended attribute of an entry's inode (a user.* name).
+// Xattr is an extended attribute of an entry's inode: a user.* name, the
+// only namespace the tree keeps.
 type Xattr struct {
 	Name  string
 	Value []byte
 }
 
 // Limits on an entry's extended attributes, those of the files/ tree
-// (metastore.MaxXattrName, MaxXattrsSize): a name of 1..255 bytes without
-// NUL, and the names and values of one entry together at most 32 KiB, so
+// (metastore.MaxXattrName, MaxXattrsSize): a name of up to 255 bytes
+// without NUL, user. and at least one byte more, and the names and values
+// of one entry together at most 32 KiB, so
 // that an entry stays below MaxEntrySize.
 const (
 	MaxXattrName  = 255
@@ -25,7 +27,8 @@ const (
 func validXattrs(e *Entry) error {
 	size := 0
 	for i, x := range e.Xattrs {
-		if x.Name == "" || len(x.Name) > MaxXattrName || strings.IndexByte(x.Name, 0) >= 0 {
+		if !strings.HasPrefix(x.Name, "user.") || len(x.Name) == len("user.") || len(x.Name) > MaxXattrName ||
+			strings.IndexByte(x.Name, 0) >= 0 {
 			return invalid("entry %q: attribute name %q", e.Name, truncateName(x.Name))
 		}
 		if i > 0 && x.Name <= e.Xattrs[i-1].Name {
