@@ -215,6 +215,28 @@ func (l *refLocks) lock(ref blobstore.Ref) func() {
 	}
 }
 
+// LockRefs takes the locks of refs, which must be sorted and distinct,
+// and returns the function that releases them all. A writer publishes and
+// records a blob only under its ref's lock (BlobWriter.CommitWith, with
+// the caller's RecordFunc; Replicate; Repair), so while a caller holds it
+// no copy of the ref is published or recorded, and no writer decides that
+// the blob is stored already and records a use of it: a garbage
+// collection holds it while it condemns a blob and while it removes a
+// condemned copy. Writers take one lock at a time; a caller holding more
+// takes them in ref order, so that two such callers cannot deadlock. It
+// must not be called again by a holder before it releases.
+func (c *Controller) LockRefs(refs []blobstore.Ref) (unlock func()) {
+	unlocks := make([]func(), 0, len(refs))
+	for _, ref := range refs {
+		unlocks = append(unlocks, c.refLocks.lock(ref))
+	}
+	return func() {
+		for i := len(unlocks) - 1; i >= 0; i-- {
+			unlocks[i]()
+		}
+	}
+}
+
 // Driver returns the driver of a mounted volume (for the named objects
 // stored beside its blobs), or an ErrNotMounted error.
 func (c *Controller) Driver(volumeId int) (blobstore.Driver, error) { return c.driver(volumeId) }

@@ -27,6 +27,36 @@ type GCOptions struct {
 	// caller that counts, and for the tests that stop a collection part
 	// way (a kill -9 at a chosen point).
 	Removed func(ctx context.Context, removed int64)
+	// Mount is the mount whose daemon runs the collection beside its
+	// writers (nil: none; the store is not mounted). What it holds is
+	// kept, and it hears of the blobs removed.
+	Mount Mount
+}
+
+// Mount is what a garbage collection asks of a mount served by the same
+// process (fusefs.Root implements it): what the mount's daemon holds that
+// the metadata does not show, and which blobs went. Its methods may be
+// called from any goroutine, while the mount serves, and never wait for
+// the disk or for a file being written.
+type Mount interface {
+	// HeldBlobs calls fn with every blob the mount holds now, maybe more
+	// than once: the content of every open file, also one unlinked since
+	// (and the content it was opened with, when a writer has changed it
+	// since), the content a file being rewritten started from (copy on
+	// write), a blob being written into ref/ under its hex name, and what
+	// a written name of ref/ was stored as. A blob being stored is the
+	// Controller's (the ref's lock), not the mount's.
+	HeldBlobs(fn func(blobstore.Ref))
+	// BrowsedSnapshots calls fn with the root tree of every snapshot whose
+	// tree the mount has shown since it was mounted: the kernel may keep
+	// its entries (and so ask for its trees and files) after the snapshot
+	// is forgotten.
+	BrowsedSnapshots(fn func(root blobstore.Ref))
+	// BlobsRemoved tells the mount that the copies of refs on volumeID
+	// are gone, so that ref/ stops showing them at once (the kernel
+	// caches its entries for long). It may be called for refs the mount
+	// never showed.
+	BlobsRemoved(volumeID int, refs []blobstore.Ref)
 }
 
 // GarbageReport is what FindGarbage found: every blob record of the
@@ -36,6 +66,10 @@ type GarbageReport struct {
 	Blobs   int64      `json:"blobs"` // blob records
 	Live    LiveCounts `json:"live"`
 	Garbage int64      `json:"garbage"` // blobs nothing keeps
+	// Kept counts the garbage that a writer made live again (stored it
+	// again, or a file started to use it) between the search and the
+	// blob's condemnation, which found it so: kept, and not in Freed.
+	Kept int64 `json:"kept,omitempty"`
 	// Volumes says, per volume, how many copies of the garbage it holds
 	// and their stored bytes: what a collection would free there.
 	Volumes []VolumeGarbage `json:"volumes"`
@@ -50,12 +84,14 @@ type GarbageReport struct {
 }
 
 // LiveCounts counts the live blobs by the first thing, in this order,
-// that keeps each: a file of files/, a retained snapshot, an explicit
-// store, the grace period.
+// that keeps each: a file of files/, a retained snapshot (or one a mount
+// has shown), an explicit store, what a mount's daemon holds, the grace
+// period.
 type LiveCounts struct {
 	Files     int64 `json:"files"`
 	Snapshots int64 `json:"snapshots"`
 	Explicit  int64 `json:"explicit"`
+	Held      int64 `json:"held"` // by a mount's daemon (Mount.HeldBlobs)
 	Young     int64 `json:"young"`
 }
 
@@ -73,15 +109,16 @@ type VolumeGarbage struct {
 // index segments, tree blobs and files' blobs, walked from the volumes
 // with the keys), when it is an explicit store not released, when the
 // metadata still points to it (trees cached for the next snapshot, the
-// journal's contents), or when it is younger than opts.Grace.
+// journal's contents), when opts.Mount holds it (Mount.HeldBlobs, and
+// the snapshots it has shown), or when it is younger than opts.Grace.
 //
 // It needs the keys (tree blobs are sealed) and every registered volume
 // mounted: a snapshot named only on a volume left out would not be seen,
 // and what it keeps would look unused. A snapshot that cannot be read is
 // an error naming it: what it keeps cannot be known. What a mount's
-// daemon holds (open files, files being written) is not in the metadata,
-// so a caller must not run it beside a mount; the Store's own snapshots
-// wait for it.
+// daemon holds (open files, files being written) is not in the metadata:
+// a caller beside a mount gives it as opts.Mount. The Store's own
+// snapshots and forgets wait for it.
 //
 // Memory: 8 bytes per blob the retained snapshots use (refSet), a map
 // entry per directory tree and index segment, and one record at a time;
@@ -114,13 +151,17 @@ func (s *Store) findGarbage(ctx context.Context, opts GCOptions, garbage func(ba
 	if err == nil {
 		err = w.metadata(ctx)
 	}
+	if err == nil && opts.Mount != nil {
+		err = w.browsed(ctx, opts.Mount)
+	}
 	r.End()
 	if err != nil {
 		return nil, err
 	}
 	w.live.compact()
 	report := &GarbageReport{Snapshots: w.snapshots, Trees: len(w.dirs), Grace: opts.Grace}
-	if err := s.sortBlobs(ctx, w.live, start.Add(-opts.Grace), report, r, garbage); err != nil {
+	held := heldBy(opts.Mount)
+	if err := s.sortBlobs(ctx, w.live, held, start.Add(-opts.Grace), report, r, garbage); err != nil {
 		return nil, err
 	}
 	report.Elapsed = time.Since(start)
@@ -130,7 +171,7 @@ func (s *Store) findGarbage(ctx context.Context, opts GCOptions, garbage func(ba
 // sortBlobs goes through every blob record, counts it live or garbage,
 // sums the garbage per volume, and calls garbage (if not nil) with each
 // garbage blob.
-func (s *Store) sortBlobs(ctx context.Context, live *refSet, youngAfter time.Time, report *GarbageReport, r Reporter,
+func (s *Store) sortBlobs(ctx context.Context, live *refSet, held map[blobstore.Ref]bool, youngAfter time.Time, report *GarbageReport, r Reporter,
 	garbage func(badger.BlobUse) error) error {
 	total, err := s.recordCount(ctx)
 	if err != nil {
@@ -149,6 +190,8 @@ func (s *Store) sortBlobs(ctx context.Context, live *refSet, youngAfter time.Tim
 			report.Live.Snapshots++
 		case b.Explicit:
 			report.Live.Explicit++
+		case held[b.Ref]:
+			report.Live.Held++
 		case b.Created.After(youngAfter):
 			report.Live.Young++
 		default:
@@ -192,4 +235,14 @@ func (s *Store) recordCount(ctx context.Context) (int64, error) {
 		n += v.BlobCount
 	}
 	return n, nil
+}
+
+// heldBy is what mount holds now (nil: nothing): the set a search
+// starts from; Condemn asks again in each of its transactions.
+func heldBy(mount Mount) map[blobstore.Ref]bool {
+	held := map[blobstore.Ref]bool{}
+	if mount != nil {
+		mount.HeldBlobs(func(ref blobstore.Ref) { held[ref] = true })
+	}
+	return held
 }

@@ -45,23 +45,35 @@ const removeBatch = 4096
 // every copy of every garbage blob from its volume, and the blob from the
 // metadata (see the steps above). It also finishes what an interrupted
 // collection left in the condemned journal. The report's Freed says what
-// was removed on each volume; opts.Removed hears of each copy removed.
+// was removed on each volume; opts.Removed hears of each copy removed,
+// opts.Mount of each batch.
 //
-// It needs what FindGarbage needs (the keys, every volume mounted), and
-// the same caller: one that holds the store alone, with no writer beside
-// it (no mount's daemon: what it holds is not in the metadata). A failure
-// half-way leaves the rest condemned, not removed, for the next Open or
-// collection; nothing live is ever condemned.
+// It needs what FindGarbage needs (the keys, every volume mounted). It
+// may run beside writers of the same Store (a mount's daemon, given as
+// opts.Mount, and the commands it runs): a blob is condemned under its
+// ref's lock (diskaccess.Controller.LockRefs), in a transaction that
+// reads again, after it began, everything that keeps a blob but the
+// snapshots (which wait for it) and the grace period (badger.Condemn,
+// with the mount's holds as its Keeper), and a copy is removed under the
+// same lock, once it is checked to be recorded nowhere on its volume. A
+// writer records a blob, or a use of a blob it found stored, only under
+// that lock, so it either comes first and the blob is kept (counted in
+// Kept), or after, when the blob is no longer recorded and it stores it
+// anew, which drops the copy's condemned entry in its own transaction. A
+// failure half-way leaves the rest condemned, not removed, for the next
+// Open or collection; nothing live is ever condemned.
 func (s *Store) CollectGarbage(ctx context.Context, opts GCOptions) (*GarbageReport, error) {
 	s.snapshotMu.Lock()
 	defer s.snapshotMu.Unlock()
 	start := time.Now()
 	var batch []blobstore.Ref
+	var kept int64
 	condemn := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		_, err := s.meta.Condemn(ctx, batch)
+		n, err := s.condemn(ctx, batch, opts.Mount)
+		kept += n
 		batch = batch[:0]
 		return err
 	}
@@ -83,13 +95,30 @@ func (s *Store) CollectGarbage(ctx context.Context, opts GCOptions) (*GarbageRep
 	if err != nil {
 		return nil, fmt.Errorf("condemning the garbage: %w", err)
 	}
-	removed, err := s.removeCondemned(ctx, reporterOr(opts.Reporter), opts.Removed)
+	report.Kept = kept
+	removed, err := s.removeCondemned(ctx, reporterOr(opts.Reporter), opts.Removed, opts.Mount)
 	if err != nil {
 		return nil, err
 	}
 	report.Freed = removed.perVolume(ctx, s)
 	report.Elapsed = time.Since(start)
 	return report, nil
+}
+
+// condemn condemns the garbage blobs refs (in ref order), holding their
+// locks, and returns how many of them were found live and kept.
+func (s *Store) condemn(ctx context.Context, refs []blobstore.Ref, mount Mount) (int64, error) {
+	var keeper badger.Keeper
+	if mount != nil {
+		keeper = func() (func(blobstore.Ref) bool, error) {
+			held := heldBy(mount)
+			return func(ref blobstore.Ref) bool { return held[ref] }, nil
+		}
+	}
+	unlock := s.ctl.LockRefs(refs)
+	defer unlock()
+	_, kept, err := s.meta.Condemn(ctx, refs, keeper)
+	return int64(len(kept)), err
 }
 
 // removal counts what removeCondemned removed, by volume id.
@@ -115,7 +144,7 @@ func (m *removal) perVolume(ctx context.Context, s *Store) []VolumeGarbage {
 // entries for later (said in the result's left). It returns an error only
 // for a failure that stopped it; what it removed until then is dropped
 // from the journal.
-func (s *Store) removeCondemned(ctx context.Context, r Reporter, removed func(context.Context, int64)) (*removal, error) {
+func (s *Store) removeCondemned(ctx context.Context, r Reporter, removed func(context.Context, int64), mount Mount) (*removal, error) {
 	counts, err := s.meta.CondemnedCounts(ctx)
 	if err != nil {
 		return nil, err
@@ -140,7 +169,7 @@ func (s *Store) removeCondemned(ctx context.Context, r Reporter, removed func(co
 			result.left = errors.Join(result.left, fmt.Errorf("volume %s is not mounted: %d condemned copies left for later", s.VolumeName(ctx, id), counts[id].Copies))
 			continue
 		}
-		if err := s.removeFromVolume(ctx, id, result, r, removed); err != nil {
+		if err := s.removeFromVolume(ctx, id, result, r, removed, mount); err != nil {
 			return result, fmt.Errorf("removing the garbage from volume %s: %w", s.VolumeName(ctx, id), err)
 		}
 	}
@@ -148,7 +177,7 @@ func (s *Store) removeCondemned(ctx context.Context, r Reporter, removed func(co
 }
 
 // removeFromVolume removes the condemned copies on one mounted volume.
-func (s *Store) removeFromVolume(ctx context.Context, id int, result *removal, r Reporter, removed func(context.Context, int64)) error {
+func (s *Store) removeFromVolume(ctx context.Context, id int, result *removal, r Reporter, removed func(context.Context, int64), mount Mount) error {
 	driver, err := s.ctl.Driver(id)
 	if err != nil {
 		return err
@@ -168,17 +197,19 @@ func (s *Store) removeFromVolume(ctx context.Context, id int, result *removal, r
 		if err != nil || len(batch) == 0 {
 			return err
 		}
+		gone := make([]blobstore.Ref, 0, len(batch))
 		for i, c := range batch {
 			kept, err := s.removeCopy(ctx, driver, c, notes[c.Ref])
 			if err != nil {
 				// Drop the entries of the copies removed, keep the rest.
-				return errors.Join(err, s.dropRemoved(ctx, driver, batch[:i]))
+				return errors.Join(err, s.dropRemoved(ctx, driver, batch[:i]), tellMount(mount, id, gone))
 			}
 			r.Add(1, c.Size)
 			if kept {
 				result.reprieved++
 				continue
 			}
+			gone = append(gone, c.Ref)
 			freed.Blobs++
 			freed.Bytes += c.Size
 			result.total++
@@ -187,8 +218,9 @@ func (s *Store) removeFromVolume(ctx context.Context, id int, result *removal, r
 			}
 		}
 		if err := s.dropRemoved(ctx, driver, batch); err != nil {
-			return err
+			return errors.Join(err, tellMount(mount, id, gone))
 		}
+		tellMount(mount, id, gone)
 		after = batch[len(batch)-1].Ref
 	}
 }
@@ -215,6 +247,14 @@ func (s *Store) removeCopy(ctx context.Context, driver blobstore.Driver, c badge
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	// Under the ref's lock no writer publishes or records a copy of it:
+	// one that stored it again before has recorded it (and dropped the
+	// entry), one after finds it unrecorded and publishes its own copy
+	// once this one is gone. Without the lock a writer could publish and
+	// record its copy between the check and the removal, which would then
+	// take a recorded blob's only copy.
+	unlock := s.ctl.LockRefs([]blobstore.Ref{c.Ref})
+	defer unlock()
 	recorded, err := s.meta.Recorded(ctx, c.Ref, c.Volume)
 	if err != nil || recorded {
 		return recorded, err
@@ -261,7 +301,7 @@ type CollectionFinish struct {
 // failure to remove is no failure of the Open: those copies stay
 // condemned (no one can find them), and the report says so.
 func (s *Store) finishCollection(ctx context.Context) error {
-	result, err := s.removeCondemned(ctx, quiet{}, nil)
+	result, err := s.removeCondemned(ctx, quiet{}, nil, nil)
 	if result == nil {
 		return fmt.Errorf("finishing an interrupted garbage collection: %w", err)
 	}
@@ -280,5 +320,14 @@ func (s *Store) finishCollection(ctx context.Context) error {
 		s.settled = &SettleReport{}
 	}
 	s.settled.Collection = finish
+	return nil
+}
+
+// tellMount tells mount (if any) that the copies of refs on volume id are
+// gone; it returns nil, for errors.Join.
+func tellMount(mount Mount, id int, refs []blobstore.Ref) error {
+	if mount != nil && len(refs) > 0 {
+		mount.BlobsRemoved(id, refs)
+	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/stofuse/stofuse/blobstore"
-	"github.com/stofuse/stofuse/metastore/badger"
 	"github.com/stofuse/stofuse/store"
 )
 
@@ -182,7 +181,7 @@ func TestCollectGarbageCrash(t *testing.T) {
 			f := newGCFixture(t, garbageFiles)
 			if k == 0 {
 				// Condemned, and durable, but nothing removed.
-				condemned, err := f.s.Meta().Condemn(ctx, f.garbage)
+				condemned, _, err := f.s.Meta().Condemn(ctx, f.garbage, nil)
 				if err != nil || len(condemned) != len(f.garbage) {
 					t.Fatalf("Condemn = %d copies, %v", len(condemned), err)
 				}
@@ -223,7 +222,7 @@ func TestCollectGarbageCrash(t *testing.T) {
 func TestCondemnedStoredAgain(t *testing.T) {
 	ctx := context.Background()
 	f := newGCFixture(t, 2)
-	if _, err := f.s.Meta().Condemn(ctx, f.garbage); err != nil {
+	if _, _, err := f.s.Meta().Condemn(ctx, f.garbage, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.s.Meta().Sync(ctx); err != nil {
@@ -285,7 +284,7 @@ func TestCondemnedOnAnUnavailableVolume(t *testing.T) {
 	if _, err := f.s.Replicate(ctx, from, second, store.ReplicateOptions{Refs: f.garbage}); err != nil {
 		t.Fatal(err)
 	}
-	copies, err := f.s.Meta().Condemn(ctx, f.garbage)
+	copies, _, err := f.s.Meta().Condemn(ctx, f.garbage, nil)
 	if err != nil || len(copies) != 2*len(f.garbage) {
 		t.Fatalf("Condemn = %d copies, %v; want 2 of each", len(copies), err)
 	}
@@ -326,19 +325,28 @@ func TestCondemnedOnAnUnavailableVolume(t *testing.T) {
 	}
 }
 
-// TestCondemnRefusesLiveBlobs: the metadata refuses to condemn an
-// explicit store or a blob a file uses, and changes nothing.
-func TestCondemnRefusesLiveBlobs(t *testing.T) {
+// TestCondemnKeepsLiveBlobs: the metadata keeps, in the condemning
+// transaction, an explicit store, a blob a file uses and a blob the
+// Keeper holds, and condemns the garbage beside them.
+func TestCondemnKeepsLiveBlobs(t *testing.T) {
 	ctx := context.Background()
-	f := newGCFixture(t, 1)
+	f := newGCFixture(t, 2)
+	heldRef := f.garbage[1]
+	keeper := func() (func(blobstore.Ref) bool, error) {
+		return func(ref blobstore.Ref) bool { return ref == heldRef }, nil
+	}
 	for ref := range f.live {
-		_, err := f.s.Meta().Condemn(ctx, append([]blobstore.Ref{f.garbage[0]}, ref))
-		if !errors.Is(err, badger.ErrLiveBlob) {
-			t.Errorf("Condemn of live blob %s: %v, want ErrLiveBlob", ref, err)
+		copies, kept, err := f.s.Meta().Condemn(ctx, []blobstore.Ref{ref, heldRef}, keeper)
+		if err != nil || len(copies) != 0 || len(kept) != 2 {
+			t.Errorf("Condemn of live blob %s and a held one: %d condemned, kept %v, %v; want both kept", ref, len(copies), kept, err)
 		}
 	}
-	if _, err := f.s.Stat(ctx, f.garbage[0]); err != nil {
-		t.Errorf("a refused Condemn changed the garbage beside it: %v", err)
+	if _, err := f.s.Stat(ctx, heldRef); err != nil {
+		t.Errorf("a held blob was condemned: %v", err)
+	}
+	copies, kept, err := f.s.Meta().Condemn(ctx, f.garbage[:1], keeper)
+	if err != nil || len(copies) != 1 || len(kept) != 0 {
+		t.Fatalf("Condemn of garbage: %d condemned, kept %v, %v; want 1 condemned", len(copies), kept, err)
 	}
 	if _, err := f.s.CollectGarbage(ctx, store.GCOptions{}); err != nil {
 		t.Fatal(err)

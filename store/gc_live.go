@@ -228,3 +228,16 @@ func (w *liveWalk) metadata(ctx context.Context) error {
 	}
 	return nil
 }
+
+// browsed keeps what the snapshots mount has shown keep, forgotten since
+// or not: the kernel may still ask for their trees and files.
+func (w *liveWalk) browsed(ctx context.Context, mount Mount) error {
+	var roots []blobstore.Ref
+	mount.BrowsedSnapshots(func(root blobstore.Ref) { roots = append(roots, root) })
+	for _, root := range roots {
+		if err := w.tree(ctx, root); err != nil {
+			return fmt.Errorf("a snapshot the mount has shown: %w", err)
+		}
+	}
+	return nil
+}

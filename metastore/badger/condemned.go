@@ -3,7 +3,6 @@ package badger
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -37,23 +36,36 @@ func condemnedKey(volumeID int, ref blobstore.Ref) []byte {
 	return append(volumeIDKey(prefixCondemned, volumeID), ref[:]...)
 }
 
-// ErrLiveBlob is wrapped by Condemn's error when a blob it was asked to
-// condemn is an explicit store or a file of files/ uses it: the caller's
-// search for garbage was wrong, and nothing of that batch is condemned.
-var ErrLiveBlob = errors.New("the blob is live")
+// Keeper tells Condemn what keeps blobs besides the metadata (a mount's
+// daemon: the files it has open though unlinked, the blobs it is writing).
+// Condemn calls it once in each run of its transaction, after the
+// transaction began, so that what it answers is no older than what the
+// transaction reads; the function it returns says whether it keeps a ref.
+// nil: nothing does.
+type Keeper func() (keeps func(blobstore.Ref) bool, err error)
 
 // Condemn removes the blobs refs from the metadata and journals each of
 // their copies as condemned, in one transaction: after it the blobs are
 // not recorded, and every copy they had is in the condemned journal. A
-// ref not recorded is skipped. A blob that is an explicit store, or that
-// a file of files/ uses, is an ErrLiveBlob error and nothing is changed:
-// the other things that keep a blob (snapshots, the grace period) are the
-// caller's to have checked. The entries are not synced: the caller syncs
-// (Sync) before it removes any copy. It returns the copies condemned.
-func (s *Store) Condemn(ctx context.Context, refs []blobstore.Ref) ([]CondemnedCopy, error) {
-	var copies []CondemnedCopy
-	err := s.update(func(txn *badgerdb.Txn) error {
-		copies = copies[:0]
+// ref not recorded is skipped. A blob that something keeps is left as it
+// is and returned in kept: an explicit store, a blob a file of files/
+// uses (r <ref> <ino>), a file's content that a power loss may put back
+// (the journal's content and replaced entries), or one that keeper
+// keeps. Those are read in the transaction itself, so that a writer who
+// made a blob live after the caller's search for garbage is seen (the
+// caller holds the refs' locks, diskaccess.Controller.LockRefs, so that
+// no writer records a use of them while it runs: Badger does not see a
+// use key added under a prefix it read as a conflict). The other things
+// that keep a blob (snapshots, the grace period) are the caller's to have
+// checked. The entries are not synced: the caller syncs (Sync) before it
+// removes any copy. It returns the copies condemned.
+func (s *Store) Condemn(ctx context.Context, refs []blobstore.Ref, keeper Keeper) (copies []CondemnedCopy, kept []blobstore.Ref, err error) {
+	err = s.update(func(txn *badgerdb.Txn) error {
+		copies, kept = copies[:0], kept[:0]
+		keeps, err := condemnKeeps(ctx, txn, keeper)
+		if err != nil {
+			return err
+		}
 		// One iterator for the whole batch: a Badger iterator costs far
 		// more to make than to seek.
 		uses := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixRefUse}})
@@ -67,26 +79,11 @@ func (s *Store) Condemn(ctx context.Context, refs []blobstore.Ref) ([]CondemnedC
 			if err != nil {
 				return err
 			}
-			if err := checkNotLive(uses, record); err != nil {
-				return err
+			if record.Explicit || usedByFile(uses, ref) || keeps(ref) {
+				kept = append(kept, ref)
+				continue
 			}
-			for _, id := range record.Volumes {
-				size := binary.BigEndian.AppendUint64(nil, uint64(record.SizeOnDisk))
-				if err := txn.Set(condemnedKey(id, ref), size); err != nil {
-					return err
-				}
-				if err := txn.Delete(volumeBlobKey(id, ref)); err != nil {
-					return err
-				}
-				sum := removed[id]
-				sum.Copies, sum.Bytes = sum.Copies+1, sum.Bytes+record.SizeOnDisk
-				removed[id] = sum
-				copies = append(copies, CondemnedCopy{Ref: ref, Volume: id, Size: record.SizeOnDisk})
-			}
-			if err := txn.Delete(indexMarkKey(record.EncryptionKeyId, ref)); err != nil {
-				return err
-			}
-			if err := txn.Delete(blobKey(ref)); err != nil {
+			if err := condemnRecord(txn, record, removed, &copies); err != nil {
 				return err
 			}
 		}
@@ -98,22 +95,78 @@ func (s *Store) Condemn(ctx context.Context, refs []blobstore.Ref) ([]CondemnedC
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return copies, nil
+	return copies, kept, nil
 }
 
-// checkNotLive refuses a record that the metadata itself keeps; uses
-// iterates the index of the files' blobs (r <ref> <ino>).
-func checkNotLive(uses *badgerdb.Iterator, record *blobRecord) error {
-	if record.Explicit {
-		return fmt.Errorf("blob %s is an explicit store: %w", record.Ref, ErrLiveBlob)
+// condemnRecord removes record and journals its copies, in txn.
+func condemnRecord(txn *badgerdb.Txn, record *blobRecord, removed map[int]CondemnedTotal, copies *[]CondemnedCopy) error {
+	ref := record.Ref
+	for _, id := range record.Volumes {
+		size := binary.BigEndian.AppendUint64(nil, uint64(record.SizeOnDisk))
+		if err := txn.Set(condemnedKey(id, ref), size); err != nil {
+			return err
+		}
+		if err := txn.Delete(volumeBlobKey(id, ref)); err != nil {
+			return err
+		}
+		sum := removed[id]
+		sum.Copies, sum.Bytes = sum.Copies+1, sum.Bytes+record.SizeOnDisk
+		removed[id] = sum
+		*copies = append(*copies, CondemnedCopy{Ref: ref, Volume: id, Size: record.SizeOnDisk})
 	}
-	prefix := append([]byte{prefixRefUse}, record.Ref[:]...)
-	if uses.Seek(prefix); uses.ValidForPrefix(prefix) {
-		return fmt.Errorf("blob %s is used by a file of files/: %w", record.Ref, ErrLiveBlob)
+	if err := txn.Delete(indexMarkKey(record.EncryptionKeyId, ref)); err != nil {
+		return err
 	}
-	return nil
+	return txn.Delete(blobKey(ref))
+}
+
+// condemnKeeps is what keeps blobs in txn beyond records and files: the
+// contents the journal may put back (few: those since the last group
+// commit), then keeper's.
+func condemnKeeps(ctx context.Context, txn *badgerdb.Txn, keeper Keeper) (func(blobstore.Ref) bool, error) {
+	journaled := map[blobstore.Ref]bool{}
+	err := eachJournalEntry(ctx, txn, func(key, value []byte) error {
+		switch {
+		case key[1] == journalContent && len(key) == 2+8:
+			entry, err := decodeContentEntry(binary.BigEndian.Uint64(key[2:]), value)
+			if err != nil {
+				return err
+			}
+			journaled[entry.Durable.Ref] = true
+			if entry.Newer != nil {
+				journaled[entry.Newer.Ref] = true
+			}
+		case key[1] == journalReplaced:
+			entry, err := decodeReplaced(key, value)
+			if err != nil {
+				return err
+			}
+			if entry.Replaced != nil {
+				journaled[entry.Replaced.Ref] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var held func(blobstore.Ref) bool
+	if keeper != nil {
+		if held, err = keeper(); err != nil {
+			return nil, err
+		}
+	}
+	return func(ref blobstore.Ref) bool { return journaled[ref] || held != nil && held(ref) }, nil
+}
+
+// usedByFile reports whether a file of files/ uses ref; uses iterates the
+// index of the files' blobs (r <ref> <ino>).
+func usedByFile(uses *badgerdb.Iterator, ref blobstore.Ref) bool {
+	prefix := append([]byte{prefixRefUse}, ref[:]...)
+	uses.Seek(prefix)
+	return uses.ValidForPrefix(prefix)
 }
 
 // CondemnedOn calls fn with up to limit condemned copies on volumeID, in
