@@ -104,7 +104,7 @@ func (n *blobNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if err != nil {
 		return nil, 0, n.fsys.errno(describe("open", n.ref.String()), err)
 	}
-	return &readHandle{fsys: n.fsys, blob: blob, next: -1}, fuse.FOPEN_KEEP_CACHE, 0
+	return n.fsys.newReadHandle(blob), fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *blobNode) openForRewrite(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
@@ -188,8 +188,16 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 
 // Release implements fs.FileReleaser.
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
+	h.fsys.holds.remove(h)
 	h.blob.Close()
 	return 0
+}
+
+// newReadHandle reads blob, which it holds (holds.go) until its release.
+func (f *FS) newReadHandle(blob *diskaccess.BlobReader) *readHandle {
+	h := &readHandle{fsys: f, blob: blob, next: -1}
+	f.holds.add(h)
+	return h
 }
 
 // The extended attributes of a blob, all read-only.

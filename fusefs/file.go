@@ -234,7 +234,7 @@ func (n *fileNode) openForWriting(ctx context.Context, created bool) (*treeWrite
 	n.mu.Lock()
 	n.writers++
 	n.mu.Unlock()
-	return &treeWriteHandle{node: n}, 0
+	return n.fsys.newTreeHandle(n, false), 0
 }
 
 // Open implements fs.NodeOpener: writers share one session; readers read
@@ -255,13 +255,13 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	record := n.last
 	n.mu.Unlock()
 	if writing || !record.Committed || record.Size == 0 {
-		return &treeWriteHandle{node: n, readOnly: true}, fuse.FOPEN_DIRECT_IO, 0
+		return n.fsys.newTreeHandle(n, true), fuse.FOPEN_DIRECT_IO, 0
 	}
 	blob, err := n.fsys.cfg.Controller.OpenBlobAnyCopy(ctx, record.Ref, n.fsys.cfg.Keys, n.fsys.cfg.Volume)
 	if err != nil {
 		return nil, 0, n.fsys.errno("open", err)
 	}
-	return &readHandle{fsys: n.fsys, blob: blob, next: -1}, 0, 0
+	return n.fsys.newReadHandle(blob), 0, 0
 }
 
 func (n *fileNode) write(ctx context.Context, data []byte, off int64) (int, error) {
@@ -570,10 +570,19 @@ func (h *treeWriteHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno
 }
 
 func (h *treeWriteHandle) Release(ctx context.Context) syscall.Errno {
+	h.node.fsys.holds.remove(h)
 	if !h.readOnly {
 		h.node.release(ctx)
 	}
 	return 0
+}
+
+// newTreeHandle opens n, which the handle holds (holds.go) until its
+// release.
+func (f *FS) newTreeHandle(n *fileNode, readOnly bool) *treeWriteHandle {
+	h := &treeWriteHandle{node: n, readOnly: readOnly}
+	f.holds.add(h)
+	return h
 }
 
 // Getxattr implements fs.NodeGetxattrer: user.stofuse.ref is the blob the

@@ -122,11 +122,12 @@ type FS struct {
 	ref       *refDir
 	snapInos  *snapInos  // inode numbers under snapshots/
 	trees     *treeCache // snapshot tree blobs; nil without Snapshots
+	holds     *holds     // what a garbage collection must keep (holds.go)
 }
 
 // New returns the root node of a mount.
 func New(cfg Config) *Root {
-	f := &FS{cfg: cfg, mountTime: time.Now(), snapInos: newSnapInos()}
+	f := &FS{cfg: cfg, mountTime: time.Now(), snapInos: newSnapInos(), holds: newHolds()}
 	f.ref = newRefDir(f)
 	if cfg.Snapshots != nil {
 		f.trees = newTreeCache(cfg.Snapshots.LoadTree)

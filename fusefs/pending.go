@@ -96,7 +96,9 @@ func (p *pendingNode) newHandle(writable bool) *writeHandle {
 	if writable {
 		p.writers++
 	}
-	return &writeHandle{node: p, writable: writable}
+	h := &writeHandle{node: p, writable: writable}
+	p.dir.fsys.holds.add(h)
+	return h
 }
 
 // currentName is the name the file has now (rename changes it).
@@ -265,10 +267,13 @@ func (p *pendingNode) commit(ctx context.Context, at commitAt) (bool, error) {
 	if skip || err != nil {
 		return false, err
 	}
-	ref, meta, err := p.session.commit(ctx, recorder{after: func(ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error {
+	record := recorder{with: p.dir.fsys.recordExplicit(), after: func(ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error {
 		return p.recordMtime(ctx, ref)
-	}})
-	if err == nil {
+	}}
+	ref, meta, err := p.session.commit(ctx, record)
+	if err == nil && (meta == nil || record.with == nil) {
+		// Nothing stored (a rewrite that matched its blob), or no
+		// Catalog to record it with the blob: marked now.
 		err = p.dir.fsys.storedExplicitly(ctx, ref)
 	}
 	if err != nil {
@@ -286,6 +291,27 @@ type ExplicitStores interface {
 	// explicitly. It may be called any number of times; a blob not
 	// recorded is an fs.ErrNotExist error.
 	MarkExplicit(ctx context.Context, ref blobstore.Ref) error
+	// RecordExplicit records blob meta.Ref as stored explicitly while its
+	// writer holds the ref's lock (a diskaccess.RecordFunc, for
+	// volumeID): with created, the new blob's record and its mark in one
+	// transaction, else the mark of the recorded blob. So a garbage
+	// collection, which condemns under the same lock, never finds the
+	// blob stored and not yet marked. If it fails, nothing of it is
+	// recorded.
+	RecordExplicit(ctx context.Context, meta *diskaccess.BlobMeta, volumeID int, created bool) error
+}
+
+// recordExplicit is what a commit through ref/ records with its blob:
+// the explicit store (nil: the Catalog keeps none, and the store records
+// the blob alone).
+func (f *FS) recordExplicit() func(ctx context.Context, ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta, created bool) error {
+	stores, ok := f.cfg.Catalog.(ExplicitStores)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context, ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta, created bool) error {
+		return stores.RecordExplicit(ctx, meta, f.cfg.Volume, created)
+	}
 }
 
 // storedExplicitly marks a blob committed through ref/ (stored, or found
@@ -513,6 +539,9 @@ func (p *pendingNode) store(ctx context.Context, at commitAt) syscall.Errno {
 
 // Release implements fs.FileReleaser.
 func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
-	h.once.Do(func() { h.node.release(h.writable) })
+	h.once.Do(func() {
+		h.node.dir.fsys.holds.remove(h)
+		h.node.release(h.writable)
+	})
 	return 0
 }

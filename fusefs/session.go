@@ -104,30 +104,30 @@ type sessionPolicy interface {
 }
 
 // recorder is what a commit records in the owner's metadata (a blob's
-// mtime, a tree record) before the session counts the content stored; if
-// it fails, the commit fails. One of its two is set.
+// mtime, a tree record, an explicit store) before the session counts the
+// content stored; if it fails, the commit fails. Either or both are set.
 type recorder struct {
 	// after runs once the blob is stored and recorded (ref/: the blob's
 	// mtime).
 	after func(ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error
-	// with records a spooled content's blob itself, with the owner's part
-	// in one metadata transaction, while the store holds the ref's lock
-	// (diskaccess.BlobWriter.CommitWith; files/: the tree's commit):
-	// created says the blob is new on the volume, and with must record it
-	// too. If it fails, nothing of it is recorded. A stream (ref/ only)
-	// records its blob itself: with then runs after it, created false.
+	// with records the content's blob itself, with the owner's part in
+	// one metadata transaction, while the store holds the ref's lock
+	// (diskaccess.BlobWriter.CommitWith; files/: the tree's commit; ref/:
+	// the explicit store): created says the blob is new on the volume,
+	// and with must record it too. If it fails, nothing of it is
+	// recorded. It runs before after.
 	with func(ctx context.Context, ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta, created bool) error
 }
 
-// stored runs the recorder for a blob already stored and recorded.
-func (r recorder) stored(ctx context.Context, ref blobstore.Ref, size int64, meta *diskaccess.BlobMeta) error {
-	switch {
-	case r.after != nil:
-		return r.after(ref, size, meta)
-	case r.with != nil:
-		return r.with(ctx, ref, size, meta, false)
+// recordFunc is with as the store calls it (nil: the store records the
+// blob alone).
+func (r recorder) recordFunc(ref blobstore.Ref, size int64) diskaccess.RecordFunc {
+	if r.with == nil {
+		return nil
 	}
-	return nil
+	return func(ctx context.Context, meta *diskaccess.BlobMeta, created bool) error {
+		return r.with(ctx, ref, size, meta, created)
+	}
 }
 
 // newSession returns an empty session whose content is blob (zero: none),

@@ -54,13 +54,7 @@ func (s *session) commitSpool(ctx context.Context, record recorder) (blobstore.R
 		return ref, nil, nil
 	}
 	size := s.spool.Size()
-	var recordWith diskaccess.RecordFunc // nil: the store records the blob
-	if record.with != nil {
-		recordWith = func(ctx context.Context, meta *diskaccess.BlobMeta, created bool) error {
-			return record.with(ctx, ref, size, meta, created)
-		}
-	}
-	meta, err := s.fsys.storeContent(ctx, collection, ref, s.spool, recordWith)
+	meta, err := s.fsys.storeContent(ctx, collection, ref, s.spool, record.recordFunc(ref, size))
 	if err != nil {
 		return ref, nil, err
 	}
@@ -78,12 +72,12 @@ func (s *session) commitSpool(ctx context.Context, record recorder) (blobstore.R
 func (s *session) commitStream(ctx context.Context, record recorder) (blobstore.Ref, *diskaccess.BlobMeta, error) {
 	stream := s.stream
 	s.stream = nil // finished, whatever happens
-	meta, err := stream.finish(ctx)
+	meta, err := stream.finish(ctx, record.recordFunc(stream.ref, stream.size))
 	if errors.Is(err, diskaccess.ErrRefMismatch) {
 		err = fmt.Errorf("%w (%v)", errNotThisRef, err)
 	}
-	if err == nil {
-		err = record.stored(ctx, stream.ref, stream.size, meta)
+	if err == nil && record.after != nil {
+		err = record.after(stream.ref, stream.size, meta)
 	}
 	if err != nil {
 		return stream.ref, nil, s.fail(err)

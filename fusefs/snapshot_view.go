@@ -150,7 +150,7 @@ func (f *snapFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if err != nil {
 		return nil, 0, fsys.errno(f.view.describe("open", &f.entry)+" (blob "+f.entry.Ref.String()+")", err)
 	}
-	return &readHandle{fsys: fsys, blob: blob, next: -1}, fuse.FOPEN_KEEP_CACHE, 0
+	return fsys.newReadHandle(blob), fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // emptyHandle reads a file without content. (Not a NodeReader on

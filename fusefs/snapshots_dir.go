@@ -46,6 +46,7 @@ func (d *snapshotsDir) Lookup(ctx context.Context, name string, out *fuse.EntryO
 	if err != nil {
 		return nil, d.fsys.errno("lookup snapshots/"+d.collection+"/"+name, err)
 	}
+	d.fsys.holds.browse(root.Ref)
 	view := &snapView{fsys: d.fsys, collection: d.collection, name: name, id: d.fsys.snapInos.view(d.collection, name)}
 	child := view.newNode(ctx, d.EmbeddedInode(), root, viewRootIno(view.id))
 	child.Operations().(interface{ attr(*fuse.Attr) }).attr(&out.Attr)

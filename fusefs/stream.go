@@ -78,13 +78,15 @@ func (s *blobStream) zeros(n int64) error {
 	return nil
 }
 
-// finish streams the zeros up to the file's size and commits the blob.
-func (s *blobStream) finish(ctx context.Context) (*diskaccess.BlobMeta, error) {
+// finish streams the zeros up to the file's size and commits the blob,
+// recorded by record (nil: the store records it; see
+// diskaccess.BlobWriter.CommitWith).
+func (s *blobStream) finish(ctx context.Context, record diskaccess.RecordFunc) (*diskaccess.BlobMeta, error) {
 	if err := s.zeros(s.size - s.offset); err != nil {
 		s.abandon()
 		return nil, err
 	}
-	return s.w.Commit(ctx)
+	return s.w.CommitWith(ctx, record)
 }
 
 // abandon stops the stream; nothing is stored.

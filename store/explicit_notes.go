@@ -141,3 +141,14 @@ func NewMountCatalog(s *Store) *MountCatalog { return &MountCatalog{Store: s.met
 func (c *MountCatalog) MarkExplicit(ctx context.Context, ref blobstore.Ref) error {
 	return c.store.MarkExplicit(ctx, ref)
 }
+
+// RecordExplicit records the blob a write into ref/ commits, under its
+// ref's lock, as an explicit store (fusefs.ExplicitStores), as Put does,
+// noting a promotion on the volumes.
+func (c *MountCatalog) RecordExplicit(ctx context.Context, meta *diskaccess.BlobMeta, volumeID int, created bool) error {
+	promoted, err := c.store.meta.RecordExplicitStore(ctx, meta, volumeID, created)
+	if err != nil || !promoted {
+		return err
+	}
+	return c.store.noteExplicit(ctx, meta)
+}

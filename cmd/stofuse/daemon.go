@@ -28,8 +28,9 @@ type daemon struct {
 	volume     string
 	readOnly   bool
 	started    time.Time
-	owner      int      // the uid allowed to connect (root may too)
-	metrics    *metrics // nil without --metrics
+	owner      int         // the uid allowed to connect (root may too)
+	metrics    *metrics    // nil without --metrics
+	fuse       store.Mount // the mount, for the garbage collections it runs
 
 	listener *net.UnixListener
 	ctx      context.Context // cancelled when the daemon stops
@@ -57,7 +58,7 @@ type job struct {
 // The socket lives in the store directory, which is the owner's alone
 // (0700), or for a store that cannot be written in the runtime directory
 // (also 0700), and is made 0600 as soon as it exists.
-func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metrics) (*daemon, error) {
+func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metrics, fuse store.Mount) (*daemon, error) {
 	path := controlSocket(s.Dir())
 	if s.ReadOnly() {
 		if err := makeRuntimeDir(); err != nil {
@@ -79,7 +80,7 @@ func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metric
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemon{session: s, mountpoint: mountpoint, volume: volume, readOnly: readOnly, started: time.Now(),
-		owner: os.Getuid(), metrics: m, listener: listener, ctx: ctx, cancel: cancel,
+		owner: os.Getuid(), metrics: m, fuse: fuse, listener: listener, ctx: ctx, cancel: cancel,
 		jobs: map[int]*job{}, conns: map[*net.UnixConn]bool{}}
 	go d.accept()
 	return d, nil

@@ -51,6 +51,9 @@ type host interface {
 	jobs() []jobStatus
 	// observer counts what the host's scrubs check (nil: nobody).
 	observer() store.Observer
+	// fuse is the mount served beside the command, for a garbage
+	// collection (nil: the store is not mounted by this host).
+	fuse() store.Mount
 }
 
 // localEnv is the environment of a command run in this process.

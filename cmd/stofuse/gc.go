@@ -24,10 +24,12 @@ func gcCommand() *cli.Command {
 			"by no retained snapshot (its record, index, trees and files), not an explicit store\n" +
 			"(see stofuse release), and older than --grace; then removes them from every volume\n" +
 			"and from the metadata, and prints how many blobs and bytes it freed on each volume.\n" +
-			"--dry-run prints what it would free and removes nothing. It runs with the store not\n" +
-			"mounted (a mount's daemon holds blobs the metadata does not show), needs the key and\n" +
-			"every volume available. An interrupted gc (Ctrl-C, kill -9, a power loss) is finished\n" +
-			"by the next command that opens the store, or the next gc.",
+			"--dry-run prints what it would free and removes nothing. While the store is mounted it\n" +
+			"runs in the mount's daemon, beside the writers, and also keeps what the mount holds\n" +
+			"(open files, unlinked or not, files being written, snapshots shown); what it removes\n" +
+			"leaves ref/ at once. It needs the key and every volume available. An interrupted gc\n" +
+			"(Ctrl-C, kill -9, a power loss) is finished by the next command that opens the store,\n" +
+			"or the next gc.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Usage: "count what would be freed; remove nothing"},
 			&cli.DurationFlag{Name: "grace", Value: store.DefaultGrace, Usage: "keep every blob younger than this"},
@@ -49,11 +51,11 @@ func gcRun(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	if s.lent {
-		return errors.New("stofuse gc runs only while the store is not mounted: the mount's daemon holds " +
-			"blobs the metadata does not show yet (open files, files being written); unmount it first")
+	opts := store.GCOptions{Grace: c.Duration("grace"), Reporter: s.out.reporter(), Removed: pause.hook(s.out),
+		Mount: envOf(c).host.fuse()}
+	if s.lent && opts.Mount == nil {
+		return errors.New("the mount's daemon lent its store without its mount, so what the mount holds cannot be kept: gc refused")
 	}
-	opts := store.GCOptions{Grace: c.Duration("grace"), Reporter: s.out.reporter(), Removed: pause.hook(s.out)}
 	if c.Bool("dry-run") {
 		r, err := s.FindGarbage(c.Context, opts)
 		if err != nil {
@@ -79,10 +81,14 @@ func gcRun(c *cli.Context) error {
 }
 
 func gcCounts(r *store.GarbageReport) string {
-	live := r.Live.Files + r.Live.Snapshots + r.Live.Explicit + r.Live.Young
-	return fmt.Sprintf("%d blobs, %d live (%d used by files, %d by %d retained snapshots, "+
-		"%d explicit stores, %d younger than %s), %d garbage",
-		r.Blobs, live, r.Live.Files, r.Live.Snapshots, r.Snapshots, r.Live.Explicit, r.Live.Young, r.Grace, r.Garbage)
+	live := r.Live.Files + r.Live.Snapshots + r.Live.Explicit + r.Live.Held + r.Live.Young
+	counts := fmt.Sprintf("%d blobs, %d live (%d used by files, %d by %d retained snapshots, "+
+		"%d explicit stores, %d held by the mount, %d younger than %s), %d garbage",
+		r.Blobs, live, r.Live.Files, r.Live.Snapshots, r.Snapshots, r.Live.Explicit, r.Live.Held, r.Live.Young, r.Grace, r.Garbage)
+	if r.Kept > 0 {
+		counts += fmt.Sprintf(" (%d of it made live again by writers meanwhile, and kept)", r.Kept)
+	}
+	return counts
 }
 
 // gcPauseAfter is the test hook of gcPauseVar: 0, none.
@@ -113,3 +119,9 @@ func (n gcPauseAfter) hook(out *output) func(context.Context, int64) {
 		}
 	}
 }
+
+func (localHost) fuse() store.Mount { return nil }
+
+// fuse is the daemon's mount: a gc it runs keeps what the mount holds and
+// drops the kernel's entries of what it removed.
+func (h *daemonHost) fuse() store.Mount { return h.daemon.fuse }

@@ -27,6 +27,7 @@ import (
 var (
 	_ fusefs.Tree      = (*badger.Store)(nil)
 	_ fusefs.Snapshots = (*store.MountSnapshots)(nil)
+	_ store.Mount      = (*fusefs.Root)(nil)
 )
 
 // frameCacheBytes bounds the mount's cache of opened frames.
@@ -227,7 +228,7 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 			s.out.warnf("could not raise the kernel's readahead for %s: %v", mountpoint, err)
 		}
 	}
-	control, err := startDaemon(s, mountpoint, v.Label, c.Bool("read-only"), observer)
+	control, err := startDaemon(s, mountpoint, v.Label, c.Bool("read-only"), observer, root)
 	if err != nil {
 		server.Unmount()
 		return err
