@@ -283,7 +283,7 @@ func (w *BlobWriter) CommitWith(ctx context.Context, record RecordFunc) (*BlobMe
 	case !isNotExist(err):
 		return nil, err
 	case w.known != nil:
-		return nil, fmt.Errorf("blob %s was removed while it was written, so it was not stored: write it again", w.ref)
+		return nil, fmt.Errorf("blob %s: %w", w.ref, ErrRemovedWhileWritten)
 	}
 	if err := w.staged.Publish(ctx); err != nil {
 		return nil, fmt.Errorf("writing blob %s to volume %d: %w", w.ref, w.volumeId, err)

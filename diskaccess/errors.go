@@ -22,6 +22,11 @@ var (
 	ErrNotMounted = errors.New("volume not mounted")
 	// ErrRefMismatch: content given to WriteBlob does not hash to its ref.
 	ErrRefMismatch = errors.New("content does not match its ref")
+	// ErrRemovedWhileWritten: a BlobWriter found its blob stored when it
+	// began, so it sealed nothing, and a garbage collection removed the
+	// blob before the commit: nothing was stored; write the content again
+	// (a new BlobWriter stores it anew).
+	ErrRemovedWhileWritten = errors.New("the blob was removed while it was written, so it was not stored")
 	// ErrKeyNotAvailable: the blob's data key is not in the caller's ring.
 	ErrKeyNotAvailable = errors.New("encryption key not available")
 	// ErrCorrupt is matched (errors.Is) by every *CorruptBlobError.

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"hash"
 	"io"
 
@@ -74,6 +75,16 @@ func (b *contentBuffer) Close() error { return b.spool.Close() }
 // records it; see diskaccess.BlobWriter.CommitWith), and returns the
 // blob's metadata.
 func (f *FS) storeContent(ctx context.Context, collection string, ref blobstore.Ref, content *contentBuffer, record diskaccess.RecordFunc) (*diskaccess.BlobMeta, error) {
+	meta, err := f.storeContentOnce(ctx, collection, ref, content, record)
+	if errors.Is(err, diskaccess.ErrRemovedWhileWritten) {
+		// A garbage collection took the blob this content deduplicated to
+		// while it was read: the spool still has it, so it is stored anew.
+		meta, err = f.storeContentOnce(ctx, collection, ref, content, record)
+	}
+	return meta, err
+}
+
+func (f *FS) storeContentOnce(ctx context.Context, collection string, ref blobstore.Ref, content *contentBuffer, record diskaccess.RecordFunc) (*diskaccess.BlobMeta, error) {
 	opts := diskaccess.WriteOptions{MaybeCompressible: true, ContentVerified: true}
 	w, err := f.cfg.Controller.NewBlobWriter(ctx, f.cfg.Volume, collection, ref, opts)
 	if err != nil {

@@ -154,19 +154,25 @@ func (d *refDir) Create(ctx context.Context, name string, flags uint32, mode uin
 	if ref, err := blobstore.ParseRef(name); err == nil && d.isCommitted(ctx, ref) {
 		return nil, nil, 0, syscall.EEXIST // the kernel looks up first: only O_EXCL gets here
 	}
-	p := newPendingNode(d, name, mode)
-	d.mu.Lock()
-	old := d.pending[name]
-	d.pending[name] = p
-	d.mu.Unlock()
-	if old != nil {
-		old.discard()
-	}
+	p := d.addPending(newPendingNode(d, name, mode))
 	inode := d.NewInode(ctx, p, fs.StableAttr{Mode: syscall.S_IFREG})
 	p.fillAttr(ctx, &out.Attr)
 	out.SetEntryTimeout(pendingTimeout)
 	out.SetAttrTimeout(pendingTimeout)
 	return inode, p.newHandle(true), fuse.FOPEN_DIRECT_IO, 0
+}
+
+// addPending makes p the file written under its name, discarding the one
+// written there before, and returns it.
+func (d *refDir) addPending(p *pendingNode) *pendingNode {
+	d.mu.Lock()
+	old := d.pending[p.name]
+	d.pending[p.name] = p
+	d.mu.Unlock()
+	if old != nil {
+		old.discard()
+	}
+	return p
 }
 
 func (d *refDir) isCommitted(ctx context.Context, ref blobstore.Ref) bool {

@@ -35,23 +35,12 @@ func (s *Store) Put(ctx context.Context, volumeID int, collection string, conten
 		return blobstore.Ref{}, 0, err
 	}
 	ref := blobstore.Ref(h.Sum(nil))
-	if _, err := content.Seek(0, io.SeekStart); err != nil {
-		return ref, 0, err
+	meta, promoted, err := s.putOnce(ctx, volumeID, collection, ref, content, r)
+	if errors.Is(err, diskaccess.ErrRemovedWhileWritten) {
+		// A garbage collection beside it removed the blob it found stored:
+		// the content is read again and stored anew.
+		meta, promoted, err = s.putOnce(ctx, volumeID, collection, ref, content, r)
 	}
-	w, err := s.ctl.NewBlobWriter(ctx, volumeID, collection, ref, diskaccess.WriteOptions{MaybeCompressible: true})
-	if err != nil {
-		return ref, 0, err
-	}
-	if _, err := w.ReadFrom(&countingReader{r: content, to: reporterOr(r)}); err != nil {
-		w.Abort()
-		return ref, 0, err
-	}
-	promoted := false
-	meta, err := w.CommitWith(ctx, func(ctx context.Context, meta *diskaccess.BlobMeta, created bool) (err error) {
-		// The record when it is new, and the mark, in one transaction.
-		promoted, err = s.meta.RecordExplicitStore(ctx, meta, volumeID, created)
-		return err
-	})
 	if errors.Is(err, diskaccess.ErrRefMismatch) {
 		return ref, 0, ErrChanged
 	}
@@ -59,6 +48,29 @@ func (s *Store) Put(ctx context.Context, volumeID int, collection string, conten
 		err = s.noteExplicit(ctx, meta) // explicit_notes.go
 	}
 	return ref, size, err
+}
+
+// putOnce writes content, from its start, as blob ref and records it as
+// an explicit store; promoted reports a blob recorded before that was no
+// explicit store.
+func (s *Store) putOnce(ctx context.Context, volumeID int, collection string, ref blobstore.Ref, content io.ReadSeeker, r Reporter) (meta *diskaccess.BlobMeta, promoted bool, err error) {
+	if _, err := content.Seek(0, io.SeekStart); err != nil {
+		return nil, false, err
+	}
+	w, err := s.ctl.NewBlobWriter(ctx, volumeID, collection, ref, diskaccess.WriteOptions{MaybeCompressible: true})
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := w.ReadFrom(&countingReader{r: content, to: reporterOr(r)}); err != nil {
+		w.Abort()
+		return nil, false, err
+	}
+	meta, err = w.CommitWith(ctx, func(ctx context.Context, meta *diskaccess.BlobMeta, created bool) (err error) {
+		// The record when it is new, and the mark, in one transaction.
+		promoted, err = s.meta.RecordExplicitStore(ctx, meta, volumeID, created)
+		return err
+	})
+	return meta, promoted, err
 }
 
 // Release ends blob ref's explicit store (stofuse put, a write into ref/)

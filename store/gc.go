@@ -53,9 +53,10 @@ type Mount interface {
 	// is forgotten.
 	BrowsedSnapshots(fn func(root blobstore.Ref))
 	// BlobsRemoved tells the mount that the copies of refs on volumeID
-	// are gone, so that ref/ stops showing them at once (the kernel
-	// caches its entries for long). It may be called for refs the mount
-	// never showed.
+	// are gone, or condemned and going, so that ref/ stops showing them
+	// at once (the kernel caches its entries for long). It may be called
+	// for refs the mount never showed, and more than once. It may wait for
+	// the kernel, so the caller holds no ref's lock.
 	BlobsRemoved(volumeID int, refs []blobstore.Ref)
 }
 

@@ -116,8 +116,18 @@ func (s *Store) condemn(ctx context.Context, refs []blobstore.Ref, mount Mount) 
 		}
 	}
 	unlock := s.ctl.LockRefs(refs)
-	defer unlock()
-	_, kept, err := s.meta.Condemn(ctx, refs, keeper)
+	copies, kept, err := s.meta.Condemn(ctx, refs, keeper)
+	unlock()
+	// Condemned blobs are not found any more: the mount's cached entries
+	// go now (after the locks: the kernel may wait for a request in ref/
+	// that waits for one), not only once their copies are removed.
+	byVolume := map[int][]blobstore.Ref{}
+	for _, c := range copies {
+		byVolume[c.Volume] = append(byVolume[c.Volume], c.Ref)
+	}
+	for id, refs := range byVolume {
+		tellMount(mount, id, refs)
+	}
 	return int64(len(kept)), err
 }
 

@@ -14,7 +14,7 @@ import (
 type gcReport struct {
 	Blobs int64 `json:"blobs"`
 	Live  struct {
-		Files, Snapshots, Explicit, Young int64
+		Files, Snapshots, Explicit, Held, Young int64
 	} `json:"live"`
 	Garbage int64 `json:"garbage"`
 	Volumes []struct {

@@ -53,7 +53,7 @@ type controlRequest struct {
 
 // clientEnv are the variables a client passes on: the daemon's own
 // environment is not the user's.
-var clientEnv = []string{passphraseEnv, newPassphraseEnv, "STOFUSE_KEY_FILE", "STOFUSE_PROGRESS_INTERVAL"}
+var clientEnv = []string{passphraseEnv, newPassphraseEnv, "STOFUSE_KEY_FILE", "STOFUSE_PROGRESS_INTERVAL", gcPauseVar}
 
 func writeFrame(w io.Writer, kind byte, payload []byte) error {
 	header := make([]byte, 5, 5+len(payload))
