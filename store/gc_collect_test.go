@@ -22,6 +22,7 @@ type gcFixture struct {
 	key     store.Key
 	live    map[blobstore.Ref][]byte // what must read back: files' and explicit stores' contents
 	garbage []blobstore.Ref
+	folder  uint64 // the collection folder of photos
 }
 
 func newGCFixture(t *testing.T, garbageFiles int) *gcFixture {
@@ -33,6 +34,7 @@ func newGCFixture(t *testing.T, garbageFiles int) *gcFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.folder = folder.Ino
 	v, _ := s.Volume(ctx, store.DefaultVolume)
 	for i := range 3 {
 		content := fmt.Sprintf("kept by files/ %d", i)

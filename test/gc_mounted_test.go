@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,8 +80,8 @@ type gcRace struct {
 	gcs   int               // gcs run while the writers ran
 }
 
-// run copies the tree into files/ again and again (every other copy
-// deleted at once, so that its blobs are garbage until the next copy
+// run copies the tree into files/ again and again (each copy but the
+// last deleted at once, so that its blobs are garbage until the next copy
 // stores them again) and the blobs into ref/ (each released after, so
 // that gc may remove it before the next round writes it again), while
 // gc --grace 0 runs through the daemon until both are done; a last
@@ -90,6 +91,7 @@ func (g *gcRace) run(rounds int, volumeArgs ...string) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	done := make(chan struct{})
+	var freed, kept int64
 	wg.Add(2)
 	go func() { // files/
 		defer wg.Done()
@@ -99,7 +101,7 @@ func (g *gcRace) run(rounds int, volumeArgs ...string) {
 				errs <- err
 				return
 			}
-			if i%2 == 1 {
+			if i < rounds-1 {
 				if err := shErr("rm -r " + dst); err != nil {
 					errs <- err
 					return
@@ -136,13 +138,18 @@ func (g *gcRace) run(rounds int, volumeArgs ...string) {
 			running = false
 		default:
 		}
-		r := g.s.run(append([]string{"gc", "--grace", "0"}, volumeArgs...)...)
-		if r.code != 0 {
-			t.Errorf("gc beside the writers: exit %d: %s", r.code, r.stderr)
+		r := g.s.run(append([]string{"--json", "gc", "--grace", "0"}, volumeArgs...)...)
+		var report gcReport
+		if err := json.Unmarshal([]byte(r.stdout), &report); r.code != 0 || err != nil {
+			t.Errorf("gc beside the writers: exit %d: %s%s", r.code, r.stdout, r.stderr)
 			<-done
 			break
 		}
 		g.gcs++
+		for _, v := range report.Freed {
+			freed += v.Blobs
+		}
+		kept += report.Kept
 	}
 	close(errs)
 	for err := range errs {
@@ -151,7 +158,7 @@ func (g *gcRace) run(rounds int, volumeArgs ...string) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	t.Logf("%d gcs ran beside %d rounds of writers", g.gcs, rounds)
+	t.Logf("%d gcs ran beside %d rounds of writers, freed %d blob copies, found %d made live again", g.gcs, rounds, freed, kept)
 }
 
 // check reads back every copy of the tree left in files/ and every blob
@@ -208,9 +215,9 @@ func readAllFrom(t *testing.T, f *os.File) string {
 }
 
 // TestGCMounted: gc --grace 0 runs again and again through the mount's
-// daemon while writers copy a tree into files/ (cp -a; every other copy
-// deleted, so that its blobs are garbage that the next copy stores
-// again) and blobs into ref/ (released after each round, so that gc
+// daemon while writers copy a tree into files/ (cp -a; each copy but
+// the last deleted, so that its blobs are garbage that the next copy
+// stores again) and blobs into ref/ (released after each round, so that gc
 // removes them between rounds); a file opened and unlinked before keeps
 // reading correctly. Afterwards every file and every explicit store reads
 // back byte for byte, before and after a remount, and scrub is clean;
@@ -227,6 +234,9 @@ func TestGCMounted(t *testing.T) {
 	g.check()
 	if got := readAllFrom(t, unlinked); got != unlinkedSum {
 		t.Fatalf("the open, unlinked file reads as %s after the gcs, want %s", got, unlinkedSum)
+	}
+	if onVolume(s, []string{unlinkedSum}) != 1 {
+		t.Errorf("the open, unlinked file's blob %s is not on the volume any more", unlinkedSum)
 	}
 	if r := gcDryRun(t, s, "0"); r.Garbage != 0 || r.Live.Held != 1 {
 		t.Errorf("gc --dry-run after the writers: %+v, want no garbage and the unlinked file's blob held", r)

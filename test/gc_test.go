@@ -17,6 +17,7 @@ type gcReport struct {
 		Files, Snapshots, Explicit, Held, Young int64
 	} `json:"live"`
 	Garbage int64 `json:"garbage"`
+	Kept    int64 `json:"kept"`
 	Volumes []struct {
 		Volume string `json:"volume"`
 		Blobs  int64  `json:"blobs"`
