@@ -31,7 +31,7 @@ func (m *hookMount) HeldBlobs(fn func(blobstore.Ref)) {
 		m.once.Do(m.hook)
 	}
 }
-func (m *hookMount) BrowsedSnapshots(fn func(blobstore.Ref))          {}
+func (m *hookMount) BrowsedSnapshots(fn func(blobstore.Ref))         {}
 func (m *hookMount) BlobsRemoved(volumeID int, refs []blobstore.Ref) {}
 
 // storeAsFile stores content as blob ref the way a file of files/ is
