@@ -16,20 +16,24 @@ import (
 // A garbage collection removes a blob in two steps, so that a crash at any
 // point leaves a store whose every live blob is whole and recorded:
 //
-//  1. condemn: in one metadata transaction per batch, the blob's record,
-//     the volumes' index keys and counts and its blob index mark go, and
-//     each of its copies gets an entry in the condemned journal
-//     (badger.Condemn); then the metadata is synced;
-//  2. remove: each condemned copy is removed from its volume (and an
+//  1. condemn: holding the batch's refs' locks, in one metadata
+//     transaction per batch, each blob that nothing keeps now (read again
+//     in that transaction) loses its record, the volumes' index keys and
+//     counts and its blob index mark, and each of its copies gets an
+//     entry in the condemned journal (badger.Condemn); then the metadata
+//     is synced;
+//  2. remove: holding the ref's lock, each condemned copy that is not
+//     recorded on its volume again is removed from it (and an
 //     explicit-store note of it, if the volume has one), the removals of
 //     a batch made durable together (the driver's Sync), then their
 //     entries dropped (removeCondemned).
 //
 // After step 1 nothing can find the blob: a scrub does not look for it
-// (the metadata does not list it), a read cannot open it, and a put of
-// the same content stores it anew and records it, which drops the entry
-// of the copy it stored in the same transaction (so step 2, which also
-// checks that a copy it removes is not recorded, leaves it). An
+// (the metadata does not list it), a read cannot open it, and a writer of
+// the same content (a put, a file of files/, ref/) stores it anew and
+// records it, under the ref's lock, which drops the entry of the copy it
+// stored in the same transaction (so step 2, which checks under the same
+// lock that a copy it removes is not recorded, leaves it). An
 // interrupted step 2 is finished by the next Open (before anything else
 // uses the store) or the next CollectGarbage, from the journal.
 
