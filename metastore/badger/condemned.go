@@ -66,11 +66,9 @@ func (s *Store) Condemn(ctx context.Context, refs []blobstore.Ref, keeper Keeper
 		if err != nil {
 			return err
 		}
-		// One iterator for the whole batch: a Badger iterator costs far
-		// more to make than to seek.
-		uses := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixRefUse}})
-		defer uses.Close()
-		removed := map[int]CondemnedTotal{} // per volume, for its counts
+		// Every read before the first write: an iterator of a read-write
+		// transaction sorts the transaction's writes when it is made.
+		var condemned []*blobRecord
 		for _, ref := range refs {
 			record, err := getRecord(txn, ref)
 			if isNotExist(err) {
@@ -79,10 +77,14 @@ func (s *Store) Condemn(ctx context.Context, refs []blobstore.Ref, keeper Keeper
 			if err != nil {
 				return err
 			}
-			if record.Explicit || usedByFile(uses, ref) || keeps(ref) {
+			if record.Explicit || usedByFile(txn, ref) || keeps(ref) {
 				kept = append(kept, ref)
 				continue
 			}
+			condemned = append(condemned, record)
+		}
+		removed := map[int]CondemnedTotal{} // per volume, for its counts
+		for _, record := range condemned {
 			if err := condemnRecord(txn, record, removed, &copies); err != nil {
 				return err
 			}
@@ -161,12 +163,18 @@ func condemnKeeps(ctx context.Context, txn *badgerdb.Txn, keeper Keeper) (func(b
 	return func(ref blobstore.Ref) bool { return journaled[ref] || held != nil && held(ref) }, nil
 }
 
-// usedByFile reports whether a file of files/ uses ref; uses iterates the
-// index of the files' blobs (r <ref> <ino>).
-func usedByFile(uses *badgerdb.Iterator, ref blobstore.Ref) bool {
+// usedByFile reports whether a file of files/ uses ref (a key r <ref>
+// <ino>). An iterator of its own for each ref, bounded by the ref's
+// prefix: one iterator over all of r for the batch would cost less to
+// make, but each of its seeks walks every deleted key after the ref
+// (a tree just removed leaves one per file) to the end of r, which made
+// a batch's condemning quadratic beside a mount.
+func usedByFile(txn *badgerdb.Txn, ref blobstore.Ref) bool {
 	prefix := append([]byte{prefixRefUse}, ref[:]...)
-	uses.Seek(prefix)
-	return uses.ValidForPrefix(prefix)
+	uses := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix})
+	defer uses.Close()
+	uses.Rewind()
+	return uses.Valid()
 }
 
 // CondemnedOn calls fn with up to limit condemned copies on volumeID, in
