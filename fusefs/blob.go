@@ -115,19 +115,21 @@ func (n *blobNode) openForRewrite(ctx context.Context, flags uint32) (fs.FileHan
 		n.fsys.logf("open ref/%s for appending: a blob never changes (EPERM)", n.ref)
 		return nil, 0, syscall.EPERM
 	}
+	p := newRewrite(n.fsys.ref, n.ref)
+	h := p.newHandle(true) // holds the blob from now: a gc that has not condemned it yet keeps it
 	if d := n.fsys.ref; !d.isCommitted(ctx, n.ref) {
 		// A garbage collection removed the blob after the kernel looked it
 		// up (it drops the kernel's entry, but a lookup may have come
 		// just before): the write stores it anew, as a file created under
 		// its hex name would.
+		n.fsys.holds.remove(h)
 		return d.addPending(newPendingNode(d, n.ref.String(), 0o644)).newHandle(true), fuse.FOPEN_DIRECT_IO, 0
 	}
-	p := newRewrite(n.fsys.ref, n.ref)
 	p.onRelease = func() { n.endRewrite(p) }
 	n.mu.Lock()
 	n.rewrites = append(n.rewrites, p)
 	n.mu.Unlock()
-	return p.newHandle(true), fuse.FOPEN_DIRECT_IO, 0
+	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (n *blobNode) openRewrite() *pendingNode {
