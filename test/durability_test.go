@@ -2,10 +2,8 @@ package test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -55,11 +53,7 @@ func TestKillBeforeAnyCommit(t *testing.T) {
 	}
 	sh(t, "cp -r "+src+" "+filepath.Join(m.dir, "files", "default", "copied"))
 	sh(t, "cp "+filepath.Join(src, "f0")+" "+m.ref(refs[0]))
-	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the killed daemon to exit", func() bool { return processGone(m.pid) })
-	exec.Command("umount", "-l", m.dir).Run() // the dead mount
+	m.kill(t)
 
 	m = s.mount()
 	// The remount found the journal of what no commit covered, checked

@@ -2,10 +2,8 @@ package test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -49,11 +47,7 @@ func TestFullVolumeNamesStayHonest(t *testing.T) {
 	// A kill -9 right after a failed copy: the name is gone after the
 	// remount too.
 	shFails(t, "cp "+src+"/big "+files+"/again")
-	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the killed daemon to exit", func() bool { return processGone(m.pid) })
-	exec.Command("umount", "-l", m.dir).Run() // the dead mount
+	m.kill(t)
 	m = s.mount("--volume", "small")
 	files = filepath.Join(m.dir, "files", "default")
 	if got := sh(t, "ls "+files); got != "kept\n" {

@@ -137,6 +137,29 @@ func (m *mount) unmount() {
 	}
 }
 
+// recoverAndMount unmounts m, throws the metadata directory away, brings
+// it back with stofuse recover from the default volume and mounts again.
+func (s *store) recoverAndMount(m *mount) *mount {
+	s.t.Helper()
+	m.unmount()
+	if err := os.RemoveAll(filepath.Join(s.dir, "meta")); err != nil {
+		s.t.Fatal(err)
+	}
+	s.mustRun("recover", "--from", filepath.Join(s.dir, "volumes", "default"))
+	return s.mount()
+}
+
+// kill kills the mount's daemon with SIGKILL, as a crash would, waits
+// for it to exit and detaches the dead mount.
+func (m *mount) kill(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the killed daemon to exit", func() bool { return processGone(m.pid) })
+	exec.Command("umount", "-l", m.dir).Run()
+}
+
 func (m *mount) ref(name string) string { return filepath.Join(m.dir, "ref", name) }
 
 func isMounted(dir string) bool {

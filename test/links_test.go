@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -203,11 +202,7 @@ func TestHardLinks(t *testing.T) {
 	}
 	sh(t, "ln "+tree+"/sub/c "+tree+"/late")
 	before = linkGroups(t, tree)
-	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the killed daemon to exit", func() bool { return processGone(m.pid) })
-	exec.Command("umount", "-l", m.dir).Run() // the dead mount
+	m.kill(t)
 	m = s.mount()
 	tree = filepath.Join(m.dir, "files", "default", "rsync")
 	if got := linkGroups(t, tree); got != before || !strings.Contains(got, "3: deep/er/d late sub/c\n") {
@@ -219,12 +214,7 @@ func TestHardLinks(t *testing.T) {
 	if got := linkGroups(t, filepath.Join(m.dir, "snapshots", "default", snapshot, "rsync")); got != before {
 		t.Errorf("in snapshots/:\n%s\nwant\n%s", got, before)
 	}
-	m.unmount()
-	if err := os.RemoveAll(filepath.Join(s.dir, "meta")); err != nil {
-		t.Fatal(err)
-	}
-	s.mustRun("recover", "--from", filepath.Join(s.dir, "volumes", "default"))
-	m = s.mount()
+	m = s.recoverAndMount(m)
 	tree = filepath.Join(m.dir, "files", "default", "rsync")
 	if got := linkGroups(t, tree); got != before {
 		t.Errorf("after stofuse recover:\n%s\nwant\n%s", got, before)

@@ -3,8 +3,6 @@ package test
 import (
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -120,11 +118,7 @@ func TestSpecialFiles(t *testing.T) {
 	if err := syscall.Mknod(files+"/late-file", syscall.S_IFREG|0o640, 0); err != nil {
 		t.Fatalf("mknod of a regular file: %v", err)
 	}
-	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the killed daemon to exit", func() bool { return processGone(m.pid) })
-	exec.Command("umount", "-l", m.dir).Run() // the dead mount
+	m.kill(t)
 	m = s.mount()
 	files = filepath.Join(m.dir, "files", "default")
 	if got := specialListing(t, files+"/rsync"); got != want {
@@ -142,12 +136,7 @@ func TestSpecialFiles(t *testing.T) {
 	if got := specialListing(t, filepath.Join(m.dir, "snapshots", "default", snapshot, "rsync")); got != want {
 		t.Errorf("in snapshots/:\n%s\nwant\n%s", got, want)
 	}
-	m.unmount()
-	if err := os.RemoveAll(filepath.Join(s.dir, "meta")); err != nil {
-		t.Fatal(err)
-	}
-	s.mustRun("recover", "--from", filepath.Join(s.dir, "volumes", "default"))
-	m = s.mount()
+	m = s.recoverAndMount(m)
 	if got := specialListing(t, filepath.Join(m.dir, "files", "default", "rsync")); got != want {
 		t.Errorf("after stofuse recover:\n%s\nwant\n%s", got, want)
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -205,11 +203,7 @@ func TestXattrs(t *testing.T) {
 	}
 	setXattr(t, tree+"/dir", "user.late", []byte("just before"))
 	want = xattrListing(t, tree)
-	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the killed daemon to exit", func() bool { return processGone(m.pid) })
-	exec.Command("umount", "-l", m.dir).Run() // the dead mount
+	m.kill(t)
 	m = s.mount()
 	tree = filepath.Join(m.dir, "files", "default", "rsync")
 	if got := xattrListing(t, tree); got != want || !strings.Contains(got, "dir user.late=just before\n") {
@@ -221,12 +215,7 @@ func TestXattrs(t *testing.T) {
 	if got := xattrListing(t, filepath.Join(m.dir, "snapshots", "default", snapshot, "rsync")); got != want {
 		t.Errorf("in snapshots/:\n%s\nwant\n%s", got, want)
 	}
-	m.unmount()
-	if err := os.RemoveAll(filepath.Join(s.dir, "meta")); err != nil {
-		t.Fatal(err)
-	}
-	s.mustRun("recover", "--from", filepath.Join(s.dir, "volumes", "default"))
-	m = s.mount()
+	m = s.recoverAndMount(m)
 	tree = filepath.Join(m.dir, "files", "default", "rsync")
 	if got := xattrListing(t, tree); got != want {
 		t.Errorf("after stofuse recover:\n%s\nwant\n%s", got, want)

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"syscall"
 	"time"
 
@@ -49,13 +48,7 @@ func (s *Store) Link(ctx context.Context, ino uint64, parent uint64, name string
 		case n.Links() >= MaxLinks:
 			return fmt.Errorf("inode %d has %d names: %w", ino, n.Links(), syscall.EMLINK)
 		}
-		if err := s.checkDir(txn, parent); err != nil {
-			return err
-		}
-		if found, err := exists(txn, entryKey(parent, name)); err != nil || found {
-			if err == nil {
-				err = fmt.Errorf("%q: %w", name, fs.ErrExist)
-			}
+		if err := s.checkFreeName(txn, parent, name); err != nil {
 			return err
 		}
 		first, err := parentOf(txn, ino)

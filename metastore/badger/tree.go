@@ -163,13 +163,7 @@ func (s *Store) Create(ctx context.Context, parent uint64, name string, n *Inode
 	created.Ino = ino
 	created.Nlink = 0 // one name
 	err = s.update(func(txn *badgerdb.Txn) error {
-		if err := s.checkDir(txn, parent); err != nil {
-			return err
-		}
-		if found, err := exists(txn, entryKey(parent, name)); err != nil || found {
-			if err == nil {
-				err = fmt.Errorf("%q: %w", name, fs.ErrExist)
-			}
+		if err := s.checkFreeName(txn, parent, name); err != nil {
 			return err
 		}
 		if err := putInode(txn, &created); err != nil {
@@ -186,6 +180,19 @@ func (s *Store) Create(ctx context.Context, parent uint64, name string, n *Inode
 		return nil, err
 	}
 	return &created, nil
+}
+
+// checkFreeName checks that directory parent exists and has no entry
+// name (fs.ErrExist).
+func (s *Store) checkFreeName(txn *badgerdb.Txn, parent uint64, name string) error {
+	if err := s.checkDir(txn, parent); err != nil {
+		return err
+	}
+	found, err := exists(txn, entryKey(parent, name))
+	if err == nil && found {
+		err = fmt.Errorf("%q: %w", name, fs.ErrExist)
+	}
+	return err
 }
 
 // checkDir checks that ino is a directory of the tree (a collection's
