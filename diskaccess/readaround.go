@@ -83,14 +83,17 @@ func isCopyDamage(err error) bool {
 // another volume's copy is opened instead, and a frame that fails on the
 // copy being read is read from the others. Only when no mounted copy gives
 // a frame is the read an error: the first copy's. A blob that volumeId
-// does not hold is an error, as for OpenBlob.
+// does not hold (it was never copied there) is read from a mounted volume
+// that does, and is no damage.
 func (c *Controller) OpenBlobAnyCopy(ctx context.Context, ref blobstore.Ref, keys KeyRing, volumeId int) (*BlobReader, error) {
 	meta, err := c.metadataStore.QueryBlobMetadata(ctx, ref, keys)
 	if err != nil {
 		return nil, err
 	}
 	blob, err := c.openBlob(ctx, meta, volumeId)
-	if err != nil && !isCopyDamage(err) {
+	var notThere *NotOnVolumeError
+	missing := errors.As(err, &notThere) // the volume never held it: read another, nothing to repair
+	if err != nil && !missing && !isCopyDamage(err) {
 		return nil, err
 	}
 	var others []int
@@ -102,7 +105,9 @@ func (c *Controller) OpenBlobAnyCopy(ctx context.Context, ref blobstore.Ref, key
 	if blob == nil {
 		for i, v := range others {
 			if blob, _ = c.openBlob(ctx, meta, v); blob != nil {
-				c.reportDamage(Damage{Ref: ref, Volume: volumeId, ReadFrom: v, Err: err})
+				if !missing {
+					c.reportDamage(Damage{Ref: ref, Volume: volumeId, ReadFrom: v, Err: err})
+				}
 				others = slices.Delete(others, i, i+1)
 				break
 			}

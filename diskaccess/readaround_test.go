@@ -216,3 +216,38 @@ func TestRepairFromFrames(t *testing.T) {
 		t.Error("a failed RepairFromFrames changed the copy")
 	}
 }
+
+// TestReadFromAnotherVolume: a blob the preferred volume does not hold is
+// read from one that does, and is not reported as damage; one no mounted
+// volume holds is the preferred volume's error.
+func TestReadFromAnotherVolume(t *testing.T) {
+	ctx := context.Background()
+	tc := newTwoCopies(t, false)
+	other := diskaccesstest.RandomContent(11, 3<<16)
+	ref := blobstore.RefOf(other)
+	if err := tc.c.WriteBlob(ctx, 2, "c", ref, bytes.NewReader(other), false); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := tc.c.OpenBlobAnyCopy(ctx, ref, tc.keys, 1)
+	if err != nil {
+		t.Fatalf("a blob only volume 2 holds, preferring volume 1: %v", err)
+	}
+	got := make([]byte, len(other))
+	if n, err := blob.ReadAt(got, 0); err != nil || n != len(other) || !bytes.Equal(got, other) {
+		t.Errorf("read %d bytes, %v", n, err)
+	}
+	blob.Close()
+	if len(tc.reports) != 0 {
+		t.Errorf("a blob never copied to the preferred volume was reported as damage: %+v", tc.reports)
+	}
+	if _, err := tc.c.OpenBlob(ctx, ref, tc.keys, 1); !errors.As(err, new(*diskaccess.NotOnVolumeError)) {
+		t.Errorf("OpenBlob of it on volume 1: %v, want a NotOnVolumeError", err)
+	}
+	if err := tc.two.Remove(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	tc.c.Unmount(2)
+	if _, err := tc.c.OpenBlobAnyCopy(ctx, ref, tc.keys, 1); !errors.As(err, new(*diskaccess.NotOnVolumeError)) {
+		t.Errorf("with the volume that holds it unmounted: %v, want a NotOnVolumeError", err)
+	}
+}

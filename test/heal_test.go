@@ -111,3 +111,23 @@ func TestMountReadsAroundDamage(t *testing.T) {
 		}
 	}
 }
+
+// TestMountReadsOtherVolumes: a mount of one volume reads a file of
+// files/ whose blob only another volume of the store holds (it was never
+// copied there) from that volume, and nothing is logged as damage.
+func TestMountReadsOtherVolumes(t *testing.T) {
+	requireFuse(t)
+	s := newStore(t)
+	s.mustRun("volume", "add", "backup", "--path", filepath.Join(t.TempDir(), "backup"))
+	m := s.mount()
+	want := writeRandomFile(t, filepath.Join(m.dir, "files", "default", "f"), 7, 300_000)
+	m.unmount()
+	m = s.mount("--volume", "backup")
+	if got := sh(t, "sha256sum < "+filepath.Join(m.dir, "files", "default", "f")+" | cut -c1-64"); got != want+"\n" {
+		t.Errorf("a file whose blob only the other volume holds: SHA-256 %s, want %s", got, want)
+	}
+	m.unmount()
+	if log, _ := os.ReadFile(filepath.Join(s.dir, "mount.log")); strings.Contains(string(log), "damaged") || strings.Contains(string(log), "missing") {
+		t.Errorf("mount.log:\n%s", log)
+	}
+}
