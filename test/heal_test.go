@@ -1,6 +1,8 @@
 package test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,5 +131,80 @@ func TestMountReadsOtherVolumes(t *testing.T) {
 	m.unmount()
 	if log, _ := os.ReadFile(filepath.Join(s.dir, "mount.log")); strings.Contains(string(log), "damaged") || strings.Contains(string(log), "missing") {
 		t.Errorf("mount.log:\n%s", log)
+	}
+}
+
+// TestScheduledScrub: a mount with --scrub-every scrubs the volumes that
+// are due at --scrub-rate, in the background; an unmount interrupts it
+// and the next mount goes on where it was; what it finds is repaired from
+// the other volume and logged, and scrub --status shows the last scrub.
+func TestScheduledScrub(t *testing.T) {
+	requireFuse(t)
+	s := newStore(t)
+	s.mustRun("volume", "add", "backup", "--path", filepath.Join(t.TempDir(), "backup"))
+	src := t.TempDir()
+	var damaged string
+	args := []string{"put"}
+	for i := range 24 {
+		path := filepath.Join(src, fmt.Sprint(i))
+		ref := writeRandomFile(t, path, uint64(200+i), 200_000)
+		if i == 17 {
+			damaged = ref
+		}
+		args = append(args, path)
+	}
+	s.mustRun(args...)
+	s.mustRun("replicate", "--from", "default", "--to", "backup")
+	flipFrame(t, copyPath(filepath.Join(s.dir, "volumes", "default"), damaged), 1)
+	log := func() string {
+		b, _ := os.ReadFile(filepath.Join(s.dir, "mount.log"))
+		return string(b)
+	}
+
+	// 4.8 MB at 1 MiB/s: the unmount comes in the middle.
+	m := s.mount("--scrub-every", "1h", "--scrub-rate", "1M")
+	waitFor(t, "the scheduled scrub to start", func() bool {
+		return strings.Contains(log(), "scheduled scrub: starting the scrub of volume default")
+	})
+	m.unmount()
+	waitFor(t, "the interrupted scrub to be logged", func() bool {
+		return strings.Contains(log(), "scheduled scrub of volume default interrupted after ")
+	})
+	if out := s.mustRun("scrub", "--status", "--volume", "default"); !strings.Contains(out, "interrupted at") {
+		t.Errorf("scrub --status after the unmount:\n%s", out)
+	}
+	started := func() string {
+		var state struct {
+			Started string `json:"started"`
+		}
+		json.Unmarshal([]byte(strings.SplitN(s.mustRun("--json", "scrub", "--status", "--volume", "default"), "\n", 2)[0]), &state)
+		return state.Started
+	}
+	interrupted := started()
+
+	m = s.mount("--scrub-every", "1h", "--scrub-rate", "100M")
+	waitFor(t, "the scheduled scrub to finish after the remount", func() bool {
+		return strings.Contains(log(), "scheduled scrub of volume backup: ")
+	})
+	l := log()
+	for _, want := range []string{
+		"scheduled scrub: going on with the scrub of volume default",
+		"scheduled scrub: damaged " + damaged + " on volume default: frame 1: ",
+		"scheduled scrub: repaired " + damaged + " on volume default: damaged copy replaced from volume backup",
+		"scheduled scrub of volume default: ",
+	} {
+		if !strings.Contains(l, want) {
+			t.Errorf("mount.log lacks %q:\n%s", want, l)
+		}
+	}
+	if resumed := started(); resumed != interrupted || resumed == "" {
+		t.Errorf("the scrub after the remount started at %q, the interrupted one at %q: it did not go on", resumed, interrupted)
+	}
+	if out := s.mustRun("scrub", "--status"); strings.Count(out, "last scrub ") != 2 {
+		t.Errorf("scrub --status after the scheduled scrubs:\n%s", out)
+	}
+	m.unmount()
+	if r := s.run("scrub"); r.code != 0 || strings.Count(r.stdout, " 0 damaged, 0 missing") != 2 {
+		t.Errorf("scrub after the scheduled scrub repaired: exit %d\n%s", r.code, r.stdout)
 	}
 }

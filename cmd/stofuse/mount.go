@@ -70,6 +70,9 @@ func mountCommand() *cli.Command {
 			&cli.DurationFlag{Name: "commit-interval", Value: defaultCommitInterval,
 				Usage: "make closed files survive a power loss within this long (a group commit; fsync(2) and `stofuse sync` commit at once)"},
 			&cli.BoolFlag{Name: "sync-on-close", Usage: "commit at every close(2) of a written file, as at fsync (slow: every file costs its own syncs)"},
+			&cli.DurationFlag{Name: "scrub-every", Usage: "scrub each volume whose last scrub finished longer ago than this, repairing what it finds, " +
+				"going on after a remount where an unmount interrupted it (default: never; e.g. 720h)"},
+			&cli.StringFlag{Name: "scrub-rate", Value: defaultScrubRate, Usage: "read at most this many bytes per second in a scheduled scrub (K, M, G: powers of 1024)"},
 		},
 		Action: mount,
 	}
@@ -90,6 +93,12 @@ func mount(c *cli.Context) (err error) {
 	}
 	if c.Duration("commit-interval") <= 0 {
 		return usageError("--commit-interval must be positive (for a commit at every close: --sync-on-close)")
+	}
+	if c.Duration("scrub-every") < 0 {
+		return usageError("--scrub-every must not be negative")
+	}
+	if _, err := store.ParseRate(c.String("scrub-rate")); err != nil {
+		return usageError("--scrub-rate: %v", err)
 	}
 	mountpoint, err := checkMountpoint(c.Args().First())
 	if err != nil {
@@ -256,6 +265,15 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	if !c.Bool("read-only") {
 		stop := s.commitEvery(interval)
 		defer stop() // after the unmount: what the last files left to commit
+	}
+	if every := c.Duration("scrub-every"); every > 0 {
+		rate, _ := store.ParseRate(c.String("scrub-rate"))
+		var observed store.Observer
+		if observer != nil {
+			observed = observer
+		}
+		stop := s.scrubEvery(every, rate, !c.Bool("read-only"), observed)
+		defer stop() // before the store closes: an interrupted scrub keeps its place
 	}
 	if interval := c.Duration("snapshot-interval"); interval > 0 && !c.Bool("read-only") {
 		stop := s.snapshotEvery(interval, v.ID)
