@@ -91,9 +91,9 @@ func typeBits(kind metastore.Kind) uint32 {
 func (f *FS) treeAttr(n *metastore.Inode, out *fuse.Attr) {
 	out.Ino = n.Ino
 	out.Mode = typeBits(n.Kind) | n.Mode&0o7777
-	out.Nlink = 1 // directories too: find must not count subdirectories by it
-	if n.Kind != metastore.KindDir {
-		out.Nlink = n.Links()
+	out.Nlink = n.Links()
+	if n.Kind == metastore.KindDir {
+		out.Nlink = n.DirLinks() // 2 and its subdirectories, as find expects
 	}
 	out.Size = uint64(n.Size)
 	switch n.Kind {

@@ -54,8 +54,9 @@ type Inode struct {
 	Rdev       uint32        // devices: the device number, as stat's st_rdev (Linux's encoding)
 	Committed  bool          // files: content stored at least once
 	// Nlink is how many names a file, symlink or special file has: more
-	// than one once hard links name it. 0 reads as 1; a directory's is
-	// not kept (its link count follows from its subdirectories).
+	// than one once hard links name it; 0 reads as 1 (Links). A
+	// directory's is 2 and one for each subdirectory; 0 reads as 2
+	// (DirLinks).
 	Nlink uint32
 	// HasXattrs says the inode has extended attributes (Xattrs lists
 	// them), so that inodes without any are never looked up for them.
@@ -87,6 +88,14 @@ const (
 
 // Links is n's number of names (Nlink, at least 1).
 func (n *Inode) Links() uint32 { return max(n.Nlink, 1) }
+
+// Linked reports whether n is a file, symlink or special file with more
+// than one name (hard links).
+func (n *Inode) Linked() bool { return n.Kind != KindDir && n.Nlink > 1 }
+
+// DirLinks is a directory's link count: 2 and one for each of its
+// subdirectories (Nlink, at least 2).
+func (n *Inode) DirLinks() uint32 { return max(n.Nlink, 2) }
 
 // Entry is a name in a directory.
 type Entry struct {

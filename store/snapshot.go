@@ -255,7 +255,7 @@ func entryOf(e badger.Entry, n *badger.Inode, xattrs []badger.Xattr, tree blobst
 	case badger.KindDir:
 		out.Ref, out.Size = tree, 0
 	}
-	if n.Kind != badger.KindDir && n.Links() > 1 {
+	if n.Linked() {
 		out.Nlink = n.Links()
 	}
 	for _, x := range xattrs {

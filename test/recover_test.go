@@ -11,7 +11,7 @@ import (
 // inodes lists every path under dir with its inode number, size and
 // mtime, as find sees them.
 func inodes(t *testing.T, dir string) string {
-	return sh(t, "cd "+dir+" && find . -mindepth 1 -printf '%i %s %T@ %p\\n' | sort -k4")
+	return sh(t, "cd "+dir+" && find . -mindepth 1 -printf '%i %n %s %T@ %p\\n' | sort -k5")
 }
 
 // latestRoot snapshots the store and returns the newest root tree ref.
@@ -29,8 +29,8 @@ func latestRoot(t *testing.T, s *store) string {
 }
 
 // TestRecoverFromTheVolume: with meta/ gone, the store is rebuilt from its
-// volume and key: the same files with the same contents, times and inode
-// numbers (a second rsync transfers nothing), a clean scrub; a wrong key
+// volume and key: the same files with the same contents, times, link
+// counts and inode numbers (a second rsync transfers nothing), a clean scrub; a wrong key
 // is refused before anything is written; a damaged newest snapshot is
 // named and the one before is used.
 func TestRecoverFromTheVolume(t *testing.T) {
@@ -75,7 +75,7 @@ func TestRecoverFromTheVolume(t *testing.T) {
 	files = filepath.Join(m.dir, "files", "default")
 	sh(t, "diff -r "+backup+"/files/default "+files)
 	if after := inodes(t, files); after != before {
-		t.Errorf("inode numbers, sizes or times differ after the recovery:\n%s", firstDifference(strings.Split(after, "\n"), strings.Split(before, "\n")))
+		t.Errorf("inode numbers, link counts, sizes or times differ after the recovery:\n%s", firstDifference(strings.Split(after, "\n"), strings.Split(before, "\n")))
 	}
 	if n := rsyncTransferred(t, m.dir+"/files", backup+"/files"); n != "0" {
 		t.Errorf("rsync of files/ after the recovery transferred %s files, want 0", n)

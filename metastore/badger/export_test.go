@@ -133,3 +133,31 @@ func DirStampForTest(s *Store, dir uint64) (uint64, error) {
 	})
 	return stamp, err
 }
+
+// DropDirLinksForTest makes the store look like one made before
+// directories' link counts were kept: no counts, no setting.
+func DropDirLinksForTest(s *Store) error {
+	return s.update(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixInode}, PrefetchValues: true})
+		var dirs []*Inode
+		for it.Rewind(); it.Valid(); it.Next() {
+			value, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			n, err := decodeInode(binary.BigEndian.Uint64(it.Item().Key()[1:]), value)
+			if err == nil && n.Kind == KindDir {
+				n.Nlink = 0
+				dirs = append(dirs, n)
+			}
+		}
+		it.Close()
+		for _, n := range dirs {
+			if err := putInode(txn, n); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(stringKey(prefixSetting, "dir-links"))
+	})
+}

@@ -34,10 +34,10 @@ const (
 //	ref 32 bytes (files) | stored size uvarint (files) | target (symlinks: uvarint length, bytes)
 //	| rdev uvarint (character and block devices) | nlink uvarint (with flag bit 1)
 //
-// The link count is written only when it is above 1 (hard links, after
-// the records without it), so that a record without the flag has one
-// name; a reader that does not know the flag refuses the record (its
-// trailing bytes) rather than miscount.
+// The link count is written only when it is above 1 (hard links), for a
+// directory above 2 (it has subdirectories), so that a record without the
+// flag has one name, or no subdirectory; a reader that does not know the
+// flag refuses the record (its trailing bytes) rather than miscount.
 // Kinds 4 and 5 (FIFOs, sockets) have no field of their own. A record of
 // a kind that a reader does not know is refused, so kinds were added
 // without a new version. Version 1 records, written before atime was
@@ -52,7 +52,7 @@ func encodeInode(n *Inode) []byte {
 	if n.Committed {
 		flags |= 1
 	}
-	linked := n.Kind != KindDir && n.Nlink > 1
+	linked := n.Nlink > 1 && (n.Kind != KindDir || n.Nlink > 2)
 	if linked {
 		flags |= 2
 	}
@@ -122,7 +122,7 @@ func decodeInode(ino uint64, b []byte) (*Inode, error) {
 	}
 	if b[2]&2 != 0 {
 		nlink := d.uvarint()
-		if n.Kind == KindDir || nlink < 2 || nlink > MaxLinks {
+		if nlink < 2 || n.Kind == KindDir && nlink < 3 || nlink > maxLinkCount(n.Kind) {
 			return nil, fmt.Errorf("inode %d: link count %d: %w", ino, nlink, errBadRecord)
 		}
 		n.Nlink = uint32(nlink)
@@ -131,4 +131,13 @@ func decodeInode(ino uint64, b []byte) (*Inode, error) {
 		return nil, fmt.Errorf("inode %d: %w", ino, errBadRecord)
 	}
 	return n, nil
+}
+
+// maxLinkCount is the largest link count of an inode of kind: MaxLinks
+// names, or for a directory 2 and up to 2^31 subdirectories.
+func maxLinkCount(kind Kind) uint64 {
+	if kind == KindDir {
+		return 1<<31 + 2
+	}
+	return MaxLinks
 }

@@ -69,16 +69,26 @@ func TestInodeCodec(t *testing.T) {
 	}
 }
 
-// TestInodeLinkCount: a link count is written only above 1, and a record
+// TestInodeLinkCount: a link count is written only above 1 (a
+// directory's above 2), and a record
 // with a count a writer never writes is refused.
 func TestInodeLinkCount(t *testing.T) {
 	one := Inode{Ino: TreeInoBase | 1, Kind: KindFile, Nlink: 1}
 	if b := encodeInode(&one); b[2]&2 != 0 {
 		t.Errorf("a file with one name is written with a link count: %x", b)
 	}
-	dir := Inode{Ino: TreeInoBase | 2, Kind: KindDir, Nlink: 5}
+	dir := Inode{Ino: TreeInoBase | 2, Kind: KindDir, Nlink: 2}
 	if b := encodeInode(&dir); b[2]&2 != 0 {
-		t.Errorf("a directory is written with a link count: %x", b)
+		t.Errorf("a directory without subdirectories is written with a link count: %x", b)
+	}
+	dir.Nlink = 5
+	if got, err := decodeInode(dir.Ino, encodeInode(&dir)); err != nil || got.DirLinks() != 5 {
+		t.Errorf("a directory with 3 subdirectories reads back with link count %d, %v", got.DirLinks(), err)
+	}
+	b := encodeInode(&Inode{Ino: TreeInoBase | 2, Kind: KindDir})
+	b[2] |= 2
+	if _, err := decodeInode(TreeInoBase|2, binary.AppendUvarint(b, 2)); !errors.Is(err, errBadRecord) {
+		t.Errorf("a directory with a written link count of 2: %v, want errBadRecord", err)
 	}
 	for _, nlink := range []uint64{0, 1, MaxLinks + 1} {
 		b := encodeInode(&Inode{Ino: TreeInoBase | 3, Kind: KindSymlink, Target: "t"})
@@ -88,7 +98,7 @@ func TestInodeLinkCount(t *testing.T) {
 			t.Errorf("a link count of %d: %v, want errBadRecord", nlink, err)
 		}
 	}
-	b := encodeInode(&Inode{Ino: TreeInoBase | 4, Kind: KindFile})
+	b = encodeInode(&Inode{Ino: TreeInoBase | 4, Kind: KindFile})
 	b[2] |= 8
 	if _, err := decodeInode(TreeInoBase|4, b); !errors.Is(err, errBadRecord) {
 		t.Errorf("an unknown flag: %v, want errBadRecord", err)

@@ -84,12 +84,12 @@ func (s *Store) Link(ctx context.Context, ino uint64, parent uint64, name string
 // was its last name (deleteInode), else one link. It returns n as it is
 // left, with Nlink 0 if it is gone.
 func (s *Store) dropName(txn *badgerdb.Txn, parent uint64, name string, n *Inode) (*Inode, error) {
-	if n.Kind == KindDir || n.Links() == 1 {
+	if !n.Linked() {
 		gone := *n
 		gone.Nlink = 0
 		return &gone, s.deleteInode(txn, parent, name, n.Ino)
 	}
-	if err := s.unlink(txn, parent, name); err != nil {
+	if err := s.unlink(txn, parent, name, n.Kind); err != nil {
 		return nil, err
 	}
 	left := *n
@@ -176,7 +176,7 @@ func linkDirs(txn *badgerdb.Txn, ino uint64) ([]uint64, error) {
 // touchParentsOf records, in txn, that an attribute of n changed: every
 // directory listing it changed.
 func (s *Store) touchParentsOf(txn *badgerdb.Txn, n *Inode) error {
-	if n.Links() == 1 {
+	if !n.Linked() {
 		return s.touchParentOf(txn, n.Ino)
 	}
 	dirs, err := linkDirs(txn, n.Ino)
@@ -292,7 +292,7 @@ func (s *Store) removeOtherNames(txn *badgerdb.Txn, ino uint64, parent uint64, n
 		}
 		it.Close()
 		for _, entry := range names {
-			if err := s.unlink(txn, dir, entry); err != nil {
+			if err := s.unlink(txn, dir, entry, KindFile); err != nil { // a linked inode is no directory
 				return err
 			}
 		}

@@ -281,3 +281,72 @@ func TestDirectoryWithLinksStaysInItsCollection(t *testing.T) {
 		t.Errorf("a link in the collection the file moved to: %v", err)
 	}
 }
+
+// TestDirectoryLinkCounts: a directory's link count is 2 and one for each
+// subdirectory, through mkdir, rmdir and renames within and between
+// directories; a store made before the counts were kept gets them when
+// opened.
+func TestDirectoryLinkCounts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := badger.Open(filepath.Join(dir, "meta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, store)
+	root := folder(t, store, "default")
+	a := create(t, store, root, "a", badger.KindDir)
+	b := create(t, store, root, "b", badger.KindDir)
+	create(t, store, a.Ino, "x", badger.KindDir)
+	create(t, store, a.Ino, "y", badger.KindDir)
+	create(t, store, a.Ino, "f", badger.KindFile)
+	links := func(ino uint64) uint32 {
+		t.Helper()
+		n, err := store.Inode(ctx, ino)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.DirLinks()
+	}
+	check := func(when string, want map[uint64]uint32) {
+		t.Helper()
+		for ino, n := range want {
+			if got := links(ino); got != n {
+				t.Errorf("%s: directory %d has link count %d, want %d", when, ino, got, n)
+			}
+		}
+	}
+	check("made", map[uint64]uint32{root: 4, a.Ino: 4, b.Ino: 2})
+	if _, err := store.Rename(ctx, a.Ino, "x", b.Ino, "x", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Rename(ctx, a.Ino, "f", b.Ino, "f", false); err != nil {
+		t.Fatal(err)
+	}
+	check("x and f moved from a to b", map[uint64]uint32{root: 4, a.Ino: 3, b.Ino: 3})
+	create(t, store, b.Ino, "z", badger.KindDir)
+	if _, err := store.Rename(ctx, b.Ino, "x", b.Ino, "z", false); err != nil { // over an empty directory
+		t.Fatal(err)
+	}
+	if _, err := store.Rename(ctx, a.Ino, "y", a.Ino, "w", false); err != nil {
+		t.Fatal(err)
+	}
+	check("x renamed over z, y renamed in a", map[uint64]uint32{a.Ino: 3, b.Ino: 3})
+	if _, err := store.Remove(ctx, a.Ino, "w", true); err != nil {
+		t.Fatal(err)
+	}
+	check("w removed", map[uint64]uint32{root: 4, a.Ino: 2, b.Ino: 3})
+
+	if err := badger.DropDirLinksForTest(store); err != nil {
+		t.Fatal(err)
+	}
+	check("counts dropped", map[uint64]uint32{root: 2, b.Ino: 2})
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if store, err = badger.Open(filepath.Join(dir, "meta")); err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	check("reopened", map[uint64]uint32{root: 4, a.Ino: 2, b.Ino: 3})
+}

@@ -255,7 +255,7 @@ func (s *Store) needsWrites() (string, error) {
 		for _, m := range []struct {
 			name    string
 			version int
-		}{{"tree-index", treeIndexVersion}, {"explicit-stores", explicitStoresVersion}} {
+		}{{"tree-index", treeIndexVersion}, {"explicit-stores", explicitStoresVersion}, {"dir-links", dirLinksVersion}} {
 			var version int
 			err := getJSON(txn, stringKey(prefixSetting, m.name), m.name, &version)
 			if err != nil && !isNotExist(err) {

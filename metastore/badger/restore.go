@@ -59,7 +59,7 @@ func (r *Restorer) Add(parent uint64, name string, n *Inode, xattrs []Xattr) err
 	if err := r.inode(n, xattrs); err != nil {
 		return err
 	}
-	if n.Kind != KindDir && n.Links() > 1 {
+	if n.Linked() {
 		linked := *n
 		linked.HasXattrs = len(xattrs) > 0
 		r.linked[n.Ino] = &restoredLinks{inode: &linked, xattrs: xattrs, names: 1, dirs: map[uint64]uint32{parent: 1}}
@@ -149,7 +149,7 @@ func (r *Restorer) Finish(ctx context.Context) error {
 	if err := r.batch.Flush(); err != nil {
 		return err
 	}
-	if err := r.s.syncDB(); err != nil { // the tree, before the folders point to it
+	if err := r.s.countDirLinks(); err != nil { // and syncs: the tree, before the folders point to it
 		return err
 	}
 	return r.s.updateDurable(func(txn *badgerdb.Txn) error {

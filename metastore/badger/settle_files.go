@@ -216,7 +216,7 @@ func (s *Store) removeFile(txn *badgerdb.Txn, n *Inode, parent uint64, name stri
 	if name != "" {
 		return s.deleteInode(txn, parent, name, n.Ino)
 	}
-	if n.Links() > 1 {
+	if n.Linked() {
 		if err := s.removeOtherNames(txn, n.Ino, 0, ""); err != nil {
 			return err
 		}

@@ -117,6 +117,10 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.migrateDirLinks(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.openJournal(); err != nil {
 		db.Close()
 		return nil, err

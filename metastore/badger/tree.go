@@ -269,10 +269,10 @@ func (s *Store) deleteInode(txn *badgerdb.Txn, parent uint64, name string, ino u
 	if err != nil {
 		return err
 	}
-	if err := s.unlink(txn, parent, name); err != nil {
+	if err := s.unlink(txn, parent, name, n.Kind); err != nil {
 		return err
 	}
-	if n.Links() > 1 {
+	if n.Linked() {
 		if err := s.removeOtherNames(txn, ino, parent, name); err != nil {
 			return err
 		}
@@ -315,7 +315,7 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 			return err
 		}
 		switch {
-		case n.Links() > 1:
+		case n.Linked():
 			if err := sameCollection(txn, oldParent, newParent); err != nil {
 				return err
 			}
@@ -360,14 +360,14 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 				}
 			}
 		}
-		if err := s.unlink(txn, oldParent, oldName); err != nil {
+		if err := s.unlink(txn, oldParent, oldName, moving.Kind); err != nil {
 			return err
 		}
 		moving.Name = newName
 		if err := s.link(txn, newParent, moving); err != nil {
 			return err
 		}
-		if n.Links() > 1 {
+		if n.Linked() {
 			if err := s.moveLink(txn, n, oldParent, newParent); err != nil {
 				return err
 			}
@@ -505,7 +505,7 @@ func (s *Store) removeOrphan(ino uint64) error {
 		}
 		it.Close()
 		for _, key := range entryKeys {
-			if err := s.unlink(txn, binary.BigEndian.Uint64(key[1:9]), string(key[9:])); err != nil {
+			if err := s.unlink(txn, binary.BigEndian.Uint64(key[1:9]), string(key[9:]), KindFile); err != nil { // an uncommitted file
 				return err
 			}
 		}

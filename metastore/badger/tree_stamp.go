@@ -90,27 +90,38 @@ func (s *Store) link(txn *badgerdb.Txn, parent uint64, e Entry) error {
 	if err := s.touchDir(txn, parent); err != nil {
 		return err
 	}
-	return listingChanged(txn, parent)
+	return listingChanged(txn, parent, subdirs(e.Kind, 1))
+}
+
+// subdirs is the change to a directory's subdirectories that naming (by
+// is +1) or unnaming (-1) an inode of kind in it makes.
+func subdirs(kind Kind, by int) int {
+	if kind == KindDir {
+		return by
+	}
+	return 0
 }
 
 // listingChanged sets, in txn, the mtime and ctime of directory dir to
-// now: an entry was made or removed in it (POSIX). This reads and writes
-// the directory's inode, so two such changes to one directory conflict;
-// the kernel makes them one at a time anyway (it holds the directory's
-// lock while it makes or removes a name).
-func listingChanged(txn *badgerdb.Txn, dir uint64) error {
+// now: an entry was made or removed in it (POSIX), and its link count
+// (2 + its subdirectories) changes by delta. This reads and writes the
+// directory's inode, so two such changes to one directory conflict; the
+// kernel makes them one at a time anyway (it holds the directory's lock
+// while it makes or removes a name).
+func listingChanged(txn *badgerdb.Txn, dir uint64, delta int) error {
 	n, err := getInode(txn, dir)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
 	n.Mtime, n.Ctime = now, now
+	n.Nlink = uint32(max(int(n.DirLinks())+delta, 2))
 	return putInode(txn, n)
 }
 
-// unlink removes, in txn, the name name of parent that link made (the
-// inode's own records are the caller's).
-func (s *Store) unlink(txn *badgerdb.Txn, parent uint64, name string) error {
+// unlink removes, in txn, the name name (of an inode of kind) of parent
+// that link made (the inode's own records are the caller's).
+func (s *Store) unlink(txn *badgerdb.Txn, parent uint64, name string, kind Kind) error {
 	for _, key := range [][]byte{entryKey(parent, name), subdirKey(parent, name)} {
 		if err := txn.Delete(key); err != nil {
 			return err
@@ -119,7 +130,7 @@ func (s *Store) unlink(txn *badgerdb.Txn, parent uint64, name string) error {
 	if err := s.touchDir(txn, parent); err != nil {
 		return err
 	}
-	return listingChanged(txn, parent)
+	return listingChanged(txn, parent, subdirs(kind, -1))
 }
 
 // migrateTreeIndex writes p for every inode and d for every directory of
@@ -160,6 +171,70 @@ func (s *Store) migrateTreeIndex() error {
 	return s.updateDurable(func(txn *badgerdb.Txn) error {
 		return putJSON(txn, stringKey(prefixSetting, "tree-index"), treeIndexVersion)
 	})
+}
+
+// dirLinksVersion is the setting "dir-links" once every directory's
+// record carries its link count (2 and its subdirectories).
+const dirLinksVersion = 1
+
+// migrateDirLinks gives the directories of a store made before their link
+// counts were kept their counts, from the subdirectory index, once.
+func (s *Store) migrateDirLinks() error {
+	var version int
+	err := s.view(func(txn *badgerdb.Txn) error {
+		return getJSON(txn, stringKey(prefixSetting, "dir-links"), "directory link counts", &version)
+	})
+	if err == nil && version >= dirLinksVersion {
+		return nil
+	}
+	if err != nil && !isNotExist(err) {
+		return err
+	}
+	if err := s.countDirLinks(); err != nil {
+		return fmt.Errorf("counting the subdirectories of the files/ tree: %w", err)
+	}
+	return s.updateDurable(func(txn *badgerdb.Txn) error {
+		return putJSON(txn, stringKey(prefixSetting, "dir-links"), dirLinksVersion)
+	})
+}
+
+// countDirLinks sets every directory's link count from the subdirectory
+// index (d), in one pass, before anything can change the tree (an open, a
+// restore).
+func (s *Store) countDirLinks() error {
+	counts := map[uint64]uint32{}
+	batch := s.db.NewWriteBatch()
+	defer batch.Cancel()
+	err := s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixSubdir}})
+		for it.Rewind(); it.Valid(); it.Next() {
+			if key := it.Item().Key(); len(key) > 9 {
+				counts[binary.BigEndian.Uint64(key[1:9])]++
+			}
+		}
+		it.Close()
+		for dir, subdirs := range counts {
+			n, err := getInode(txn, dir)
+			if isNotExist(err) {
+				continue // a stale index entry: nothing to count for
+			}
+			if err != nil {
+				return err
+			}
+			n.Nlink = 2 + subdirs
+			if err := batch.Set(inoKey(prefixInode, dir), encodeInode(n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = batch.Flush()
+	}
+	if err == nil {
+		err = s.syncDB() // the counts, before the setting that says they are there
+	}
+	return err
 }
 
 func indexEntry(batch *badgerdb.WriteBatch, item *badgerdb.Item) error {
