@@ -51,33 +51,40 @@ func (s *Store) Link(ctx context.Context, ino uint64, parent uint64, name string
 		if err := s.checkFreeName(txn, parent, name); err != nil {
 			return err
 		}
-		first, err := parentOf(txn, ino)
-		if err != nil {
-			return err
-		}
-		if err := sameCollection(txn, first, parent); err != nil {
-			return err
-		}
-		if n.Links() == 1 {
-			if err := addLinkDir(txn, ino, first, 1); err != nil {
-				return err
-			}
-		}
-		if err := addLinkDir(txn, ino, parent, 1); err != nil {
-			return err
-		}
-		n.Nlink = n.Links() + 1
-		n.Ctime = time.Now()
-		if err := putInode(txn, n); err != nil {
-			return err
-		}
-		if err := s.link(txn, parent, Entry{Name: name, Ino: ino, Kind: n.Kind}); err != nil {
-			return err
-		}
 		linked = n
-		return s.touchParentsOf(txn, n)
+		return s.addName(txn, n, parent, name)
 	})
 	return linked, err
+}
+
+// addName gives inode n (not a directory, below MaxLinks names) the free
+// name name in directory parent, in txn, and sets n to its new record: the
+// link count, the directories holding its names, its ctime.
+func (s *Store) addName(txn *badgerdb.Txn, n *Inode, parent uint64, name string) error {
+	first, err := parentOf(txn, n.Ino)
+	if err != nil {
+		return err
+	}
+	if err := sameCollection(txn, first, parent); err != nil {
+		return err
+	}
+	if n.Links() == 1 {
+		if err := addLinkDir(txn, n.Ino, first, 1); err != nil {
+			return err
+		}
+	}
+	if err := addLinkDir(txn, n.Ino, parent, 1); err != nil {
+		return err
+	}
+	n.Nlink = n.Links() + 1
+	n.Ctime = time.Now()
+	if err := putInode(txn, n); err != nil {
+		return err
+	}
+	if err := s.link(txn, parent, Entry{Name: name, Ino: n.Ino, Kind: n.Kind}); err != nil {
+		return err
+	}
+	return s.touchParentsOf(txn, n)
 }
 
 // dropName removes name, in parent, of inode n: the inode with it if it

@@ -131,6 +131,11 @@ func replacedBy(txn *badgerdb.Txn, moving uint64) ([]ReplacedFile, error) {
 // its content if that is recorded, else with the content its own journal
 // entry (in contents) says survived; nil if none did.
 func restorable(txn *badgerdb.Txn, r ReplacedFile, contents map[uint64]PendingContent, unchecked map[blobstore.Ref]bool) (*Inode, error) {
+	if alive, err := getInode(txn, r.Replaced.Ino); err == nil {
+		return alive, nil // a file with other names: its name comes back, to it as it is now
+	} else if !isNotExist(err) {
+		return nil, err
+	}
 	n := *r.Replaced
 	if found, err := exists(txn, blobKey(n.Ref)); err != nil || found && !unchecked[n.Ref] {
 		return &n, err
@@ -174,17 +179,36 @@ func (s *Store) canRestore(txn *badgerdb.Txn, dir uint64, name string, n *Inode)
 	if err := s.checkDir(txn, dir); err != nil {
 		return false, nil // gone since
 	}
-	for _, key := range [][]byte{entryKey(dir, name), inoKey(prefixInode, n.Ino)} {
-		if taken, err := exists(txn, key); err != nil || taken {
-			return false, err
-		}
+	if taken, err := exists(txn, entryKey(dir, name)); err != nil || taken {
+		return false, err
 	}
-	return true, nil
+	alive, err := getInode(txn, n.Ino)
+	switch {
+	case isNotExist(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	// A file that kept other names takes this one back, if it may.
+	if alive.Kind != KindFile || alive.Links() >= MaxLinks {
+		return false, nil
+	}
+	parent, err := parentOf(txn, alive.Ino)
+	if err != nil {
+		return false, err
+	}
+	return sameCollection(txn, dir, parent) == nil, nil
 }
 
 // restoreFile writes a replaced file back, named name in dir, as Create
-// and CommitContent would have.
+// and CommitContent would have; a file that lives on under other names
+// gets the name back as a link.
 func (s *Store) restoreFile(txn *badgerdb.Txn, dir uint64, name string, n *Inode) error {
+	if alive, err := getInode(txn, n.Ino); err == nil {
+		return s.addName(txn, alive, dir, name)
+	} else if !isNotExist(err) {
+		return err
+	}
 	n.Ctime = time.Now()
 	if err := putInode(txn, n); err != nil {
 		return err

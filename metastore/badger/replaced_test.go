@@ -171,3 +171,48 @@ func TestReplacedFileKeepsItsXattrs(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleRestoresALinkedName: a rename over one name of a file with
+// two, then a power loss that loses the new file's content: Settle removes
+// the new file and gives the name back to the linked file, which its
+// other name kept.
+func TestSettleRestoresALinkedName(t *testing.T) {
+	ctx := context.Background()
+	store, _, _ := newStore(t)
+	root := folder(t, store, "default")
+	old := create(t, store, root, "x", badger.KindFile)
+	durable := recordBlob(t, store, "durable", 1)
+	commitContent(t, store, old.Ino, durable, 7, time.Unix(100, 0))
+	if _, err := store.Link(ctx, old.Ino, root, "y"); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, store, nil)
+	moving := rsyncOver(t, store, root, "x", "new", time.Unix(200, 0))
+	if n, err := store.Lookup(ctx, root, "y"); err != nil || n.Links() != 1 {
+		t.Fatalf("y after the rename over x: %+v, %v", n, err)
+	}
+	states := checkBy{}
+	for _, b := range journal(t, store).Blobs {
+		states[b.Ref] = badger.CopyMissing
+	}
+	result, _ := settle(t, store, states)
+	var removed *badger.SettledFile
+	for i := range result.Files {
+		if result.Files[i].Ino == moving.Ino {
+			removed = &result.Files[i]
+		}
+	}
+	if removed == nil || removed.Outcome != badger.FileRemoved || !slices.Equal(removed.Restored, []string{"default/x"}) {
+		t.Fatalf("Settle: %+v", result.Files)
+	}
+	for _, name := range []string{"x", "y"} {
+		n, err := store.Lookup(ctx, root, name)
+		if err != nil || n.Ino != old.Ino || n.Ref != durable || n.Links() != 2 {
+			t.Errorf("%s after Settle: %+v, %v", name, n, err)
+		}
+	}
+	checkLinks(t, store, old.Ino, 2, map[uint64]uint32{root: 2})
+	if j := journal(t, store); !j.Empty() {
+		t.Errorf("journal after Settle: %+v", j)
+	}
+}

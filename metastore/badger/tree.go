@@ -345,18 +345,18 @@ func (s *Store) Rename(ctx context.Context, oldParent uint64, oldName string, ne
 			if replaced, err = s.replaceTarget(txn, moving, newParent, target); err != nil {
 				return err
 			}
-			if replaced.Nlink == 0 { // gone with its name: what Settle may have to put back
-				journaled, err := s.journalReplacedBy(txn, moving.Ino, newParent, newName, replaced)
-				if err != nil {
-					return err
+			// What Settle may have to put back: the file (gone with its
+			// name), or the name (of a file that has others).
+			journaled, err := s.journalReplacedBy(txn, moving.Ino, newParent, newName, replaced)
+			if err != nil {
+				return err
+			}
+			for _, x := range xattrs {
+				if !journaled || replaced.Nlink != 0 {
+					break // the file lives on with its xattrs
 				}
-				for _, x := range xattrs {
-					if !journaled {
-						break
-					}
-					if err := txn.Set(xattrKey(target.Ino, x.Name), x.Value); err != nil {
-						return err
-					}
+				if err := txn.Set(xattrKey(target.Ino, x.Name), x.Value); err != nil {
+					return err
 				}
 			}
 		}
