@@ -22,6 +22,24 @@ func rsyncOver(t *testing.T, store *badger.Store, dir uint64, name, content stri
 	return temp
 }
 
+// settleAfterLosingNewBlobs settles as after a power loss that lost every
+// blob journaled since the last Commit, and returns what it did with file
+// ino (nil: nothing) and all it reported.
+func settleAfterLosingNewBlobs(t *testing.T, store *badger.Store, ino uint64) (*badger.SettledFile, []badger.SettledFile) {
+	t.Helper()
+	states := checkBy{}
+	for _, b := range journal(t, store).Blobs {
+		states[b.Ref] = badger.CopyMissing
+	}
+	result, _ := settle(t, store, states)
+	for i := range result.Files {
+		if result.Files[i].Ino == ino {
+			return &result.Files[i], result.Files
+		}
+	}
+	return nil, result.Files
+}
+
 func TestSettleRestoresAFileReplacedByALostOne(t *testing.T) {
 	ctx := context.Background()
 	for _, rewritten := range []bool{false, true} {
@@ -38,19 +56,9 @@ func TestSettleRestoresAFileReplacedByALostOne(t *testing.T) {
 		if j := journal(t, store); len(j.Replaced) != 1 || j.Replaced[0].Moving != moving.Ino || j.Replaced[0].Name != "x" {
 			t.Fatalf("journal after the rename: %+v", j.Replaced)
 		}
-		states := checkBy{}
-		for _, b := range journal(t, store).Blobs {
-			states[b.Ref] = badger.CopyMissing
-		}
-		result, _ := settle(t, store, states)
-		var removed *badger.SettledFile
-		for i := range result.Files {
-			if result.Files[i].Ino == moving.Ino {
-				removed = &result.Files[i]
-			}
-		}
+		removed, files := settleAfterLosingNewBlobs(t, store, moving.Ino)
 		if removed == nil || removed.Outcome != badger.FileRemoved || !slices.Equal(removed.Restored, []string{"default/x"}) {
-			t.Fatalf("rewritten %v: Settle: %+v", rewritten, result.Files)
+			t.Fatalf("rewritten %v: Settle: %+v", rewritten, files)
 		}
 		n, err := store.Lookup(ctx, root, "x")
 		if err != nil || n.Ino != old.Ino || n.Ref != durable || n.Size != 7 || !n.Mtime.Equal(time.Unix(100, 0)) {
@@ -145,11 +153,7 @@ func TestReplacedFileKeepsItsXattrs(t *testing.T) {
 		commit(t, store, nil)
 		rsyncOver(t, store, root, "x", "new", time.Unix(200, 0))
 		if lost {
-			states := checkBy{}
-			for _, b := range journal(t, store).Blobs {
-				states[b.Ref] = badger.CopyMissing
-			}
-			settle(t, store, states)
+			settleAfterLosingNewBlobs(t, store, 0)
 			n, err := store.Lookup(ctx, root, "x")
 			if err != nil || n.Ino != old.Ino || !n.HasXattrs {
 				t.Fatalf("x after Settle: %+v, %v", n, err)
@@ -191,19 +195,9 @@ func TestSettleRestoresALinkedName(t *testing.T) {
 	if n, err := store.Lookup(ctx, root, "y"); err != nil || n.Links() != 1 {
 		t.Fatalf("y after the rename over x: %+v, %v", n, err)
 	}
-	states := checkBy{}
-	for _, b := range journal(t, store).Blobs {
-		states[b.Ref] = badger.CopyMissing
-	}
-	result, _ := settle(t, store, states)
-	var removed *badger.SettledFile
-	for i := range result.Files {
-		if result.Files[i].Ino == moving.Ino {
-			removed = &result.Files[i]
-		}
-	}
+	removed, files := settleAfterLosingNewBlobs(t, store, moving.Ino)
 	if removed == nil || removed.Outcome != badger.FileRemoved || !slices.Equal(removed.Restored, []string{"default/x"}) {
-		t.Fatalf("Settle: %+v", result.Files)
+		t.Fatalf("Settle: %+v", files)
 	}
 	for _, name := range []string{"x", "y"} {
 		n, err := store.Lookup(ctx, root, name)
