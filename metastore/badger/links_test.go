@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -182,24 +181,13 @@ func TestRenameOverALink(t *testing.T) {
 // TestHardLinksSurviveReopen: the link count and names are in the store.
 func TestHardLinksSurviveReopen(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := badger.Open(filepath.Join(dir, "meta"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	initialize(t, store)
+	store, dir := openDir(t)
 	root := folder(t, store, "default")
 	file := create(t, store, root, "f", badger.KindSymlink)
 	if _, err := store.Link(ctx, file.Ino, root, "g"); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if store, err = badger.Open(filepath.Join(dir, "meta")); err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store = reopen(t, store, dir)
 	checkLinks(t, store, file.Ino, 2, map[uint64]uint32{root: 2})
 	if got := names(t, store, root); len(got) != 2 {
 		t.Errorf("names after a reopen: %v", got)
@@ -288,12 +276,7 @@ func TestDirectoryWithLinksStaysInItsCollection(t *testing.T) {
 // opened.
 func TestDirectoryLinkCounts(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := badger.Open(filepath.Join(dir, "meta"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	initialize(t, store)
+	store, dir := openDir(t)
 	root := folder(t, store, "default")
 	a := create(t, store, root, "a", badger.KindDir)
 	b := create(t, store, root, "b", badger.KindDir)
@@ -341,12 +324,6 @@ func TestDirectoryLinkCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("counts dropped", map[uint64]uint32{root: 2, b.Ino: 2})
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if store, err = badger.Open(filepath.Join(dir, "meta")); err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store = reopen(t, store, dir)
 	check("reopened", map[uint64]uint32{root: 4, a.Ino: 2, b.Ino: 3})
 }

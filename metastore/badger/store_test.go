@@ -43,6 +43,35 @@ func newStore(t testing.TB) (*badger.Store, *keyring.KEK, string) {
 	return store, kek, keyPath
 }
 
+// openDir opens a new store in a directory of its own, sealed for a new
+// key (initialize), and returns it with its metadata directory, for tests
+// that reopen it (reopen).
+func openDir(t *testing.T) (*badger.Store, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "meta")
+	store, err := badger.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, store)
+	return store, dir
+}
+
+// reopen closes store and opens dir again; the store it returns is closed
+// when the test ends.
+func reopen(t *testing.T, store *badger.Store, dir string) *badger.Store {
+	t.Helper()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	store, err := badger.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
 // initialize seals a fresh store for a new key-file KEK and returns it.
 func initialize(t *testing.T, store *badger.Store) *keyring.KEK {
 	t.Helper()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,13 +17,7 @@ import (
 // and go with the inode.
 func TestXattrs(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := badger.Open(filepath.Join(dir, "meta"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { store.Close() }()
-	initialize(t, store)
+	store, dir := openDir(t)
 	root := folder(t, store, "default")
 	file := create(t, store, root, "f", badger.KindFile)
 	if file.HasXattrs {
@@ -63,12 +56,7 @@ func TestXattrs(t *testing.T) {
 	if _, err := store.Link(ctx, file.Ino, root, "g"); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if store, err = badger.Open(filepath.Join(dir, "meta")); err != nil {
-		t.Fatal(err)
-	}
+	store = reopen(t, store, dir)
 	linked, err := store.Lookup(ctx, root, "g")
 	if err != nil {
 		t.Fatal(err)
