@@ -18,8 +18,9 @@ type BlobUse struct {
 	SizeOnDisk int64
 	Volumes    []int
 	Created    time.Time
-	Explicit   bool // stored explicitly and not released (explicit.go)
-	Files      bool // a file of the files/ tree uses it
+	KeyID      string // the data key it is sealed with: its collection's
+	Explicit   bool   // stored explicitly and not released (explicit.go)
+	Files      bool   // a file of the files/ tree uses it
 }
 
 // EachBlobUse calls fn for every blob record, in ascending ref order, from
@@ -29,14 +30,21 @@ type BlobUse struct {
 // each without copying it: the BlobUse (its Volumes) is fn's only until
 // fn returns.
 func (s *Store) EachBlobUse(ctx context.Context, fn func(BlobUse) error) error {
+	return s.EachBlobUseFrom(ctx, blobstore.Ref{}, fn)
+}
+
+// EachBlobUseFrom is EachBlobUse from ref from on (included), so that a
+// walk cut into parts goes on where it stopped.
+func (s *Store) EachBlobUseFrom(ctx context.Context, from blobstore.Ref, fn func(BlobUse) error) error {
 	return s.view(func(txn *badgerdb.Txn) error {
 		records := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixBlob}, PrefetchValues: true, PrefetchSize: 256})
 		defer records.Close()
 		uses := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixRefUse}})
 		defer uses.Close()
-		uses.Rewind()
+		uses.Seek(append([]byte{prefixRefUse}, from[:]...))
 		var volumes []int // reused: a BlobUse's Volumes are valid during fn only
-		for records.Rewind(); records.Valid(); records.Next() {
+		keyIDs := map[string]string{}
+		for records.Seek(blobKey(from)); records.Valid(); records.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -45,7 +53,7 @@ func (s *Store) EachBlobUse(ctx context.Context, fn func(BlobUse) error) error {
 				return errBadRecord
 			}
 			use := BlobUse{Ref: blobstore.Ref(key[1:]), Volumes: volumes[:0]}
-			err := records.Item().Value(func(value []byte) error { return decodeUse(value, &use) })
+			err := records.Item().Value(func(value []byte) error { return decodeUse(value, &use, keyIDs) })
 			if err != nil {
 				return err
 			}
@@ -65,8 +73,9 @@ func (s *Store) EachBlobUse(ctx context.Context, fn func(BlobUse) error) error {
 }
 
 // decodeUse reads from a blob record's value (record.go's layout) what a
-// collection needs, into use, reusing use.Volumes.
-func decodeUse(b []byte, use *BlobUse) error {
+// collection needs, into use, reusing use.Volumes; keyIDs interns the key
+// ids, which are few.
+func decodeUse(b []byte, use *BlobUse, keyIDs map[string]string) error {
 	if len(b) < 2 || b[0] != recordVersion {
 		return fmt.Errorf("blob %s: %w", use.Ref, errBadRecord)
 	}
@@ -80,7 +89,14 @@ func decodeUse(b []byte, use *BlobUse) error {
 		d.varint()
 	}
 	use.Explicit = flags&flagExplicit != 0
-	d.bytes(d.uvarint()) // key id
+	keyID := d.bytes(d.uvarint())
+	if d.err == nil {
+		var ok bool
+		if use.KeyID, ok = keyIDs[string(keyID)]; !ok {
+			use.KeyID = string(keyID)
+			keyIDs[use.KeyID] = use.KeyID
+		}
+	}
 	count := d.uvarint()
 	if count > uint64(len(d.b)) {
 		d.err = errBadRecord

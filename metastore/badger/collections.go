@@ -23,6 +23,9 @@ type Collection struct {
 	KeyID     string    `json:"key_id"`
 	Created   time.Time `json:"created"`
 	FolderIno uint64    `json:"folder_ino,omitempty"`
+	// Copies is the collection's copies policy; nil: the store's
+	// (DefaultCopies).
+	Copies *CopiesPolicy `json:"copies,omitempty"`
 }
 
 // ErrCollectionExists: CreateCollection of a name in use. It is an

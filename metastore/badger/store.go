@@ -29,6 +29,8 @@ import (
 
 	badgerdb "github.com/dgraph-io/badger/v4"
 
+	"github.com/stofuse/stofuse/blobstore"
+
 	"github.com/stofuse/stofuse/keyring"
 )
 
@@ -56,6 +58,8 @@ type Store struct {
 	gcDone chan struct{}
 
 	keysChanged func() error // called after the envelopes change (keys_export.go)
+
+	blobCreated atomic.Pointer[func(blobstore.Ref)] // OnBlobCreated's (copies.go)
 
 	// readOnly: opened with OpenReadOnly (readonly.go); private is then
 	// the private copy of the database opened instead ("" if none), and

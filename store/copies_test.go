@@ -1,0 +1,259 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/metastore/badger"
+	"github.com/stofuse/stofuse/store"
+)
+
+// putIn stores content in a collection on the default volume.
+func putIn(t *testing.T, s *store.Store, collection string, content []byte) blobstore.Ref {
+	t.Helper()
+	ctx := context.Background()
+	v, err := s.Volume(ctx, store.DefaultVolume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _, err := s.Put(ctx, v.ID, collection, bytes.NewReader(content), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// copiesOf lists the volumes the metadata records a blob on.
+func copiesOf(t *testing.T, s *store.Store, ref blobstore.Ref) []int {
+	t.Helper()
+	meta, err := s.Meta().QueryBlobMetadata(context.Background(), ref, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return meta.Volumes
+}
+
+// belowPolicy returns the CopiesStatus counts of blobs below policy:
+// all, by collection, and by volume.
+func belowPolicy(t *testing.T, s *store.Store) (int64, map[string]int64, map[string]int64) {
+	t.Helper()
+	status, err := s.CopiesStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	collections, volumes := map[string]int64{}, map[string]int64{}
+	for _, c := range status.Collections {
+		collections[c.Name] = c.Below
+	}
+	for _, v := range status.Volumes {
+		volumes[v.Volume] = v.Below
+	}
+	return status.Below, collections, volumes
+}
+
+// TestReplicateByPolicy: a collection with copies 2 gets its blobs copied
+// to the second volume, another collection with the store's policy (one
+// copy) keeps one; raising the store's policy to 3 fills the third
+// volume; a policy naming volumes counts only copies on them; a second
+// pass copies nothing; status counts what is below policy throughout.
+func TestReplicateByPolicy(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	second, err := s.AddVolume(ctx, store.LocalVolume("second", t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := s.AddVolume(ctx, store.LocalVolume("third", t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := s.Volume(ctx, store.DefaultVolume)
+	if _, err := s.Meta().CreateCollection(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	var mine, others []blobstore.Ref
+	for range 3 {
+		mine = append(mine, putIn(t, s, store.DefaultCollection, randomBytes(t, 200_000)))
+	}
+	for range 2 {
+		others = append(others, putIn(t, s, "other", randomBytes(t, 1000)))
+	}
+	if below, _, _ := belowPolicy(t, s); below != 0 {
+		t.Fatalf("below policy before any is set: %d, want 0", below)
+	}
+	if err := s.Meta().SetCollectionCopies(ctx, store.DefaultCollection, &badger.CopiesPolicy{Copies: 2}); err != nil {
+		t.Fatal(err)
+	}
+	below, byCollection, byVolume := belowPolicy(t, s)
+	if below != 3 || byCollection[store.DefaultCollection] != 3 || byCollection["other"] != 0 || byVolume[first.Label] != 3 || byVolume[second.Label] != 0 {
+		t.Fatalf("below policy with copies 2: %d, by collection %v, by volume %v; want 3, default 3, on volume default 3", below, byCollection, byVolume)
+	}
+
+	sum, err := s.ReplicateByPolicy(ctx, store.PolicyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Checked != 5 || sum.Below != 3 || sum.Copied != 3 || sum.Short != 0 || sum.Failed != 0 || sum.To[second.Label] != 3 {
+		t.Errorf("ReplicateByPolicy = %+v, want 5 checked, 3 below, 3 copied to second", sum)
+	}
+	for _, ref := range mine {
+		if got := copiesOf(t, s, ref); !slices.Equal(got, []int{first.ID, second.ID}) {
+			t.Errorf("blob %s is on volumes %v, want [%d %d]", ref, got, first.ID, second.ID)
+		}
+	}
+	for _, ref := range others {
+		if got := copiesOf(t, s, ref); len(got) != 1 {
+			t.Errorf("blob %s of the collection with one copy is on volumes %v", ref, got)
+		}
+	}
+	if below, _, _ := belowPolicy(t, s); below != 0 {
+		t.Errorf("below policy after the pass: %d, want 0", below)
+	}
+	if sum, err := s.ReplicateByPolicy(ctx, store.PolicyOptions{}); err != nil || sum.Copied != 0 || sum.Below != 0 {
+		t.Errorf("second pass = %+v, %v; want nothing below policy, nothing copied", sum, err)
+	}
+
+	// The store's policy: 3 copies for the collections without their own.
+	if err := s.Meta().SetDefaultCopies(ctx, badger.CopiesPolicy{Copies: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if below, byCollection, _ := belowPolicy(t, s); below != 2 || byCollection["other"] != 2 {
+		t.Errorf("below policy with the store's 3: %d, %v; want the other collection's 2", below, byCollection)
+	}
+	if sum, err := s.ReplicateByPolicy(ctx, store.PolicyOptions{}); err != nil || sum.Copied != 4 || sum.To[second.Label] != 2 || sum.To[third.Label] != 2 {
+		t.Errorf("pass with the store's 3 = %+v, %v; want 4 copies, 2 to each other volume", sum, err)
+	}
+
+	// Copies on named volumes only: the default volume's copy does not
+	// count, so the collection's blobs go to the third too.
+	err = s.Meta().SetCollectionCopies(ctx, store.DefaultCollection, &badger.CopiesPolicy{Copies: 2, Volumes: []int{second.ID, third.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if below, _, byVolume := belowPolicy(t, s); below != 3 || byVolume[second.Label] != 3 {
+		t.Errorf("below policy on second and third: %d, by volume %v; want 3, held by second 3", below, byVolume)
+	}
+	if sum, err := s.ReplicateByPolicy(ctx, store.PolicyOptions{}); err != nil || sum.Copied != 3 || sum.To[third.Label] != 3 {
+		t.Errorf("pass on second and third = %+v, %v; want 3 copies to third", sum, err)
+	}
+	if below, _, _ := belowPolicy(t, s); below != 0 {
+		t.Errorf("below policy at the end: %d, want 0", below)
+	}
+	for _, v := range []*badger.Volume{first, second, third} {
+		if sum, _ := scrubAll(s, v, store.ScrubOptions{}); sum.Failed() {
+			t.Errorf("scrub of %s: %+v", v.Label, sum)
+		}
+	}
+}
+
+// TestReplicateByPolicyInvalid: what a policy may not be.
+func TestReplicateByPolicyInvalid(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	for _, p := range []badger.CopiesPolicy{{Copies: 0}, {Copies: badger.MaxCopies + 1}, {Copies: 2, Volumes: []int{1}}, {Copies: 1, Volumes: []int{9}}} {
+		if err := s.Meta().SetCollectionCopies(ctx, store.DefaultCollection, &p); err == nil {
+			t.Errorf("SetCollectionCopies(%+v) = nil, want an error", p)
+		}
+	}
+	if err := s.Meta().SetCollectionCopies(ctx, "nosuch", &badger.CopiesPolicy{Copies: 2}); err == nil {
+		t.Error("SetCollectionCopies of a collection that does not exist = nil")
+	}
+}
+
+// TestReplicateByPolicyDamagedSource: a blob whose only copy is damaged
+// is reported and left below policy, nothing copied or recorded; one
+// with two copies of which the first is damaged is copied from the other.
+func TestReplicateByPolicyDamagedSource(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	secondDir := t.TempDir()
+	second, err := s.AddVolume(ctx, store.LocalVolume("second", secondDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	thirdDir := t.TempDir()
+	third, err := s.AddVolume(ctx, store.LocalVolume("third", thirdDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := s.Volume(ctx, store.DefaultVolume)
+	lone := put(t, s, store.DefaultVolume, randomBytes(t, 200_000))
+	twice := put(t, s, store.DefaultVolume, randomBytes(t, 200_000))
+	if _, err := s.Replicate(ctx, first, second, store.ReplicateOptions{Refs: []blobstore.Ref{twice}}); err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, blobFile(s, lone), 500)
+	flipByte(t, blobFile(s, twice), 500)
+	if err := s.Meta().SetDefaultCopies(ctx, badger.CopiesPolicy{Copies: 2, Volumes: []int{second.ID, third.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	var failed []store.Finding
+	sum, err := s.ReplicateByPolicy(ctx, store.PolicyOptions{Failed: func(f store.Finding) { failed = append(failed, f) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lone blob needs two copies (its copy on the first volume does not
+	// count): both fail. The other needs one, on the third: its damaged
+	// copy fails, the second volume's is copied.
+	if sum.Below != 2 || sum.Copied != 1 || sum.To[third.Label] != 1 || sum.Short != 1 || sum.Failed != 3 {
+		t.Errorf("ReplicateByPolicy = %+v; want 2 below, 1 copied to third, 1 short, 3 failed", sum)
+	}
+	for _, f := range failed {
+		if f.Kind != store.NotCopied || f.Volume != first.Label {
+			t.Errorf("finding %+v, want a failed copy from volume %s", f, first.Label)
+		}
+	}
+	if got := copiesOf(t, s, lone); !slices.Equal(got, []int{first.ID}) {
+		t.Errorf("the damaged lone blob is recorded on %v, want only [%d]", got, first.ID)
+	}
+	if _, err := os.Stat(storedIn(secondDir, lone)); !os.IsNotExist(err) {
+		t.Errorf("the damaged blob's bytes reached the second volume: %v", err)
+	}
+	if got := copiesOf(t, s, twice); !slices.Equal(got, []int{first.ID, second.ID, third.ID}) {
+		t.Errorf("the blob stored twice is on %v, want [%d %d %d]", got, first.ID, second.ID, third.ID)
+	}
+}
+
+// TestReplicatorCopiesNewBlobs: the background replication copies what
+// was below policy when it started, then each blob stored while it runs.
+func TestReplicatorCopiesNewBlobs(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	if _, err := s.AddVolume(ctx, store.LocalVolume("second", t.TempDir())); err != nil {
+		t.Fatal(err)
+	}
+	before := put(t, s, store.DefaultVolume, randomBytes(t, 1000))
+	if err := s.Meta().SetDefaultCopies(ctx, badger.CopiesPolicy{Copies: 2}); err != nil {
+		t.Fatal(err)
+	}
+	r := store.NewReplicator(t.Logf, 0)
+	running, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(running, s) }()
+	t.Cleanup(func() { stop(); <-done })
+	waitFor(t, "the blob stored before to get its second copy", func() bool { return len(copiesOf(t, s, before)) == 2 })
+	after := put(t, s, store.DefaultVolume, randomBytes(t, 1000))
+	waitFor(t, "the blob stored after to get its second copy", func() bool { return len(copiesOf(t, s, after)) == 2 })
+	if below, _, _ := belowPolicy(t, s); below != 0 {
+		t.Errorf("below policy: %d, want 0", below)
+	}
+	if state := r.State(); state.Copied != 2 || state.Passes < 2 {
+		t.Errorf("replicator state %+v, want 2 copies in 2 passes or more", state)
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30 s for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
