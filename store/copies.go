@@ -194,6 +194,8 @@ type PolicyOptions struct {
 	Refs     []blobstore.Ref
 	ReadRate float64       // bytes per second read at most (0: no limit)
 	Failed   func(Finding) // each copy that could not be made (nil: none)
+	// Copied is called after each copy made, with its volume (nil: none).
+	Copied   func(ref blobstore.Ref, to string, bytes int64)
 	Reporter Reporter
 }
 
@@ -203,8 +205,11 @@ type PolicySummary struct {
 	// Below: the blobs it found below their policy; Short: those of them
 	// still below it when it ended (too few volumes the policy allows are
 	// available, or copies failed).
-	Below  int64          `json:"below_policy"`
-	Short  int64          `json:"still_below"`
+	Below int64 `json:"below_policy"`
+	Short int64 `json:"still_below"`
+	// TooFew: those of Short that no copy failed for: fewer volumes than
+	// their policy's copies are allowed, mounted and not failing.
+	TooFew int64          `json:"too_few_volumes"`
 	Copied int            `json:"copied"`
 	Bytes  int64          `json:"bytes"`
 	Failed int            `json:"failed"`
@@ -351,7 +356,7 @@ func (p *policyPass) copyAll(ctx context.Context, batch []policyWork) error {
 // copy makes the copies blob w lacks, and counts it short if it still
 // lacks some.
 func (p *policyPass) copy(ctx context.Context, w *policyWork) error {
-	held := copiesHeld(w.policy, w.volumes)
+	held, failed := copiesHeld(w.policy, w.volumes), p.summary.Failed
 	for _, to := range p.targets(w) {
 		if held >= w.policy.Copies {
 			break
@@ -370,6 +375,9 @@ func (p *policyPass) copy(ctx context.Context, w *policyWork) error {
 	}
 	if held < w.policy.Copies {
 		p.summary.Short++
+		if p.summary.Failed == failed {
+			p.summary.TooFew++
+		}
 	}
 	return nil
 }
@@ -403,9 +411,13 @@ func (p *policyPass) copyTo(ctx context.Context, w *policyWork, to int) (copied,
 		var notOn *diskaccess.NotOnVolumeError
 		switch {
 		case err == nil:
+			name := p.s.VolumeName(ctx, to)
 			p.summary.Copied++
 			p.summary.Bytes += w.size
-			p.summary.To[p.s.VolumeName(ctx, to)]++
+			p.summary.To[name]++
+			if p.opts.Copied != nil {
+				p.opts.Copied(w.ref, name, w.size)
+			}
 			p.pairs[[2]int{from, to}] = true
 			p.r.Add(0, w.size)
 			return true, false, nil

@@ -245,6 +245,14 @@ func TestReplicatorCopiesNewBlobs(t *testing.T) {
 	if state := r.State(); state.Copied != 2 || state.Passes < 2 {
 		t.Errorf("replicator state %+v, want 2 copies in 2 passes or more", state)
 	}
+	// Stopped right after a store, it copies what was stored before it
+	// returns (as at an unmount, after the last snapshot).
+	last := put(t, s, store.DefaultVolume, randomBytes(t, 1000))
+	stop()
+	<-done
+	if got := copiesOf(t, s, last); len(got) != 2 {
+		t.Errorf("the blob stored just before the replication stopped is on %v, want two volumes", got)
+	}
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

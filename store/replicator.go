@@ -21,7 +21,7 @@ type Replicator struct {
 
 	mu       sync.Mutex // guards pending, overflow, state
 	pending  map[blobstore.Ref]struct{}
-	overflow bool // more were recorded than pending holds: a whole pass instead
+	overflow bool // more were recorded than pending holds, or Rescan: a whole pass next
 	state    ReplicatorState
 	wake     chan struct{}
 }
@@ -76,8 +76,19 @@ func (r *Replicator) note(ref blobstore.Ref) {
 	}
 }
 
+// Rescan asks for a whole pass soon: a policy changed.
+func (r *Replicator) Rescan() {
+	r.mu.Lock()
+	r.overflow = true
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
 // take returns the refs noted since the last call, or whole if too many
-// were.
+// were (or Rescan asked for a whole pass).
 func (r *Replicator) take() (refs []blobstore.Ref, whole bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -89,14 +100,16 @@ func (r *Replicator) take() (refs []blobstore.Ref, whole bool) {
 	return refs, whole
 }
 
-// Run replicates until ctx ends (an interrupted copy is made again by the
-// next run: nothing records a copy before it is durable).
+// Run replicates until ctx ends, then copies what was recorded since its
+// last pass for a few seconds more (drain). An interrupted copy is made
+// again by the next run: nothing records a copy before it is durable.
 func (r *Replicator) Run(ctx context.Context, s *Store) {
 	s.meta.OnBlobCreated(r.note)
 	defer s.meta.OnBlobCreated(nil)
 	whole := true
 	full := time.NewTicker(ReplicatorFullEvery)
 	defer full.Stop()
+	defer r.drain(s)
 	for ctx.Err() == nil {
 		var refs []blobstore.Ref
 		if !whole {
@@ -121,12 +134,36 @@ func (r *Replicator) Run(ctx context.Context, s *Store) {
 	}
 }
 
+// drainTimeout bounds the copies an unmount waits for.
+const drainTimeout = 10 * time.Second
+
+// drain copies, when Run is told to stop, the blobs recorded since the
+// last pass (the last snapshot's, the last files'), for at most
+// drainTimeout: what is left then waits for the next mount.
+func (r *Replicator) drain(s *Store) {
+	refs, whole := r.take()
+	if whole || len(refs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	r.pass(ctx, s, refs, false)
+}
+
 func (r *Replicator) pass(ctx context.Context, s *Store, refs []blobstore.Ref, whole bool) {
 	r.mu.Lock()
 	r.state.Running = true
 	r.mu.Unlock()
 	opts := PolicyOptions{ReadRate: r.readRate, Failed: func(f Finding) {
+		r.mu.Lock()
+		r.state.Failed++
+		r.mu.Unlock()
 		r.logf("replication: could not copy blob %s (volume %s): %s", f.Ref, f.Volume, f.Error)
+	}, Copied: func(_ blobstore.Ref, _ string, bytes int64) {
+		r.mu.Lock()
+		r.state.Copied++
+		r.state.Bytes += bytes
+		r.mu.Unlock()
 	}}
 	if !whole {
 		opts.Refs = refs
@@ -135,9 +172,6 @@ func (r *Replicator) pass(ctx context.Context, s *Store, refs []blobstore.Ref, w
 	r.mu.Lock()
 	r.state.Running = false
 	r.state.Passes++
-	r.state.Copied += summary.Copied
-	r.state.Bytes += summary.Bytes
-	r.state.Failed += summary.Failed
 	r.state.LastPass = time.Now().UTC()
 	r.state.Last = summary
 	r.mu.Unlock()

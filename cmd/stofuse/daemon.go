@@ -28,9 +28,10 @@ type daemon struct {
 	volume     string
 	readOnly   bool
 	started    time.Time
-	owner      int         // the uid allowed to connect (root may too)
-	metrics    *metrics    // nil without --metrics
-	fuse       store.Mount // the mount, for the garbage collections it runs
+	owner      int               // the uid allowed to connect (root may too)
+	metrics    *metrics          // nil without --metrics
+	fuse       store.Mount       // the mount, for the garbage collections it runs
+	replicator *store.Replicator // the background replication (nil: a read-only mount's)
 
 	listener *net.UnixListener
 	ctx      context.Context // cancelled when the daemon stops
@@ -58,7 +59,7 @@ type job struct {
 // The socket lives in the store directory, which is the owner's alone
 // (0700), or for a store that cannot be written in the runtime directory
 // (also 0700), and is made 0600 as soon as it exists.
-func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metrics, fuse store.Mount) (*daemon, error) {
+func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metrics, fuse store.Mount, replicator *store.Replicator) (*daemon, error) {
 	path := controlSocket(s.Dir())
 	if s.ReadOnly() {
 		if err := makeRuntimeDir(); err != nil {
@@ -80,7 +81,7 @@ func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metric
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemon{session: s, mountpoint: mountpoint, volume: volume, readOnly: readOnly, started: time.Now(),
-		owner: os.Getuid(), metrics: m, fuse: fuse, listener: listener, ctx: ctx, cancel: cancel,
+		owner: os.Getuid(), metrics: m, fuse: fuse, replicator: replicator, listener: listener, ctx: ctx, cancel: cancel,
 		jobs: map[int]*job{}, conns: map[*net.UnixConn]bool{}}
 	go d.accept()
 	return d, nil
@@ -337,6 +338,8 @@ func (h *daemonHost) jobs() []jobStatus {
 	}
 	return jobs
 }
+
+func (h *daemonHost) replicator() *store.Replicator { return h.daemon.replicator }
 
 func (h *daemonHost) observer() store.Observer {
 	if h.daemon.metrics == nil {

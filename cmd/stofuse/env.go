@@ -54,6 +54,9 @@ type host interface {
 	// fuse is the mount served beside the command, for a garbage
 	// collection (nil: the store is not mounted by this host).
 	fuse() store.Mount
+	// replicator is the mount's background replication (nil: none runs
+	// beside the command).
+	replicator() *store.Replicator
 }
 
 // localEnv is the environment of a command run in this process.

@@ -130,7 +130,7 @@ func newApp(e *env) *cli.App {
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output (JSON lines on stdout)"},
 		},
 		Commands: []*cli.Command{
-			initCommand(), keyCommand(), volumeCommand(),
+			initCommand(), keyCommand(), volumeCommand(), collectionCommand(),
 			putCommand(), catCommand(), statCommand(), releaseCommand(),
 			scrubCommand(), replicateCommand(),
 			snapshotCommand(), forgetCommand(), gcCommand(), recoverCommand(), syncCommand(),

@@ -73,9 +73,22 @@ func mountCommand() *cli.Command {
 			&cli.DurationFlag{Name: "scrub-every", Usage: "scrub each volume whose last scrub finished longer ago than this, repairing what it finds, " +
 				"going on after a remount where an unmount interrupted it (default: never; e.g. 720h)"},
 			&cli.StringFlag{Name: "scrub-rate", Value: defaultScrubRate, Usage: "read at most this many bytes per second in a scheduled scrub (K, M, G: powers of 1024)"},
+			&cli.StringFlag{Name: "replicate-rate", Usage: "read at most this many bytes per second when copying blobs below their copies policy (default: no limit)"},
 		},
 		Action: mount,
 	}
+}
+
+// replicateRate is --replicate-rate in bytes per second (0: no limit).
+func replicateRate(c *cli.Context) (float64, error) {
+	if c.String("replicate-rate") == "" {
+		return 0, nil
+	}
+	perSecond, err := store.ParseRate(c.String("replicate-rate"))
+	if err != nil {
+		return 0, usageError("--replicate-rate: %v", err)
+	}
+	return perSecond, nil
 }
 
 // readyFdEnv names the pipe a --background child reports readiness on.
@@ -99,6 +112,9 @@ func mount(c *cli.Context) (err error) {
 	}
 	if _, err := store.ParseRate(c.String("scrub-rate")); err != nil {
 		return usageError("--scrub-rate: %v", err)
+	}
+	if _, err := replicateRate(c); err != nil {
+		return err
 	}
 	mountpoint, err := checkMountpoint(c.Args().First())
 	if err != nil {
@@ -237,13 +253,30 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 			s.out.warnf("could not raise the kernel's readahead for %s: %v", mountpoint, err)
 		}
 	}
-	control, err := startDaemon(s, mountpoint, v.Label, c.Bool("read-only"), observer, root)
+	var replicator *store.Replicator
+	if !c.Bool("read-only") {
+		rate, _ := replicateRate(c) // checked in mount
+		replicator = store.NewReplicator(logger.Printf, rate)
+	}
+	control, err := startDaemon(s, mountpoint, v.Label, c.Bool("read-only"), observer, root, replicator)
 	if err != nil {
 		server.Unmount()
 		return err
 	}
 	// Commands run by the daemon hold the store: stop them before it closes.
 	defer control.stop()
+	if replicator != nil {
+		// Blobs below their copies policy are copied in the background,
+		// until the store closes (an interrupted copy is made again by the
+		// next mount).
+		replicating, stopReplicating := context.WithCancel(ctx)
+		replicated := make(chan struct{})
+		go func() {
+			defer close(replicated)
+			replicator.Run(replicating, s.Store)
+		}()
+		defer func() { stopReplicating(); <-replicated }()
+	}
 	// Damaged copies that reads read around are repaired in the
 	// background, until the store closes.
 	healing, stopHealing := context.WithCancel(ctx)

@@ -24,11 +24,14 @@ func statusCommand() *cli.Command {
 type statusReport struct {
 	Store string `json:"store"`
 	// ReadOnly: the store cannot be written, and is read as it is.
-	ReadOnly bool               `json:"read_only"`
-	Mount    *mountStatus       `json:"mount,omitempty"`
-	Volumes  []any              `json:"volumes"`
-	Scrubs   []store.ScrubState `json:"scrubs"`
-	Jobs     []jobStatus        `json:"jobs"`
+	ReadOnly bool                `json:"read_only"`
+	Mount    *mountStatus        `json:"mount,omitempty"`
+	Volumes  []any               `json:"volumes"`
+	Scrubs   []store.ScrubState  `json:"scrubs"`
+	Copies   *store.CopiesStatus `json:"copies"`
+	// Replication: the mount's background replication (none unmounted).
+	Replication *store.ReplicatorState `json:"replication,omitempty"`
+	Jobs        []jobStatus            `json:"jobs"`
 }
 
 type mountStatus struct {
@@ -67,15 +70,22 @@ func status(c *cli.Context) error {
 			return err
 		}
 	}
+	if report.Copies, err = s.CopiesStatus(c.Context); err != nil {
+		return err
+	}
+	if r := host.replicator(); r != nil {
+		state := r.State()
+		report.Replication = &state
+	}
 	if s.out.json {
 		s.out.result(report, "")
 		return nil
 	}
-	s.printStatus(volumes, &report)
+	s.printStatus(c, volumes, &report)
 	return nil
 }
 
-func (s *session) printStatus(volumes []*badger.Volume, report *statusReport) {
+func (s *session) printStatus(c *cli.Context, volumes []*badger.Volume, report *statusReport) {
 	out := s.out
 	if report.ReadOnly {
 		out.textf("store:    %s (cannot be written: opened read-only)", report.Store)
@@ -102,11 +112,47 @@ func (s *session) printStatus(volumes []*badger.Volume, report *statusReport) {
 	for i := range report.Scrubs {
 		out.textf("  %s: %s", report.Scrubs[i].Volume, describeScrub(&report.Scrubs[i]))
 	}
+	s.printCopies(c, report)
 	out.textf("jobs:")
 	if len(report.Jobs) == 0 {
 		out.textf("  none running")
 	}
 	for _, j := range report.Jobs {
 		out.textf("  %s (since %s): %s", j.Command, j.Started.Format(time.RFC3339), j.Progress)
+	}
+}
+
+// printCopies says how many blobs are below their copies policy, and what
+// the mount's background replication did.
+func (s *session) printCopies(c *cli.Context, report *statusReport) {
+	out, copies := s.out, report.Copies
+	out.textf("copies:   %d of %d blobs below their policy (store's policy: %s)", copies.Below, copies.Blobs, s.describePolicy(c, copies.Default))
+	for _, coll := range copies.Collections {
+		name, policy := coll.Name, s.describePolicy(c, coll.Policy)
+		if name == "" {
+			name = "(no collection)"
+		}
+		if !coll.Own {
+			policy += " (store's)"
+		}
+		out.textf("  collection %-12s %-28s %10d blobs, %d below policy", name, policy, coll.Blobs, coll.Below)
+	}
+	for _, v := range copies.Volumes {
+		if v.Below > 0 {
+			out.textf("  volume %-16s holds %d of them", v.Volume, v.Below)
+		}
+	}
+	r := report.Replication
+	switch {
+	case r == nil && report.Mount == nil && copies.Below > 0:
+		out.textf("  not mounted: `stofuse replicate --policy` makes the copies")
+	case r == nil:
+	case r.Running:
+		out.textf("  replication: copying (%d copies made since the mount, %d failed)", r.Copied, r.Failed)
+	case r.Passes == 0:
+		out.textf("  replication: starting")
+	default:
+		out.textf("  replication: %d copies made since the mount (%s), %d failed; last look %s",
+			r.Copied, formatBytes(r.Bytes), r.Failed, r.LastPass.Format(time.RFC3339))
 	}
 }

@@ -79,6 +79,8 @@ func (localHost) mount() *mountStatus      { return nil }
 func (localHost) jobs() []jobStatus        { return nil }
 func (localHost) observer() store.Observer { return nil }
 
+func (localHost) replicator() *store.Replicator { return nil }
+
 func (localHost) open(c *cli.Context, dir string, keys keyNeed) (*session, error) {
 	return openHere(c, dir, keys)
 }

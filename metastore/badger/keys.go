@@ -14,7 +14,7 @@ import (
 //	V <volume id u32 BE>       volume record (JSON)
 //	c <collection name>        collection record (JSON)
 //	k <key id>                 key envelope (JSON)
-//	m <name>                   store settings (JSON): "kdf"; "next-ino" (u64 BE); "tree-index" and
+//	m <name>                   store settings (JSON): "kdf"; "next-ino" (u64 BE); "copies" (copies.go); "tree-index" and
 //	                           "explicit-stores" (migrations done: tree_stamp.go, explicit.go)
 //	i <ino u64 BE>             inode of the files/ tree (Inode, binary)
 //	e <parent u64 BE> <name>   directory entry: child ino (u64 BE) and kind (1 byte)
