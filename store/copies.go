@@ -188,9 +188,8 @@ func (s *Store) CopiesStatus(ctx context.Context) (*CopiesStatus, error) {
 
 // PolicyOptions say what a ReplicateByPolicy looks at and whom it tells.
 type PolicyOptions struct {
-	// Refs: only these blobs (those recorded since the last pass), with
-	// the policy of the collection whose key seals each; none: every
-	// blob.
+	// Refs: only these blobs (those recorded or given to files since the
+	// last pass); none: every blob.
 	Refs     []blobstore.Ref
 	ReadRate float64       // bytes per second read at most (0: no limit)
 	Failed   func(Finding) // each copy that could not be made (nil: none)
@@ -316,7 +315,9 @@ func (p *policyPass) refs(ctx context.Context, refs []blobstore.Ref) error {
 		}
 		p.summary.Checked++
 		p.r.Add(1, 0)
-		use := badger.BlobUse{Ref: ref, SizeOnDisk: meta.SizeOnDisk, Volumes: meta.Volumes, KeyID: meta.EncryptionKeyId}
+		// Files: a file may use it (the pass looks only if a policy asks
+		// for more copies than its key's).
+		use := badger.BlobUse{Ref: ref, SizeOnDisk: meta.SizeOnDisk, Volumes: meta.Volumes, KeyID: meta.EncryptionKeyId, Files: true}
 		if err := p.consider(ctx, &use, &batch); err != nil {
 			return err
 		}

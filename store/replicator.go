@@ -12,7 +12,7 @@ import (
 // background, for a mount's daemon: a whole pass of ReplicateByPolicy
 // when it starts (what an earlier mount, killed or not, left below
 // policy), then a pass over the blobs recorded since the last one, a
-// moment after they are, and a whole pass again every ReplicatorFullEvery
+// moment after they are (and of those a file starts to use), and a whole pass again every ReplicatorFullEvery
 // (for a policy raised meanwhile, a volume that came back, a blob that a
 // file of another collection started to use).
 type Replicator struct {
@@ -104,8 +104,8 @@ func (r *Replicator) take() (refs []blobstore.Ref, whole bool) {
 // last pass for a few seconds more (drain). An interrupted copy is made
 // again by the next run: nothing records a copy before it is durable.
 func (r *Replicator) Run(ctx context.Context, s *Store) {
-	s.meta.OnBlobCreated(r.note)
-	defer s.meta.OnBlobCreated(nil)
+	s.meta.OnBlobNoted(r.note)
+	defer s.meta.OnBlobNoted(nil)
 	whole := true
 	full := time.NewTicker(ReplicatorFullEvery)
 	defer full.Stop()

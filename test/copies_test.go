@@ -22,6 +22,7 @@ type copiesStatus struct {
 		} `json:"collections"`
 	} `json:"copies"`
 	Replication *struct {
+		Passes int `json:"passes"`
 		Copied int `json:"copied"`
 		Failed int `json:"failed"`
 	} `json:"replication"`
@@ -225,6 +226,49 @@ func TestCopiesPolicyS3(t *testing.T) {
 	m = s.mount()
 	if got := sh(t, "sha256sum < "+filepath.Join(m.dir, "files", "default", "f1")+" | cut -c1-64"); got != want["f1"]+"\n" {
 		t.Errorf("f1, damaged on the local volume: SHA-256 %s, want %s", got, want["f1"])
+	}
+	m.unmount()
+}
+
+// TestCopiesPolicySharedBlob: a blob that a file of a collection with one
+// copy stored, and that a file of a collection with two copies then uses
+// too (the same content, stored once), follows the larger policy and
+// gets its second copy; a file only the first collection uses keeps one.
+func TestCopiesPolicySharedBlob(t *testing.T) {
+	requireFuse(t)
+	s := newStore(t)
+	s.mustRun("volume", "add", "backup", "--path", filepath.Join(t.TempDir(), "backup"))
+	m := s.mount()
+	files := filepath.Join(m.dir, "files")
+	if err := os.Mkdir(filepath.Join(files, "other"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.mustRun("collection", "set", "other", "--copies", "2")
+	passes := func() int {
+		if r := s.copiesStatus().Replication; r != nil {
+			return r.Passes
+		}
+		return 0
+	}
+	waitFor(t, "the replication's whole pass", func() bool { return passes() >= 1 })
+	before := passes()
+	shared := writeRandomFile(t, filepath.Join(files, "default", "shared"), 1, 200_000)
+	alone := writeRandomFile(t, filepath.Join(files, "default", "alone"), 2, 200_000)
+	waitFor(t, "the replication's look at the new blobs", func() bool { return passes() > before })
+	s.waitForPolicy(t)
+	if got := s.volumesOf(shared); got != "default" {
+		t.Fatalf("the blob only the collection with one copy uses is on %q", got)
+	}
+	sh(t, "cp "+filepath.Join(files, "default", "shared")+" "+filepath.Join(files, "other", "shared"))
+	waitFor(t, "the shared blob to get its second copy", func() bool { return s.volumesOf(shared) == "default, backup" })
+	if got := s.volumesOf(alone); got != "default" {
+		t.Errorf("the blob of the collection with one copy is on %q, want default only", got)
+	}
+	st := s.waitForPolicy(t)
+	for _, c := range st.Copies.Counts {
+		if c.Name == "other" && c.Blobs < 1 {
+			t.Errorf("status counts %d blobs for the collection other, want the shared one", c.Blobs)
+		}
 	}
 	m.unmount()
 }

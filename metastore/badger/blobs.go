@@ -108,7 +108,7 @@ func (s *Store) recordCreated(txn *badgerdb.Txn, meta *diskaccess.BlobMeta, volu
 	if err := reprieve(txn, volumeId, meta.Ref); err != nil {
 		return err
 	}
-	s.notifyBlobCreated(meta.Ref)
+	s.notifyBlobNoted(meta.Ref)
 	return addToVolume(txn, volumeId, meta.Ref, meta.SizeOnDisk)
 }
 

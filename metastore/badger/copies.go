@@ -94,21 +94,22 @@ func volumesExist(txn *badgerdb.Txn, ids []int) error {
 	return nil
 }
 
-// OnBlobCreated registers fn, called with the ref of each blob recorded
-// from then on (a new record, not a copy). It is called inside the
-// recording transaction, which may still fail or run again: fn must only
-// note the ref (the background replication looks it up later). fn must
-// not block. nil stops the calls.
-func (s *Store) OnBlobCreated(fn func(blobstore.Ref)) {
+// OnBlobNoted registers fn, called with the ref of each blob recorded
+// from then on (a new record, not a copy) and of each blob a file's
+// content becomes (it may be one stored already, by another
+// collection). It is called inside the transaction, which may still fail
+// or run again: fn must only note the ref (the background replication
+// looks it up later), and must not block. nil stops the calls.
+func (s *Store) OnBlobNoted(fn func(blobstore.Ref)) {
 	if fn == nil {
-		s.blobCreated.Store(nil)
+		s.blobNoted.Store(nil)
 		return
 	}
-	s.blobCreated.Store(&fn)
+	s.blobNoted.Store(&fn)
 }
 
-func (s *Store) notifyBlobCreated(ref blobstore.Ref) {
-	if fn := s.blobCreated.Load(); fn != nil {
+func (s *Store) notifyBlobNoted(ref blobstore.Ref) {
+	if fn := s.blobNoted.Load(); fn != nil {
 		(*fn)(ref)
 	}
 }

@@ -59,7 +59,7 @@ type Store struct {
 
 	keysChanged func() error // called after the envelopes change (keys_export.go)
 
-	blobCreated atomic.Pointer[func(blobstore.Ref)] // OnBlobCreated's (copies.go)
+	blobNoted atomic.Pointer[func(blobstore.Ref)] // OnBlobNoted's (copies.go)
 
 	// readOnly: opened with OpenReadOnly (readonly.go); private is then
 	// the private copy of the database opened instead ("" if none), and
