@@ -56,6 +56,10 @@ func mountInBackground(c *cli.Context) error {
 	for _, line := range settled { // said on the terminal too
 		fmt.Fprintf(logFile, "stofuse: warning: %s\n", line)
 	}
+	childLogStart, err := logFile.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -88,9 +92,30 @@ func mountInBackground(c *cli.Context) error {
 	child.Wait()
 	msg := strings.TrimPrefix(strings.TrimSpace(status), "error: ")
 	if msg == "" {
-		msg = "the mount process ended before it was ready; see " + logPath
+		msg = childDied(child.ProcessState, logPath, childLogStart)
 	}
 	return &exitError{code: max(child.ProcessState.ExitCode(), exitFailure), err: errors.New(msg)}
+}
+
+// childDied says why a --background child ended without saying whether
+// it mounted: the first line of a Go panic or fatal error it logged
+// after from, or the signal that killed it.
+func childDied(state *os.ProcessState, logPath string, from int64) string {
+	why := "the mount process ended before it was ready"
+	if status, ok := state.Sys().(syscall.WaitStatus); ok && status.Signaled() {
+		why = fmt.Sprintf("the mount process was killed by signal %d (%v) before it was ready", status.Signal(), status.Signal())
+	}
+	if f, err := os.Open(logPath); err == nil {
+		defer f.Close()
+		lines := bufio.NewScanner(io.NewSectionReader(f, from, 1<<20))
+		for lines.Scan() {
+			if line := lines.Text(); strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") {
+				why = "the mount process crashed before it was ready: " + line
+				break
+			}
+		}
+	}
+	return why + "; see " + logPath
 }
 
 var readyOnce sync.Once
@@ -107,7 +132,8 @@ func reportReady(err error) {
 		if err == nil {
 			io.WriteString(pipe, "ready\n")
 		} else {
-			fmt.Fprintf(pipe, "error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			_, msg := classify(err) // the line the foreground would print
+			fmt.Fprintf(pipe, "error: %s\n", strings.ReplaceAll(msg, "\n", " "))
 		}
 		pipe.Close()
 	})

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -242,11 +241,10 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	}
 	root := fusefs.New(cfg)
 	opts := root.Options()
-	opts.MountOptions.DirectMount = os.Geteuid() == 0
 	opts.MountOptions.Debug = os.Getenv("STOFUSE_FUSE_DEBUG") != "" // every request, to the log
-	server, err := fs.Mount(mountpoint, root, opts)
+	server, err := mountKernel(mountpoint, root, opts)
 	if err != nil {
-		return fmt.Errorf("mounting %s: %w", mountpoint, err)
+		return err
 	}
 	if os.Geteuid() == 0 {
 		if err := fusefs.SetReadahead(mountpoint, readaheadKiB); err != nil {
