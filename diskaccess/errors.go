@@ -73,6 +73,28 @@ func (e *CorruptBlobError) Unwrap() error { return e.Err }
 // Is makes errors.Is(err, ErrCorrupt) true for every CorruptBlobError.
 func (e *CorruptBlobError) Is(target error) bool { return target == ErrCorrupt }
 
+// OtherBlobError: a copy's stored bytes are whole (their frames, index
+// and footer match their own checksums) but they are another blob's, Blob's,
+// whose recorded stored size and CRC-32C they have (misplaced, or swapped
+// with Blob's copy). Confirmed is set when Blob's data key opens them as
+// Blob's; without a key the size and CRC-32C are the evidence. It comes
+// wrapped in a *CorruptBlobError of the copy's own ref, Region
+// RegionWhole.
+type OtherBlobError struct {
+	Blob      blobstore.Ref
+	CRC       []byte // the stored bytes' CRC-32C, 4 bytes BE
+	Want      []byte // the CRC-32C recorded for the copy's own blob
+	Confirmed bool
+}
+
+func (e *OtherBlobError) Error() string {
+	how := fmt.Sprintf("they have its stored size and CRC-32C (%x; this blob's is %x)", e.CRC, e.Want)
+	if e.Confirmed {
+		how = "its key opens them as its own"
+	}
+	return fmt.Sprintf("they are blob %s's, not this blob's: %s", e.Blob, how)
+}
+
 // NotOnVolumeError: the metadata does not list the blob on the volume asked
 // for. It satisfies errors.Is(err, fs.ErrNotExist).
 type NotOnVolumeError struct {

@@ -80,3 +80,16 @@ type MetadataStore interface {
 	// a volume twice keeps one entry.
 	WriteBlobReplicated(ctx context.Context, ref blobstore.Ref, volumeId int) error
 }
+
+// StoredBytesFinder is what a MetadataStore may also do (found by type
+// assertion): find blobs by their stored size and CRC-32C. Scrub uses it
+// to name the blob whose bytes a copy holds when they are whole but not
+// its own; without it, such a copy is reported as damaged in its header
+// or holding another blob's bytes.
+type StoredBytesFinder interface {
+	// BlobsStoredAs returns the refs of the blobs recorded with stored
+	// size sizeOnDisk and CRC-32C crc (ExpectedCrc32): none is an empty
+	// result, not an error. It may read every blob record, so it is for
+	// the rare copy that is not what it should be, not for every blob.
+	BlobsStoredAs(ctx context.Context, sizeOnDisk int64, crc []byte) ([]blobstore.Ref, error)
+}

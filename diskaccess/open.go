@@ -191,7 +191,7 @@ func (b *BlobReader) openSealed(i int, sealed []byte, bufs *frameBuffers) ([]byt
 // frameError explains why frame i failed to open. The sealed bytes were
 // overwritten by the failed Open, so they are read again for the checksum.
 func (b *BlobReader) frameError(i int, entry frameEntry, buf []byte) error {
-	cause := errors.New("fails authentication: sealed with another key, or forged")
+	cause := errors.New("fails authentication, though it matches its checksum: another blob's bytes, sealed with another key, or forged")
 	if err := readFull(b.src, buf, entry.offset); err == nil && crc32.Checksum(buf, castagnoli) != entry.crc {
 		cause = errors.New("fails authentication: stored bytes do not match their checksum (damaged on disk)")
 	}

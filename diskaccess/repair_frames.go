@@ -33,7 +33,7 @@ func (c *Controller) RepairFromFrames(ctx context.Context, toVolumeId int, ref b
 	if err != nil {
 		return err
 	}
-	if _, err := c.checkStored(ctx, meta, target, toVolumeId); err == nil {
+	if _, err := c.checkStored(ctx, meta, target, toVolumeId, nil); err == nil {
 		return ErrCopyIntact
 	} else if !errors.Is(err, ErrCorrupt) {
 		return err

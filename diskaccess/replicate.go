@@ -67,7 +67,7 @@ func (c *Controller) Repair(ctx context.Context, fromVolumeId int, toVolumeId in
 	if !slices.Contains(meta.Volumes, fromVolumeId) {
 		return &NotOnVolumeError{Ref: ref, Volume: fromVolumeId, Volumes: meta.Volumes}
 	}
-	_, err = c.checkStored(ctx, meta, target, toVolumeId)
+	_, err = c.checkStored(ctx, meta, target, toVolumeId, nil)
 	if err == nil {
 		return ErrCopyIntact
 	}
@@ -103,9 +103,10 @@ func (c *Controller) copyVerified(ctx context.Context, meta *BlobMeta, from, to 
 		return err
 	}
 	defer rc.Close()
-	err = target.RawStore(ctx, meta.Ref, newCRCReader(limited(ctx, rc), meta.ExpectedCrc32, meta.SizeOnDisk))
+	checker := newCRCReader(limited(ctx, rc), meta.ExpectedCrc32, meta.SizeOnDisk)
+	err = target.RawStore(ctx, meta.Ref, checker)
 	if errors.Is(err, errChecksum) {
-		return c.locateDamage(ctx, source, meta.Ref, from, err)
+		return c.locateDamage(ctx, suspect{source, meta, from, checker.crc, err}, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("copying blob %s from volume %d to volume %d: %w", meta.Ref, from, to, err)

@@ -34,6 +34,9 @@ type Finding struct {
 	Error  string        `json:"error,omitempty"`
 	Size   int64         `json:"size,omitempty"`
 	From   string        `json:"from,omitempty"` // the volume a repair copied from
+	// Holds is the blob whose stored bytes a damaged copy holds instead
+	// of its own (diskaccess.OtherBlobError), when that is known.
+	Holds blobstore.Ref `json:"holds,omitzero"`
 }
 
 // ScrubSummary counts what a scrub of one volume checked and found.
@@ -184,7 +187,7 @@ func (sc *scrub) report(f Finding) {
 
 // check scrubs one blob.
 func (sc *scrub) check(ref blobstore.Ref) {
-	checked, err := sc.store.ctl.Scrub(sc.ctx, ref, sc.v.ID)
+	checked, err := sc.store.ctl.Scrub(sc.ctx, ref, sc.v.ID, sc.store.keyRing())
 	if sc.ctx.Err() != nil {
 		return // interrupted: this blob is checked again on resume
 	}
@@ -208,6 +211,16 @@ func (sc *scrub) check(ref blobstore.Ref) {
 			sc.lastSave = time.Now()
 		}
 	}
+}
+
+// keyRing is the store's data keys, or nil (not a nil *keyring.Ring in
+// an interface) when it was opened without a key: a scrub needs none, and
+// uses them only to confirm whose bytes a misplaced copy holds.
+func (s *Store) keyRing() diskaccess.KeyRing {
+	if ring := s.meta.Ring(); ring != nil {
+		return ring
+	}
+	return nil
 }
 
 // save records the scrub's state; it is saved even when the scrub's
@@ -239,6 +252,9 @@ func scrubFinding(ref blobstore.Ref, err error) Finding {
 		return Finding{Kind: Missing, Ref: ref, Error: "the metadata lists it, the volume does not hold it"}
 	case errors.As(err, &corrupt):
 		f := Finding{Kind: Damaged, Ref: ref, Region: string(corrupt.Region), Error: corrupt.Err.Error()}
+		if other := (*diskaccess.OtherBlobError)(nil); errors.As(err, &other) {
+			f.Holds = other.Blob
+		}
 		if corrupt.Frame >= 0 {
 			f.Frame = &corrupt.Frame
 			f.Error = fmt.Sprintf("frame %d: %s", corrupt.Frame, f.Error)

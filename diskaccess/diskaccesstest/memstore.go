@@ -4,6 +4,7 @@
 package diskaccesstest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -122,4 +123,19 @@ func (m *MemoryStore) WriteBlobReplicated(ctx context.Context, ref blobstore.Ref
 		m.blobs[ref] = meta
 	}
 	return nil
+}
+
+var _ diskaccess.StoredBytesFinder = (*MemoryStore)(nil)
+
+// BlobsStoredAs implements diskaccess.StoredBytesFinder.
+func (m *MemoryStore) BlobsStoredAs(ctx context.Context, sizeOnDisk int64, crc []byte) ([]blobstore.Ref, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var refs []blobstore.Ref
+	for ref, meta := range m.blobs {
+		if meta.SizeOnDisk == sizeOnDisk && bytes.Equal(meta.ExpectedCrc32, crc) {
+			refs = append(refs, ref)
+		}
+	}
+	return refs, nil
 }

@@ -56,6 +56,7 @@ func RunControllerTests(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"ScrubNamesDamagedFrame", testScrubNamesDamagedFrame},
 		{"ScrubRegions", testScrubRegions},
 		{"ScrubMissing", testScrubMissing},
+		{"ScrubNamesSwappedBlob", testScrubNamesSwappedBlob},
 		{"Replicate", testReplicate},
 		{"ReplicateRefusesDamagedSource", testReplicateRefusesDamagedSource},
 		{"ReplicateRefusesAbsentSource", testReplicateRefusesAbsentSource},

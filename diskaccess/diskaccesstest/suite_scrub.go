@@ -2,6 +2,7 @@ package diskaccesstest
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"testing"
@@ -30,7 +31,7 @@ func corruptError(t *testing.T, what string, err error) *diskaccess.CorruptBlobE
 func testScrubClean(t *testing.T, h *harness) {
 	for _, size := range []int{0, 1, 3*frameSize + 7} {
 		ref := h.write(t, 1, RandomContent(30, size))
-		checked, err := h.c.Scrub(h.ctx, ref, 1)
+		checked, err := h.c.Scrub(h.ctx, ref, 1, nil)
 		if err != nil || checked != h.meta(t, ref).SizeOnDisk {
 			t.Fatalf("Scrub of a clean %d-byte blob = %d, %v; want %d, nil", size, checked, err, h.meta(t, ref).SizeOnDisk)
 		}
@@ -43,7 +44,7 @@ func testScrubNamesDamagedFrame(t *testing.T, h *harness) {
 	// Frame 2 starts after the header and two full stored frames.
 	offset := headerSize + 2*(frameSize+tagSize) + 1000
 	h.damage(t, 1, ref, func(b []byte) []byte { b[offset] ^= 0x01; return b })
-	_, err := h.c.Scrub(h.ctx, ref, 1)
+	_, err := h.c.Scrub(h.ctx, ref, 1, nil)
 	ce := corruptError(t, "Scrub of a blob with frame 2 flipped", err)
 	if ce.Ref != ref || ce.Frame != 2 || ce.Volume != 1 {
 		t.Fatalf("Scrub error names ref %s frame %d volume %d; want %s frame 2 volume 1 (%v)", ce.Ref, ce.Frame, ce.Volume, ref, err)
@@ -71,7 +72,7 @@ func testScrubRegions(t *testing.T, h *harness) {
 		content := RandomContent(uint64(len(tc.name)), 2*frameSize+5)
 		ref := h.write(t, 1, append([]byte(tc.name), content...))
 		h.damage(t, 1, ref, tc.damage)
-		_, err := h.c.Scrub(h.ctx, ref, 1)
+		_, err := h.c.Scrub(h.ctx, ref, 1, nil)
 		if ce := corruptError(t, "Scrub after damage to the "+tc.name, err); ce.Region != tc.want || ce.Ref != ref {
 			t.Errorf("%s: Scrub blames %s of %s; want %s of %s (%v)", tc.name, ce.Region, ce.Ref, tc.want, ref, err)
 		}
@@ -83,7 +84,7 @@ func testScrubMissing(t *testing.T, h *harness) {
 	if err := os.Remove(h.storedPath(1, ref)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := h.c.Scrub(h.ctx, ref, 1)
+	_, err := h.c.Scrub(h.ctx, ref, 1, nil)
 	if !errors.Is(err, diskaccess.ErrMissing) || errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Scrub of a lost blob: %v, want ErrMissing (not 'not found')", err)
 	}
@@ -110,7 +111,7 @@ func testReplicate(t *testing.T, h *harness) {
 	if got, err := h.fetch(t, 2, ref); err != nil || string(got) != string(content) {
 		t.Fatalf("Fetch from the replica: %v", err)
 	}
-	if _, err := h.c.Scrub(h.ctx, ref, 2); err != nil {
+	if _, err := h.c.Scrub(h.ctx, ref, 2, nil); err != nil {
 		t.Fatalf("Scrub of the replica: %v", err)
 	}
 	if err := h.c.Replicate(h.ctx, 1, 2, ref); err != nil {
@@ -146,5 +147,51 @@ func testReplicateRefusesAbsentSource(t *testing.T, h *harness) {
 	}
 	if h.blobCount(t, 3) != 0 {
 		t.Fatal("Replicate stored something from nothing")
+	}
+}
+
+// swapped writes two blobs of one size to volume 1 and swaps their stored
+// files, as a misplaced copy or a careless hand would.
+func (h *harness) swapped(t *testing.T) (first, second blobstore.Ref) {
+	t.Helper()
+	first = h.write(t, 1, RandomContent(34, 2*frameSize+11))
+	second = h.write(t, 1, RandomContent(35, 2*frameSize+11))
+	a, b := h.stored(t, 1, first), h.stored(t, 1, second)
+	h.damage(t, 1, first, func([]byte) []byte { return b })
+	h.damage(t, 1, second, func([]byte) []byte { return a })
+	return first, second
+}
+
+func testScrubNamesSwappedBlob(t *testing.T, h *harness) {
+	first, second := h.swapped(t)
+	for _, tc := range []struct {
+		name string
+		keys diskaccess.KeyRing
+		want string // how it knows whose the bytes are
+	}{
+		{"without a key", nil, "they have its stored size and CRC-32C (%x; this blob's is %x)"},
+		{"with the key", h.Keys, "its key opens them as its own"},
+	} {
+		for _, pair := range [][2]blobstore.Ref{{first, second}, {second, first}} {
+			ref, other := pair[0], pair[1]
+			_, err := h.c.Scrub(h.ctx, ref, 1, tc.keys)
+			ce := corruptError(t, "Scrub of a swapped blob "+tc.name, err)
+			var otherErr *diskaccess.OtherBlobError
+			if !errors.As(err, &otherErr) || otherErr.Blob != other || ce.Ref != ref || ce.Region != diskaccess.RegionWhole {
+				t.Fatalf("Scrub %s of a blob whose file holds %s's bytes: %v; want a *CorruptBlobError (stored bytes) of %s wrapping an *OtherBlobError naming %s",
+					tc.name, other, err, ref, other)
+			}
+			want := "they are blob " + other.String() + "'s, not this blob's: " + tc.want
+			if tc.keys == nil {
+				want = fmt.Sprintf(want, h.meta(t, other).ExpectedCrc32, h.meta(t, ref).ExpectedCrc32)
+			}
+			if ce.Err.Error() != want {
+				t.Errorf("Scrub %s of a swapped blob says\n%q\nwant\n%q", tc.name, ce.Err.Error(), want)
+			}
+		}
+	}
+	// Reading it with the key never returns the other blob's bytes.
+	if got, err := h.fetch(t, 1, first); !errors.Is(err, diskaccess.ErrCorrupt) || len(got) != 0 {
+		t.Fatalf("Fetch of a swapped blob: %d bytes, %v; want none and a corruption error", len(got), err)
 	}
 }

@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -73,6 +74,41 @@ func (s *Store) QueryBlobExists(ctx context.Context, ref blobstore.Ref) (bool, e
 		return err
 	})
 	return found, err
+}
+
+var _ diskaccess.StoredBytesFinder = (*Store)(nil)
+
+// BlobsStoredAs implements diskaccess.StoredBytesFinder: it reads every
+// blob record (no index is kept by stored size or checksum), decoding
+// each in place.
+func (s *Store) BlobsStoredAs(ctx context.Context, sizeOnDisk int64, crc []byte) ([]blobstore.Ref, error) {
+	var refs []blobstore.Ref
+	err := s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixBlob}, PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			key := it.Item().Key()
+			if len(key) != 1+blobstore.RefSize {
+				return errBadRecord
+			}
+			ref := blobstore.Ref(key[1:])
+			err := it.Item().Value(func(value []byte) error {
+				record, err := decodeRecord(ref, value)
+				if err == nil && record.SizeOnDisk == sizeOnDisk && bytes.Equal(record.ExpectedCrc32, crc) {
+					refs = append(refs, ref)
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return refs, err
 }
 
 // WriteBlobCreated implements diskaccess.MetadataStore. The blob's bytes
