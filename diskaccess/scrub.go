@@ -18,9 +18,14 @@ import (
 // allows, the frame; a blob the volume has lost is one wrapping
 // ErrMissing. A copy that holds another blob's bytes wraps an
 // *OtherBlobError naming that blob when the metadata store can find it
-// (StoredBytesFinder); keys, if not nil, are used only to confirm it
-// (OtherBlobError.Confirmed).
-func (c *Controller) Scrub(ctx context.Context, ref blobstore.Ref, volumeId int, keys KeyRing) (int64, error) {
+// (StoredBytesFinder).
+func (c *Controller) Scrub(ctx context.Context, ref blobstore.Ref, volumeId int) (int64, error) {
+	return c.ScrubWithKeys(ctx, ref, volumeId, nil)
+}
+
+// ScrubWithKeys is Scrub, with the caller's keys to confirm that a copy
+// holding another blob's bytes holds that blob's (OtherBlobError.Confirmed).
+func (c *Controller) ScrubWithKeys(ctx context.Context, ref blobstore.Ref, volumeId int, keys KeyRing) (int64, error) {
 	meta, driver, err := c.blobOnVolume(ctx, ref, nil, volumeId)
 	if err != nil {
 		return 0, err

@@ -187,7 +187,7 @@ func (sc *scrub) report(f Finding) {
 
 // check scrubs one blob.
 func (sc *scrub) check(ref blobstore.Ref) {
-	checked, err := sc.store.ctl.Scrub(sc.ctx, ref, sc.v.ID, sc.store.keyRing())
+	checked, err := sc.store.ctl.ScrubWithKeys(sc.ctx, ref, sc.v.ID, sc.store.keyRing())
 	if sc.ctx.Err() != nil {
 		return // interrupted: this blob is checked again on resume
 	}

@@ -45,7 +45,7 @@ func testRepairDamagedAndMissing(t *testing.T, h *harness) {
 	if !bytes.Equal(h.stored(t, 2, ref), good) {
 		t.Fatal("the repaired copy's bytes differ from the good copy's")
 	}
-	if _, err := h.c.Scrub(h.ctx, ref, 2, nil); err != nil {
+	if _, err := h.c.Scrub(h.ctx, ref, 2); err != nil {
 		t.Fatalf("Scrub after Repair: %v", err)
 	}
 	if err := os.Remove(h.storedPath(2, ref)); err != nil {

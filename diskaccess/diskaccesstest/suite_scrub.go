@@ -31,7 +31,7 @@ func corruptError(t *testing.T, what string, err error) *diskaccess.CorruptBlobE
 func testScrubClean(t *testing.T, h *harness) {
 	for _, size := range []int{0, 1, 3*frameSize + 7} {
 		ref := h.write(t, 1, RandomContent(30, size))
-		checked, err := h.c.Scrub(h.ctx, ref, 1, nil)
+		checked, err := h.c.Scrub(h.ctx, ref, 1)
 		if err != nil || checked != h.meta(t, ref).SizeOnDisk {
 			t.Fatalf("Scrub of a clean %d-byte blob = %d, %v; want %d, nil", size, checked, err, h.meta(t, ref).SizeOnDisk)
 		}
@@ -44,7 +44,7 @@ func testScrubNamesDamagedFrame(t *testing.T, h *harness) {
 	// Frame 2 starts after the header and two full stored frames.
 	offset := headerSize + 2*(frameSize+tagSize) + 1000
 	h.damage(t, 1, ref, func(b []byte) []byte { b[offset] ^= 0x01; return b })
-	_, err := h.c.Scrub(h.ctx, ref, 1, nil)
+	_, err := h.c.Scrub(h.ctx, ref, 1)
 	ce := corruptError(t, "Scrub of a blob with frame 2 flipped", err)
 	if ce.Ref != ref || ce.Frame != 2 || ce.Volume != 1 {
 		t.Fatalf("Scrub error names ref %s frame %d volume %d; want %s frame 2 volume 1 (%v)", ce.Ref, ce.Frame, ce.Volume, ref, err)
@@ -72,7 +72,7 @@ func testScrubRegions(t *testing.T, h *harness) {
 		content := RandomContent(uint64(len(tc.name)), 2*frameSize+5)
 		ref := h.write(t, 1, append([]byte(tc.name), content...))
 		h.damage(t, 1, ref, tc.damage)
-		_, err := h.c.Scrub(h.ctx, ref, 1, nil)
+		_, err := h.c.Scrub(h.ctx, ref, 1)
 		if ce := corruptError(t, "Scrub after damage to the "+tc.name, err); ce.Region != tc.want || ce.Ref != ref {
 			t.Errorf("%s: Scrub blames %s of %s; want %s of %s (%v)", tc.name, ce.Region, ce.Ref, tc.want, ref, err)
 		}
@@ -84,7 +84,7 @@ func testScrubMissing(t *testing.T, h *harness) {
 	if err := os.Remove(h.storedPath(1, ref)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := h.c.Scrub(h.ctx, ref, 1, nil)
+	_, err := h.c.Scrub(h.ctx, ref, 1)
 	if !errors.Is(err, diskaccess.ErrMissing) || errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Scrub of a lost blob: %v, want ErrMissing (not 'not found')", err)
 	}
@@ -111,7 +111,7 @@ func testReplicate(t *testing.T, h *harness) {
 	if got, err := h.fetch(t, 2, ref); err != nil || string(got) != string(content) {
 		t.Fatalf("Fetch from the replica: %v", err)
 	}
-	if _, err := h.c.Scrub(h.ctx, ref, 2, nil); err != nil {
+	if _, err := h.c.Scrub(h.ctx, ref, 2); err != nil {
 		t.Fatalf("Scrub of the replica: %v", err)
 	}
 	if err := h.c.Replicate(h.ctx, 1, 2, ref); err != nil {
@@ -174,7 +174,7 @@ func testScrubNamesSwappedBlob(t *testing.T, h *harness) {
 	} {
 		for _, pair := range [][2]blobstore.Ref{{first, second}, {second, first}} {
 			ref, other := pair[0], pair[1]
-			_, err := h.c.Scrub(h.ctx, ref, 1, tc.keys)
+			_, err := h.c.ScrubWithKeys(h.ctx, ref, 1, tc.keys)
 			ce := corruptError(t, "Scrub of a swapped blob "+tc.name, err)
 			var otherErr *diskaccess.OtherBlobError
 			if !errors.As(err, &otherErr) || otherErr.Blob != other || ce.Ref != ref || ce.Region != diskaccess.RegionWhole {
