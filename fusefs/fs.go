@@ -53,6 +53,11 @@ type Catalog interface {
 	// ListVolumeBlobs calls fn for each blob on the volume in ref order,
 	// starting after the given ref (zero: from the start).
 	ListVolumeBlobs(ctx context.Context, volumeID int, after blobstore.Ref, fn func(blobstore.Ref) error) error
+	// ListBlobs is ListVolumeBlobs of every blob of the store, once; with
+	// visible, only those with a copy on a volume it accepts.
+	ListBlobs(ctx context.Context, after blobstore.Ref, visible func(volumeID int) bool, fn func(blobstore.Ref) error) error
+	// VolumeIDs lists the ids of the store's volumes, mounted or not.
+	VolumeIDs(ctx context.Context) ([]int, error)
 	// VolumeName returns a volume's name, for xattrs.
 	VolumeName(ctx context.Context, volumeID int) string
 }
@@ -64,8 +69,13 @@ type Config struct {
 	Keys       diskaccess.KeyRing
 	Tree       Tree      // the files/ tree; nil: no files/
 	Snapshots  Snapshots // the snapshots on Volume; nil: no snapshots/
-	Volume     int       // the volume whose blobs ref/ shows
-	Collection string    // whose key seals blobs written through the mount
+	// Volume is the write volume: blobs written through the mount are
+	// stored on it, reads try its copy first, and statfs reports it.
+	Volume int
+	// OnlyVolume: ref/ shows Volume's blobs only; else the blobs of every
+	// mounted volume, each once.
+	OnlyVolume bool
+	Collection string // whose key seals blobs written through the mount
 	ReadOnly   bool
 	// AllowOther lets every user reach the mount (FUSE's allow_other);
 	// without it only the mount's owner can. Either way the kernel

@@ -101,8 +101,8 @@ func (r *Root) BrowsedSnapshots(fn func(root blobstore.Ref)) {
 // kernel, so the caller must not be serving a request of this mount.
 func (r *Root) BlobsRemoved(volumeID int, refs []blobstore.Ref) {
 	f := r.fsys
-	if volumeID != f.cfg.Volume {
-		return
+	if f.cfg.OnlyVolume && volumeID != f.cfg.Volume {
+		return // ref/ does not show that volume's blobs
 	}
 	for _, ref := range refs {
 		if errno := f.ref.NotifyEntry(ref.String()); errno != 0 && !errors.Is(errno, syscall.ENOENT) {

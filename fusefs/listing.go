@@ -230,15 +230,19 @@ func readPage[T any](list func(add func(T) error) error, add func(T)) (last bool
 
 var errPageFull = errors.New("page full")
 
-// refPages reads the refs of the mounted volume's blobs, in ref order.
+// refPages reads the refs of the blobs ref/ shows, in ref order.
 func (f *FS) refPages() pageReader {
 	var after blobstore.Ref
+	visible := f.unmountedVolumes()
 	refs := make([]blobstore.Ref, 0, listPage)
 	var names []byte
 	return func(ctx context.Context, buf []fuse.DirEntry) ([]fuse.DirEntry, bool, error) {
 		refs = refs[:0]
 		last, err := readPage(func(add func(blobstore.Ref) error) error {
-			return f.cfg.Catalog.ListVolumeBlobs(ctx, f.cfg.Volume, after, add)
+			if f.cfg.OnlyVolume {
+				return f.cfg.Catalog.ListVolumeBlobs(ctx, f.cfg.Volume, after, add)
+			}
+			return f.cfg.Catalog.ListBlobs(ctx, after, visible, add)
 		}, func(ref blobstore.Ref) { refs = append(refs, ref) })
 		if len(refs) == 0 {
 			return buf, last, err

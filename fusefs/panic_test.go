@@ -27,7 +27,11 @@ func (panickyCatalog) SetBlobMtime(context.Context, blobstore.Ref, int64) error 
 func (panickyCatalog) ListVolumeBlobs(context.Context, int, blobstore.Ref, func(blobstore.Ref) error) error {
 	return nil
 }
-func (panickyCatalog) VolumeName(context.Context, int) string { return "v" }
+func (panickyCatalog) ListBlobs(context.Context, blobstore.Ref, func(int) bool, func(blobstore.Ref) error) error {
+	return nil
+}
+func (panickyCatalog) VolumeIDs(context.Context) ([]int, error) { return nil, nil }
+func (panickyCatalog) VolumeName(context.Context, int) string   { return "v" }
 
 // TestPanicBecomesEIO mounts in this process (the test only stats, which
 // cannot deadlock with the server) and checks that a handler that panics

@@ -116,7 +116,7 @@ func (d *refDir) lookupBlob(ctx context.Context, ref blobstore.Ref, attr *fuse.A
 	if err != nil {
 		return nil, d.fsys.errno(describe("lookup", ref.String()), err)
 	}
-	if !slices.Contains(meta.Volumes, d.fsys.cfg.Volume) {
+	if !d.fsys.shows(meta.Volumes) {
 		return nil, syscall.ENOENT
 	}
 	d.fsys.blobAttr(meta, mtime, attr)
@@ -177,7 +177,27 @@ func (d *refDir) addPending(p *pendingNode) *pendingNode {
 
 func (d *refDir) isCommitted(ctx context.Context, ref blobstore.Ref) bool {
 	meta, _, err := d.fsys.cfg.Catalog.BlobRecord(ctx, ref)
-	return err == nil && slices.Contains(meta.Volumes, d.fsys.cfg.Volume)
+	return err == nil && d.fsys.shows(meta.Volumes)
+}
+
+// shows reports whether ref/ shows a blob with copies on volumes: one on
+// the mounted volume, or (not OnlyVolume) on any mounted volume.
+func (f *FS) shows(volumes []int) bool {
+	if f.cfg.OnlyVolume {
+		return slices.Contains(volumes, f.cfg.Volume)
+	}
+	return slices.ContainsFunc(volumes, f.cfg.Controller.IsMounted)
+}
+
+// unmountedVolumes is nil while every volume of the store is mounted, so
+// that a listing of ref/ reads the blobs' keys alone; else the test of
+// shows, which a listing then applies to each blob's record.
+func (f *FS) unmountedVolumes() func(int) bool {
+	ids, err := f.cfg.Catalog.VolumeIDs(context.Background())
+	if err == nil && !slices.ContainsFunc(ids, func(id int) bool { return !f.cfg.Controller.IsMounted(id) }) {
+		return nil
+	}
+	return f.cfg.Controller.IsMounted
 }
 
 // Unlink implements fs.NodeUnlinker: a written name can be removed (its

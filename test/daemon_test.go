@@ -178,7 +178,7 @@ func TestScrubResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	if status := s.mustRun("status"); !strings.Contains(status, "stofuse scrub --limit-rate 4M") || !strings.Contains(status, "mounted:  volume default at") {
+	if status := s.mustRun("status"); !strings.Contains(status, "stofuse scrub --limit-rate 4M") || !strings.Contains(status, "mounted:  every volume (writes go to default) at") {
 		t.Fatalf("status while a scrub runs:\n%s", status)
 	}
 	scrub.Process.Signal(syscall.SIGINT)

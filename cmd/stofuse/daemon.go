@@ -25,7 +25,8 @@ import (
 type daemon struct {
 	session    *session
 	mountpoint string
-	volume     string
+	volume     string // the write volume
+	onlyVolume bool   // the mount shows that volume alone
 	readOnly   bool
 	started    time.Time
 	owner      int               // the uid allowed to connect (root may too)
@@ -59,7 +60,7 @@ type job struct {
 // The socket lives in the store directory, which is the owner's alone
 // (0700), or for a store that cannot be written in the runtime directory
 // (also 0700), and is made 0600 as soon as it exists.
-func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metrics, fuse store.Mount, replicator *store.Replicator) (*daemon, error) {
+func startDaemon(s *session, mountpoint, volume string, onlyVolume, readOnly bool, m *metrics, fuse store.Mount, replicator *store.Replicator) (*daemon, error) {
 	path := controlSocket(s.Dir())
 	if s.ReadOnly() {
 		if err := makeRuntimeDir(); err != nil {
@@ -80,7 +81,7 @@ func startDaemon(s *session, mountpoint, volume string, readOnly bool, m *metric
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{session: s, mountpoint: mountpoint, volume: volume, readOnly: readOnly, started: time.Now(),
+	d := &daemon{session: s, mountpoint: mountpoint, volume: volume, onlyVolume: onlyVolume, readOnly: readOnly, started: time.Now(),
 		owner: os.Getuid(), metrics: m, fuse: fuse, replicator: replicator, listener: listener, ctx: ctx, cancel: cancel,
 		jobs: map[int]*job{}, conns: map[*net.UnixConn]bool{}}
 	go d.accept()
@@ -325,7 +326,7 @@ func (h *daemonHost) open(c *cli.Context, dir string, keys keyNeed) (*session, e
 
 func (h *daemonHost) mount() *mountStatus {
 	d := h.daemon
-	return &mountStatus{Mountpoint: d.mountpoint, Volume: d.volume, ReadOnly: d.readOnly, PID: os.Getpid(), Since: d.started}
+	return &mountStatus{Mountpoint: d.mountpoint, Volume: d.volume, OnlyVolume: d.onlyVolume, ReadOnly: d.readOnly, PID: os.Getpid(), Since: d.started}
 }
 
 // jobs lists the other commands the daemon runs now, oldest first.

@@ -60,7 +60,8 @@ func mountCommand() *cli.Command {
 			&cli.BoolFlag{Name: "read-only", Usage: "mount read-only: every write is EROFS"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other users reach the mount, as the owners and modes of files/ and snapshots/ allow " +
 				"(ref/ stays the mount owner's); as a user other than root, needs user_allow_other in /etc/fuse.conf"},
-			&cli.StringFlag{Name: "volume", Value: store.DefaultVolume, Usage: "the volume to mount (name or id)"},
+			&cli.StringFlag{Name: "volume", Usage: "mount this volume only (name or id): ref/ shows its blobs, and writes go to it (default: every volume)"},
+			&cli.StringFlag{Name: "write-volume", Value: store.DefaultVolume, Usage: "store what is written through the mount on this volume (name or id)"},
 			&cli.StringFlag{Name: "collection", Value: store.DefaultCollection, Usage: "the collection whose key seals files written into the mount"},
 			&cli.BoolFlag{Name: "background", Usage: "return once mounted; the mount keeps running"},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (ADDR: host:port, e.g. 127.0.0.1:9101)"},
@@ -186,7 +187,14 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(daemonMemoryLimit)
 	}
-	v, err := s.Volume(ctx, c.String("volume"))
+	only, write := c.IsSet("volume"), c.String("write-volume")
+	if only {
+		if c.IsSet("write-volume") && write != c.String("volume") {
+			return usageError("--volume %s mounts that volume alone, so writes go to it: --write-volume %s is another", c.String("volume"), write)
+		}
+		write = c.String("volume")
+	}
+	v, err := s.Volume(ctx, write)
 	if err != nil {
 		return err
 	}
@@ -226,7 +234,7 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	var _ fusefs.ExplicitStores = (*store.MountCatalog)(nil) // what ref/ writes mark
 	cfg := fusefs.Config{
 		Controller: s.Controller(), Catalog: store.NewMountCatalog(s.Store), Tree: meta, Keys: meta.Ring(),
-		Snapshots: store.NewMountSnapshots(s.Store, v.ID), Volume: v.ID,
+		Snapshots: store.NewMountSnapshots(s.Store, v.ID), Volume: v.ID, OnlyVolume: only,
 		Collection: c.String("collection"), ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),
 		SpoolDir: spoolDir, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		FsName: "stofuse:" + s.Dir(),
@@ -256,7 +264,7 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		rate, _ := replicateRate(c) // checked in mount
 		replicator = store.NewReplicator(logger.Printf, rate)
 	}
-	control, err := startDaemon(s, mountpoint, v.Label, c.Bool("read-only"), observer, root, replicator)
+	control, err := startDaemon(s, mountpoint, v.Label, only, c.Bool("read-only"), observer, root, replicator)
 	if err != nil {
 		server.Unmount()
 		return err
@@ -290,7 +298,11 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		return err
 	}
 	defer watch.Stop()
-	s.out.notef("mounted volume %q at %s%s", v.Label, mountpoint, map[bool]string{true: " (read-only)"}[c.Bool("read-only")])
+	what := fmt.Sprintf("every volume (writes go to %q)", v.Label)
+	if only {
+		what = fmt.Sprintf("volume %q", v.Label)
+	}
+	s.out.notef("mounted %s at %s%s", what, mountpoint, map[bool]string{true: " (read-only)"}[c.Bool("read-only")])
 	reportReady(nil)
 	go unmountOnSignal(c, s, server, mountpoint)
 	if !c.Bool("read-only") {

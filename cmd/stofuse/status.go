@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"time"
 
@@ -36,7 +37,8 @@ type statusReport struct {
 
 type mountStatus struct {
 	Mountpoint string    `json:"mountpoint"`
-	Volume     string    `json:"volume"`
+	Volume     string    `json:"volume"`      // the write volume
+	OnlyVolume bool      `json:"only_volume"` // the mount shows that volume alone (else every volume)
 	ReadOnly   bool      `json:"read_only"`
 	PID        int       `json:"pid"`
 	Since      time.Time `json:"since"`
@@ -97,7 +99,11 @@ func (s *session) printStatus(c *cli.Context, volumes []*badger.Volume, report *
 		if m.ReadOnly {
 			mode = "read-only"
 		}
-		out.textf("mounted:  volume %s at %s, %s, by pid %d since %s", m.Volume, m.Mountpoint, mode, m.PID, m.Since.Format(time.RFC3339))
+		what := fmt.Sprintf("every volume (writes go to %s)", m.Volume)
+		if m.OnlyVolume {
+			what = "volume " + m.Volume
+		}
+		out.textf("mounted:  %s at %s, %s, by pid %d since %s", what, m.Mountpoint, mode, m.PID, m.Since.Format(time.RFC3339))
 	} else {
 		out.textf("mounted:  no")
 	}

@@ -247,6 +247,45 @@ func (s *Store) ListVolumeBlobs(ctx context.Context, volumeID int, after blobsto
 	})
 }
 
+// ListBlobs calls fn for each recorded blob in ref order, starting after
+// the given ref (zero: from the start): every blob of the store, once. If
+// visible is not nil, only the blobs with a copy on a volume it accepts.
+func (s *Store) ListBlobs(ctx context.Context, after blobstore.Ref, visible func(volumeID int) bool, fn func(blobstore.Ref) error) error {
+	return s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixBlob}})
+		defer it.Close()
+		start := []byte{prefixBlob}
+		if !after.IsZero() {
+			start = append(blobKey(after), 0)
+		}
+		var use BlobUse
+		keyIDs := map[string]string{}
+		for it.Seek(start); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			key := it.Item().Key()
+			if len(key) != 1+blobstore.RefSize {
+				return fmt.Errorf("damaged blob record key %x", key)
+			}
+			ref := blobstore.Ref(key[1:])
+			if visible != nil {
+				use = BlobUse{Ref: ref, Volumes: use.Volumes[:0]}
+				if err := it.Item().Value(func(value []byte) error { return decodeUse(value, &use, keyIDs) }); err != nil {
+					return err
+				}
+				if !slices.ContainsFunc(use.Volumes, visible) {
+					continue
+				}
+			}
+			if err := fn(ref); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func isNotExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }

@@ -103,6 +103,18 @@ func (s *Store) VolumeByID(ctx context.Context, id int) (*Volume, error) {
 	return &v, err
 }
 
+// VolumeIDs lists the ids of the registered volumes.
+func (s *Store) VolumeIDs(ctx context.Context) ([]int, error) {
+	var ids []int
+	err := s.view(func(txn *badgerdb.Txn) error {
+		return eachJSON(txn, prefixVolume, func(v *Volume) error {
+			ids = append(ids, v.ID)
+			return nil
+		})
+	})
+	return ids, err
+}
+
 // VolumeName returns a volume's label, or "#ID" if it is not registered.
 func (s *Store) VolumeName(ctx context.Context, id int) string {
 	if v, err := s.VolumeByID(ctx, id); err == nil {

@@ -1,0 +1,108 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// lsRef lists ref/ of a mount, sorted.
+func lsRef(t *testing.T, m *mount) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(m.dir, "ref"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func sorted(names ...string) []string { return slices.Sorted(slices.Values(names)) }
+
+// TestMountShowsEveryVolume: a mount shows in ref/ the blobs of every
+// volume of the store, each once, and reads a blob that only another
+// volume holds; writes go to --write-volume (the default volume unless
+// it says otherwise), which statfs reports; --volume V shows V's blobs
+// alone; a volume that is not available hides the blobs only it holds.
+func TestMountShowsEveryVolume(t *testing.T) {
+	requireFuse(t)
+	s := newStore(t)
+	// The backup volume on a tmpfs of its own, so that statfs tells the
+	// write volume's filesystem from the default one's.
+	small := t.TempDir()
+	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size=48m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(small, syscall.MNT_DETACH) })
+	backup := filepath.Join(small, "backup")
+	s.mustRun("volume", "add", "backup", "--path", backup)
+	src := t.TempDir()
+	onDefault := writeRandomFile(t, filepath.Join(src, "a"), 1, 1000)
+	onBackup := writeRandomFile(t, filepath.Join(src, "b"), 2, 300_000)
+	onBoth := writeRandomFile(t, filepath.Join(src, "c"), 3, 1000)
+	s.mustRun("put", filepath.Join(src, "a"), filepath.Join(src, "c"))
+	s.mustRun("put", "--volume", "backup", filepath.Join(src, "b"))
+	s.mustRun("replicate", "--from", "default", "--to", "backup", onBoth)
+
+	m := s.mount()
+	if got, want := lsRef(t, m), sorted(onDefault, onBackup, onBoth); !slices.Equal(got, want) {
+		t.Errorf("ref/ of a mount of every volume: %v, want %v", got, want)
+	}
+	if got := sh(t, "sha256sum < "+m.ref(onBackup)+" | cut -c1-64"); got != onBackup+"\n" {
+		t.Errorf("cat of the blob only the backup volume holds: %s", got)
+	}
+	if out := s.mustRun("status"); !strings.Contains(out, "mounted:  every volume (writes go to default) at "+m.dir) {
+		t.Errorf("status:\n%s", out)
+	}
+	var defaultFS, mounted syscall.Statfs_t
+	syscall.Statfs(filepath.Join(s.dir, "volumes", "default"), &defaultFS)
+	syscall.Statfs(m.dir, &mounted)
+	if mounted.Blocks*uint64(mounted.Bsize) != defaultFS.Blocks*uint64(defaultFS.Bsize) {
+		t.Errorf("statfs of the mount: %d bytes, want the default volume's filesystem's %d", mounted.Blocks*uint64(mounted.Bsize), defaultFS.Blocks*uint64(defaultFS.Bsize))
+	}
+	m.unmount()
+
+	m = s.mount("--write-volume", "backup", "--snapshot-interval", "0") // no snapshot at unmount: ref/ below shows the file alone
+	syscall.Statfs(m.dir, &mounted)
+	if size := mounted.Blocks * uint64(mounted.Bsize); size != 48<<20 {
+		t.Errorf("statfs of a mount writing to the backup volume: %d bytes, want its 48 MiB tmpfs", size)
+	}
+	written := writeRandomFile(t, filepath.Join(m.dir, "files", "default", "new"), 4, 5000)
+	if got := s.volumesOf(written); got != "backup" {
+		t.Errorf("a file written through a mount with --write-volume backup is on %q", got)
+	}
+	m.unmount()
+
+	m = s.mount("--volume", "backup")
+	if got, want := lsRef(t, m), sorted(onBackup, onBoth, written); !slices.Equal(got, want) {
+		t.Errorf("ref/ of a mount of the backup volume: %v, want %v", got, want)
+	}
+	m.unmount()
+	if r := s.run("mount", "--volume", "default", "--write-volume", "backup", t.TempDir()); r.code != 2 ||
+		r.stderr != "stofuse: --volume default mounts that volume alone, so writes go to it: --write-volume backup is another\n" {
+		t.Errorf("mount --volume default --write-volume backup: exit %d, %q", r.code, r.stderr)
+	}
+
+	// The backup volume's disk unplugged: its blobs that no other volume
+	// holds are not shown.
+	if err := os.Rename(backup, backup+".away"); err != nil {
+		t.Fatal(err)
+	}
+	m = s.mount()
+	if got, want := lsRef(t, m), sorted(onDefault, onBoth); !slices.Equal(got, want) {
+		t.Errorf("ref/ with the backup volume away: %v, want %v", got, want)
+	}
+	if _, err := os.Stat(m.ref(onBackup)); !os.IsNotExist(err) {
+		t.Errorf("stat of a blob only the absent volume holds: %v, want ENOENT", err)
+	}
+	m.unmount()
+	if err := os.Rename(backup+".away", backup); err != nil {
+		t.Fatal(err)
+	}
+}
