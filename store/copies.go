@@ -75,6 +75,21 @@ func (s *Store) copiesPlan(ctx context.Context) (*copiesPlan, error) {
 	return p, nil
 }
 
+// trivial reports whether every policy is one copy on any volume, which
+// every recorded blob has: nothing can be below it, and nothing need be
+// walked.
+func (p *copiesPlan) trivial() bool {
+	if p.most > 1 || len(p.def.Volumes) > 0 {
+		return false
+	}
+	for _, c := range p.collections {
+		if len(c.Volumes) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // policyOf is the policy blob use follows: its key's collection's, or
 // that of a collection one of whose files uses it, whichever asks for
 // more copies.
@@ -111,11 +126,15 @@ func copiesHeld(policy *collectionPolicy, volumes []int) int {
 
 // CopiesStatus is how many blobs are below their copies policy.
 type CopiesStatus struct {
-	Default     badger.CopiesPolicy `json:"default"`
-	Blobs       int64               `json:"blobs"`
-	Below       int64               `json:"below_policy"`
-	Collections []CollectionCopies  `json:"collections"`
-	Volumes     []VolumeCopies      `json:"volumes"`
+	Default badger.CopiesPolicy `json:"default"`
+	// Walked: the blob records were walked to count. They are not while
+	// every policy is one copy on any volume (nothing is below it): Blobs
+	// and the collections' counts are then 0.
+	Walked      bool               `json:"walked"`
+	Blobs       int64              `json:"blobs"`
+	Below       int64              `json:"below_policy"`
+	Collections []CollectionCopies `json:"collections"`
+	Volumes     []VolumeCopies     `json:"volumes"`
 }
 
 // CollectionCopies counts one collection's blobs (those its policy
@@ -153,8 +172,11 @@ func (s *Store) CopiesStatus(ctx context.Context) (*CopiesStatus, error) {
 		count(c)
 	}
 	byVolume := map[int]int64{}
-	status := &CopiesStatus{Default: plan.def.CopiesPolicy}
+	status := &CopiesStatus{Default: plan.def.CopiesPolicy, Walked: !plan.trivial()}
 	err = s.meta.EachBlobUse(ctx, func(use badger.BlobUse) error {
+		if !status.Walked {
+			return errBatchFull // stop at once
+		}
 		policy, err := s.policyOf(ctx, plan, &use)
 		if err != nil {
 			return err
@@ -171,7 +193,7 @@ func (s *Store) CopiesStatus(ctx context.Context) (*CopiesStatus, error) {
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errBatchFull) {
 		return nil, err
 	}
 	for _, c := range plan.collections {
@@ -249,6 +271,9 @@ func (s *Store) ReplicateByPolicy(ctx context.Context, opts PolicyOptions) (Poli
 	defer r.End()
 	pass := &policyPass{s: s, plan: plan, opts: &opts, summary: &summary, r: r,
 		badTarget: map[int]error{}, pairs: map[[2]int]bool{}}
+	if plan.trivial() {
+		return summary, nil // every recorded blob has one copy
+	}
 	if opts.Refs != nil {
 		err = pass.refs(ctx, opts.Refs)
 	} else {

@@ -132,6 +132,10 @@ func (s *session) printStatus(c *cli.Context, volumes []*badger.Volume, report *
 // the mount's background replication did.
 func (s *session) printCopies(c *cli.Context, report *statusReport) {
 	out, copies := s.out, report.Copies
+	if !copies.Walked {
+		out.textf("copies:   one copy of every blob, and every blob has one (no policy asks for more: see stofuse collection set)")
+		return
+	}
 	out.textf("copies:   %d of %d blobs below their policy (store's policy: %s)", copies.Below, copies.Blobs, s.describePolicy(c, copies.Default))
 	for _, coll := range copies.Collections {
 		name, policy := coll.Name, s.describePolicy(c, coll.Policy)
