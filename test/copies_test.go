@@ -199,35 +199,81 @@ func TestCopiesPolicyResumesAfterKill(t *testing.T) {
 // TestCopiesPolicyS3: a local volume and an S3 one; files written into
 // the mount with one copy, then the policy set to 2 copies on both
 // through the mount's daemon: the files reach the bucket on their own,
-// and so does a file written after; with the local copy of one damaged,
-// cat through the mount reads it from the bucket.
+// and so does a file written after. Then, with copies damaged on either
+// side, cat through the mount reads the right bytes of a file whose local
+// copy has a damaged frame or is gone (from the bucket), and of one
+// damaged in a different frame of each copy; one damaged in the same
+// frame of both is EIO. The daemon repairs the others; a copy deleted
+// from the bucket comes back with scrub --repair; then scrub names only
+// the blob damaged on both sides.
 func TestCopiesPolicyS3(t *testing.T) {
 	requireFuse(t)
-	s, _ := newS3Store(t)
+	s, srv := newS3Store(t)
 	m := s.mount()
 	dir := filepath.Join(m.dir, "files", "default")
+	names := []string{"frame", "gone", "both-different", "both-same", "bucket-gone"}
 	want := map[string]string{}
-	for i := range 3 {
-		name := fmt.Sprintf("f%d", i)
+	for i, name := range names[:3] {
 		want[name] = writeRandomFile(t, filepath.Join(dir, name), uint64(50+i), 3<<17+5)
 	}
 	if out := s.mustRun("collection", "set", "default", "--copies", "2", "--volumes", "default,s3vol"); out != "collection default: 2 copies on default, s3vol\n" {
 		t.Errorf("collection set through the daemon: %q", out)
 	}
 	s.waitForPolicy(t)
-	want["f3"] = writeRandomFile(t, filepath.Join(dir, "f3"), 53, 3<<17+5)
+	for i, name := range names[3:] {
+		want[name] = writeRandomFile(t, filepath.Join(dir, name), uint64(60+i), 3<<17+5)
+	}
 	st := s.waitForPolicy(t)
 	if counts := st.blobCounts(); counts["s3vol"] != counts["default"] {
 		t.Errorf("blob counts %v: want the bucket to hold every blob", counts)
 	}
 	m.unmount()
 	s.requireScrubClean("s3vol")
-	flipFrame(t, copyPath(filepath.Join(s.dir, "volumes", "default"), want["f1"]), 1)
-	m = s.mount()
-	if got := sh(t, "sha256sum < "+filepath.Join(m.dir, "files", "default", "f1")+" | cut -c1-64"); got != want["f1"]+"\n" {
-		t.Errorf("f1, damaged on the local volume: SHA-256 %s, want %s", got, want["f1"])
+
+	local := filepath.Join(s.dir, "volumes", "default")
+	object := func(name string) string { _, path := objectOf(t, srv, want[name]); return path }
+	flipFrame(t, copyPath(local, want["frame"]), 1)
+	if err := os.Remove(copyPath(local, want["gone"])); err != nil {
+		t.Fatal(err)
 	}
+	flipFrame(t, copyPath(local, want["both-different"]), 0)
+	flipFrame(t, object("both-different"), 2)
+	flipFrame(t, copyPath(local, want["both-same"]), 1)
+	flipFrame(t, object("both-same"), 1)
+	if err := os.Remove(object("bucket-gone")); err != nil {
+		t.Fatal(err)
+	}
+	m = s.mount()
+	dir = filepath.Join(m.dir, "files", "default")
+	for _, name := range names {
+		if name == "both-same" {
+			continue
+		}
+		if got := sh(t, "sha256sum < "+filepath.Join(dir, name)+" | cut -c1-64"); got != want[name]+"\n" {
+			t.Errorf("%s through the mount: SHA-256 %s, want %s", name, got, want[name])
+		}
+	}
+	if out := shFails(t, "cat "+filepath.Join(dir, "both-same")+" > /dev/null"); !strings.Contains(out, "both-same: Input/output error") {
+		t.Errorf("cat of the file damaged in the same frame of both copies: %q, want Input/output error", out)
+	}
+	log := func() string {
+		b, _ := os.ReadFile(filepath.Join(s.dir, "mount.log"))
+		return string(b)
+	}
+	waitFor(t, "the daemon to repair the three blobs it read around", func() bool {
+		return strings.Count(log(), "replaced with a verified copy from volume s3vol") == 2 &&
+			strings.Contains(log(), "blob "+want["both-different"]+": no copy was whole")
+	})
 	m.unmount()
+	if out := s.run("scrub", "--repair", "--volume", "s3vol").stdout; !strings.Contains(out, "REPAIRED "+want["bucket-gone"]+"  volume s3vol: missing copy restored from volume default") {
+		t.Errorf("scrub --repair of the bucket:\n%s", out)
+	}
+	out := s.run("scrub").stdout
+	for _, name := range names {
+		if n := strings.Count(out, want[name]); name == "both-same" && n != 2 || name != "both-same" && n != 0 {
+			t.Errorf("scrub after the repairs names %s %d times:\n%s", name, n, out)
+		}
+	}
 }
 
 // TestCopiesPolicySharedBlob: a blob that a file of a collection with one
