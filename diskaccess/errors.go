@@ -109,6 +109,26 @@ func (e *NotOnVolumeError) Error() string {
 
 func (e *NotOnVolumeError) Is(target error) bool { return target == fs.ErrNotExist }
 
+// CopyError is a copy of stored bytes (Replicate, Repair) that failed on
+// one side, for another reason than damage: reading the source's copy
+// (Source), or storing on the target.
+type CopyError struct {
+	Ref    blobstore.Ref
+	Volume int  // the side that failed
+	Source bool // the source's read failed; else the target's store
+	Err    error
+}
+
+func (e *CopyError) Error() string {
+	side := "storing it on"
+	if e.Source {
+		side = "reading it from"
+	}
+	return fmt.Sprintf("copying blob %s: %s volume %d: %v", e.Ref, side, e.Volume, e.Err)
+}
+
+func (e *CopyError) Unwrap() error { return e.Err }
+
 // missingError: the metadata lists the blob on a volume that has lost it.
 // That is damage, not "not found".
 func missingError(ref blobstore.Ref, volume int) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/stofuse/stofuse/blobstore"
@@ -100,20 +101,40 @@ func (c *Controller) copyVerified(ctx context.Context, meta *BlobMeta, from, to 
 		return missingError(meta.Ref, from)
 	}
 	if err != nil {
-		return err
+		return &CopyError{Ref: meta.Ref, Volume: from, Source: true, Err: err}
 	}
 	defer rc.Close()
-	checker := newCRCReader(limited(ctx, rc), meta.ExpectedCrc32, meta.SizeOnDisk)
+	read := &readErrors{r: limited(ctx, rc)}
+	checker := newCRCReader(read, meta.ExpectedCrc32, meta.SizeOnDisk)
 	err = target.RawStore(ctx, meta.Ref, checker)
-	if errors.Is(err, errChecksum) {
+	switch {
+	case errors.Is(err, errChecksum):
 		return c.locateDamage(ctx, suspect{source, meta, from, checker.crc, err}, nil)
-	}
-	if err != nil {
-		return fmt.Errorf("copying blob %s from volume %d to volume %d: %w", meta.Ref, from, to, err)
+	case err != nil && read.err != nil && ctx.Err() == nil:
+		return &CopyError{Ref: meta.Ref, Volume: from, Source: true, Err: read.err}
+	case err != nil:
+		return &CopyError{Ref: meta.Ref, Volume: to, Err: err}
 	}
 	if blobstore.SyncDeferred(ctx) {
 		// The copy is recorded next: it must be durable first.
-		return target.Sync(ctx)
+		if err := target.Sync(ctx); err != nil {
+			return &CopyError{Ref: meta.Ref, Volume: to, Err: err}
+		}
 	}
 	return nil
+}
+
+// readErrors keeps the first error other than EOF that reading r gave, so
+// that a store that fails can be told from a source that did.
+type readErrors struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErrors) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }

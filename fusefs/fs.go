@@ -54,7 +54,8 @@ type Catalog interface {
 	// starting after the given ref (zero: from the start).
 	ListVolumeBlobs(ctx context.Context, volumeID int, after blobstore.Ref, fn func(blobstore.Ref) error) error
 	// ListBlobs is ListVolumeBlobs of every blob of the store, once; with
-	// visible, only those with a copy on a volume it accepts.
+	// visible, only those with a copy on a volume it accepts. An error
+	// from fn ends it and is returned as it is.
 	ListBlobs(ctx context.Context, after blobstore.Ref, visible func(volumeID int) bool, fn func(blobstore.Ref) error) error
 	// VolumeIDs lists the ids of the store's volumes, mounted or not.
 	VolumeIDs(ctx context.Context) ([]int, error)

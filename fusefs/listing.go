@@ -233,7 +233,7 @@ var errPageFull = errors.New("page full")
 // refPages reads the refs of the blobs ref/ shows, in ref order.
 func (f *FS) refPages() pageReader {
 	var after blobstore.Ref
-	visible := f.unmountedVolumes()
+	visible := f.visibleFilter(context.Background()) // once per listing
 	refs := make([]blobstore.Ref, 0, listPage)
 	var names []byte
 	return func(ctx context.Context, buf []fuse.DirEntry) ([]fuse.DirEntry, bool, error) {

@@ -189,11 +189,11 @@ func (f *FS) shows(volumes []int) bool {
 	return slices.ContainsFunc(volumes, f.cfg.Controller.IsMounted)
 }
 
-// unmountedVolumes is nil while every volume of the store is mounted, so
-// that a listing of ref/ reads the blobs' keys alone; else the test of
-// shows, which a listing then applies to each blob's record.
-func (f *FS) unmountedVolumes() func(int) bool {
-	ids, err := f.cfg.Catalog.VolumeIDs(context.Background())
+// visibleFilter is the test of shows for a listing of ref/ to apply to
+// each blob's record, or nil while every volume of the store is mounted
+// (every blob shows: the listing reads the records' keys alone).
+func (f *FS) visibleFilter(ctx context.Context) func(int) bool {
+	ids, err := f.cfg.Catalog.VolumeIDs(ctx)
 	if err == nil && !slices.ContainsFunc(ids, func(id int) bool { return !f.cfg.Controller.IsMounted(id) }) {
 		return nil
 	}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
 	"github.com/stofuse/stofuse/metastore/badger"
 	"github.com/stofuse/stofuse/store"
 )
@@ -193,15 +195,22 @@ func TestReplicateByPolicyDamagedSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed []store.Finding
-	sum, err := s.ReplicateByPolicy(ctx, store.PolicyOptions{Failed: func(f store.Finding) { failed = append(failed, f) }})
+	var damaged []diskaccess.Damage
+	sum, err := s.ReplicateByPolicy(ctx, store.PolicyOptions{Failed: func(f store.Finding) { failed = append(failed, f) },
+		Damaged: func(d diskaccess.Damage) { damaged = append(damaged, d) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The lone blob needs two copies (its copy on the first volume does not
-	// count): both fail. The other needs one, on the third: its damaged
-	// copy fails, the second volume's is copied.
-	if sum.Below != 2 || sum.Copied != 1 || sum.To[third.Label] != 1 || sum.Short != 1 || sum.Failed != 3 {
-		t.Errorf("ReplicateByPolicy = %+v; want 2 below, 1 copied to third, 1 short, 3 failed", sum)
+	// count): its damaged copy fails once, and is not read again for the
+	// second target. The other needs one, on the third: its damaged copy
+	// fails, the second volume's is copied, and the damage is reported for
+	// repair, read from the second.
+	if sum.Below != 2 || sum.Copied != 1 || sum.To[third.Label] != 1 || sum.Short != 1 || sum.TooFew != 0 || sum.Failed != 2 {
+		t.Errorf("ReplicateByPolicy = %+v; want 2 below, 1 copied to third, 1 short (not for want of volumes), 2 failed", sum)
+	}
+	if len(damaged) != 1 || damaged[0].Ref != twice || damaged[0].Volume != first.ID || damaged[0].ReadFrom != second.ID {
+		t.Errorf("damage reported: %+v, want the twice-stored blob's copy on %d, read from %d", damaged, first.ID, second.ID)
 	}
 	for _, f := range failed {
 		if f.Kind != store.NotCopied || f.Volume != first.Label {
@@ -219,6 +228,79 @@ func TestReplicateByPolicyDamagedSource(t *testing.T) {
 	}
 }
 
+// TestReplicateByPolicyFailingVolumes: a target whose directory is gone
+// fails (named as the target), is not used again in the pass, and its
+// blobs stay below policy, counted short, not for want of volumes; a
+// source that cannot be read (a directory where its file was) is named as
+// the source, and the other blobs are copied all the same; the walk cut
+// into batches of two looks at every blob once.
+func TestReplicateByPolicyFailingVolumes(t *testing.T) {
+	defer store.SetPolicyBatchForTest(2)()
+	ctx := context.Background()
+	s, _ := newStore(t)
+	secondDir := t.TempDir()
+	second, err := s.AddVolume(ctx, store.LocalVolume("second", secondDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := s.Volume(ctx, store.DefaultVolume)
+	var refs []blobstore.Ref
+	for range 5 {
+		refs = append(refs, put(t, s, store.DefaultVolume, randomBytes(t, 1000)))
+	}
+	if err := s.Meta().SetDefaultCopies(ctx, badger.CopiesPolicy{Copies: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// A source that fails to read: its file is a directory now.
+	unreadable := refs[0]
+	stored := readStored(t, blobFile(s, unreadable))
+	if err := os.Remove(blobFile(s, unreadable)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(blobFile(s, unreadable), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var failed []store.Finding
+	sum, err := s.ReplicateByPolicy(ctx, store.PolicyOptions{Failed: func(f store.Finding) { failed = append(failed, f) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Checked != 5 || sum.Below != 5 || sum.Copied != 4 || sum.Short != 1 || sum.TooFew != 0 || sum.Failed != 1 {
+		t.Errorf("pass with an unreadable source = %+v, want 5 checked and below, 4 copied, 1 short, 1 failed", sum)
+	}
+	if len(failed) != 1 || failed[0].Ref != unreadable || failed[0].Volume != first.Label {
+		t.Errorf("findings %+v, want one naming the source volume %s", failed, first.Label)
+	}
+	if err := os.Remove(blobFile(s, unreadable)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blobFile(s, unreadable), stored, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// The target's directory gone: every copy to it fails, once.
+	more := []blobstore.Ref{put(t, s, store.DefaultVolume, randomBytes(t, 1000)), put(t, s, store.DefaultVolume, randomBytes(t, 1000))}
+	if err := os.RemoveAll(secondDir); err != nil {
+		t.Fatal(err)
+	}
+	failed = nil
+	sum, err = s.ReplicateByPolicy(ctx, store.PolicyOptions{Failed: func(f store.Finding) { failed = append(failed, f) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Copied != 0 || sum.Short != sum.Below || sum.Below < 2 || sum.TooFew != 0 || sum.Failed != 1 {
+		t.Errorf("pass with the target gone = %+v, want nothing copied, every blob below policy short (not for want of volumes), 1 failed", sum)
+	}
+	if len(failed) != 1 || failed[0].Volume != second.Label || !strings.Contains(failed[0].Error, "storing it on volume") {
+		t.Errorf("findings %+v, want one naming the target volume %s", failed, second.Label)
+	}
+	for _, ref := range more {
+		if got := copiesOf(t, s, ref); len(got) != 1 {
+			t.Errorf("blob %s is recorded on %v with its target gone", ref, got)
+		}
+	}
+}
+
 // TestReplicatorCopiesNewBlobs: the background replication copies what
 // was below policy when it started, then each blob stored while it runs.
 func TestReplicatorCopiesNewBlobs(t *testing.T) {
@@ -231,7 +313,7 @@ func TestReplicatorCopiesNewBlobs(t *testing.T) {
 	if err := s.Meta().SetDefaultCopies(ctx, badger.CopiesPolicy{Copies: 2}); err != nil {
 		t.Fatal(err)
 	}
-	r := store.NewReplicator(t.Logf, 0)
+	r := store.NewReplicator(t.Logf, 0, nil)
 	running, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(running, s) }()
@@ -263,5 +345,32 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("waited 30 s for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReplicatorFinishesWhenStopped: a replication stopped while it
+// copies a blob (slowly: --replicate-rate) finishes that copy, within its
+// drain time, before Run returns.
+func TestReplicatorFinishesWhenStopped(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	if _, err := s.AddVolume(ctx, store.LocalVolume("second", t.TempDir())); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Meta().SetDefaultCopies(ctx, badger.CopiesPolicy{Copies: 2}); err != nil {
+		t.Fatal(err)
+	}
+	r := store.NewReplicator(t.Logf, 200_000, nil)
+	running, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(running, s) }()
+	t.Cleanup(func() { stop(); <-done })
+	waitFor(t, "the whole pass at the start", func() bool { return r.State().Passes == 1 })
+	big := put(t, s, store.DefaultVolume, randomBytes(t, 600_000)) // 3 s at the rate
+	waitFor(t, "the pass over the new blob to start", func() bool { return r.State().Running })
+	stop()
+	<-done
+	if got := copiesOf(t, s, big); len(got) != 2 {
+		t.Errorf("the blob being copied when the replication stopped is on %v, want two volumes", got)
 	}
 }

@@ -107,9 +107,19 @@ func (s *Store) replicateNotes(ctx context.Context, src, dst blobstore.Driver, t
 		name string
 		ref  blobstore.Ref
 	}
+	there := map[string]bool{} // notes the target has already
+	err := explicitNotes(ctx, dst, explicitNotePrefix, func(name string, _ blobstore.Ref) error {
+		there[name] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	var notes []note
-	err := explicitNotes(ctx, src, explicitNotePrefix, func(name string, ref blobstore.Ref) error {
-		notes = append(notes, note{name, ref})
+	err = explicitNotes(ctx, src, explicitNotePrefix, func(name string, ref blobstore.Ref) error {
+		if !there[name] {
+			notes = append(notes, note{name, ref})
+		}
 		return nil
 	})
 	if err != nil {

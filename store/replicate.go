@@ -98,9 +98,21 @@ func (s *Store) replicateNames(ctx context.Context, from, to *badger.Volume) err
 	if err := s.ensureKeys(ctx, to.ID); err != nil {
 		return err
 	}
+	// Names never change (a forgotten snapshot's goes): one the target
+	// has is not read or written again.
+	there := map[string]bool{}
+	err = dst.ListObjects(ctx, recordPrefix, func(o blobstore.ObjectInfo) error {
+		there[o.Name] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	var names []string
 	err = src.ListObjects(ctx, recordPrefix, func(o blobstore.ObjectInfo) error {
-		names = append(names, o.Name)
+		if !there[o.Name] {
+			names = append(names, o.Name)
+		}
 		return nil
 	})
 	if err != nil {

@@ -6,24 +6,26 @@ import (
 	"time"
 
 	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
 )
 
 // Replicator keeps a store's blobs at their copies policy in the
 // background, for a mount's daemon: a whole pass of ReplicateByPolicy
 // when it starts (what an earlier mount, killed or not, left below
-// policy), then a pass over the blobs recorded since the last one, a
-// moment after they are (and of those a file starts to use), and a whole pass again every ReplicatorFullEvery
-// (for a policy raised meanwhile, a volume that came back, a blob that a
-// file of another collection started to use).
+// policy), then a pass over the blobs recorded (or that a file started
+// to use) since the last one, a moment after they are, and a whole pass
+// again every ReplicatorFullEvery (for a volume that came back) and when
+// Rescan asks (a policy changed).
 type Replicator struct {
 	logf     func(format string, args ...any)
 	readRate float64
+	damaged  func(diskaccess.Damage) // damaged copies met and read around (nil: none)
 
-	mu       sync.Mutex // guards pending, overflow, state
-	pending  map[blobstore.Ref]struct{}
-	overflow bool // more were recorded than pending holds, or Rescan: a whole pass next
-	state    ReplicatorState
-	wake     chan struct{}
+	mu      sync.Mutex // guards pending, whole, state
+	pending map[blobstore.Ref]struct{}
+	whole   bool // the next pass is a whole one: Rescan, or more were noted than pending holds
+	state   ReplicatorState
+	wake    chan struct{}
 }
 
 // ReplicatorState is what the background replication did last.
@@ -50,9 +52,11 @@ const replicatorDelay = time.Second
 const maxPending = 100_000
 
 // NewReplicator makes a background replication reading at most readRate
-// bytes per second (0: no limit), logging what it does with logf.
-func NewReplicator(logf func(string, ...any), readRate float64) *Replicator {
-	return &Replicator{logf: logf, readRate: readRate, pending: map[blobstore.Ref]struct{}{}, wake: make(chan struct{}, 1)}
+// bytes per second (0: no limit), logging what it does with logf, and
+// reporting to damaged (if not nil) each damaged copy it met and read
+// around (a Healer's Report).
+func NewReplicator(logf func(string, ...any), readRate float64, damaged func(diskaccess.Damage)) *Replicator {
+	return &Replicator{logf: logf, readRate: readRate, damaged: damaged, pending: map[blobstore.Ref]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
 // State returns what the replication did last.
@@ -67,7 +71,7 @@ func (r *Replicator) note(ref blobstore.Ref) {
 	if len(r.pending) < maxPending {
 		r.pending[ref] = struct{}{}
 	} else {
-		r.overflow = true
+		r.whole = true
 	}
 	r.mu.Unlock()
 	select {
@@ -79,7 +83,7 @@ func (r *Replicator) note(ref blobstore.Ref) {
 // Rescan asks for a whole pass soon: a policy changed.
 func (r *Replicator) Rescan() {
 	r.mu.Lock()
-	r.overflow = true
+	r.whole = true
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -95,66 +99,59 @@ func (r *Replicator) take() (refs []blobstore.Ref, whole bool) {
 	for ref := range r.pending {
 		refs = append(refs, ref)
 	}
-	whole = r.overflow
-	r.pending, r.overflow = map[blobstore.Ref]struct{}{}, false
+	whole = r.whole
+	r.pending, r.whole = map[blobstore.Ref]struct{}{}, false
 	return refs, whole
 }
 
-// Run replicates until ctx ends, then copies what was recorded since its
-// last pass for a few seconds more (drain). An interrupted copy is made
-// again by the next run: nothing records a copy before it is durable.
+// Run replicates until ctx ends. A pass under way then goes on for up to
+// drainTimeout, and so does one over what was noted since it began (the
+// last snapshot's blobs, the last files'): what is left waits for the
+// next run. An interrupted copy is made again then: nothing records a
+// copy before it is durable.
 func (r *Replicator) Run(ctx context.Context, s *Store) {
 	s.meta.OnBlobNoted(r.note)
 	defer s.meta.OnBlobNoted(nil)
+	passes, stopPasses := context.WithCancel(context.Background())
+	defer stopPasses()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drainTimeout, stopPasses) })
+	defer stop()
 	whole := true
 	full := time.NewTicker(ReplicatorFullEvery)
 	defer full.Stop()
-	defer r.drain(s)
 	for ctx.Err() == nil {
 		var refs []blobstore.Ref
 		if !whole {
 			refs, whole = r.take()
 		}
 		if whole || len(refs) > 0 {
-			r.pass(ctx, s, refs, whole)
+			r.pass(passes, s, refs, whole)
 		}
 		whole = false
 		select {
 		case <-ctx.Done():
-			return
 		case <-full.C:
 			whole = true
 		case <-r.wake:
 			select {
 			case <-ctx.Done():
-				return
 			case <-time.After(replicatorDelay):
 			}
 		}
 	}
-}
-
-// drainTimeout bounds the copies an unmount waits for.
-const drainTimeout = 10 * time.Second
-
-// drain copies, when Run is told to stop, the blobs recorded since the
-// last pass (the last snapshot's, the last files'), for at most
-// drainTimeout: what is left then waits for the next mount.
-func (r *Replicator) drain(s *Store) {
-	refs, whole := r.take()
-	if whole || len(refs) == 0 {
-		return
+	if refs, whole := r.take(); !whole && len(refs) > 0 && passes.Err() == nil {
+		r.pass(passes, s, refs, false)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-	defer cancel()
-	r.pass(ctx, s, refs, false)
 }
+
+// drainTimeout bounds how long a stopped Run goes on copying.
+const drainTimeout = 10 * time.Second
 
 func (r *Replicator) pass(ctx context.Context, s *Store, refs []blobstore.Ref, whole bool) {
 	r.mu.Lock()
 	r.state.Running = true
 	r.mu.Unlock()
-	opts := PolicyOptions{ReadRate: r.readRate, Failed: func(f Finding) {
+	opts := PolicyOptions{ReadRate: r.readRate, Damaged: r.damaged, Failed: func(f Finding) {
 		r.mu.Lock()
 		r.state.Failed++
 		r.mu.Unlock()
@@ -177,7 +174,7 @@ func (r *Replicator) pass(ctx context.Context, s *Store, refs []blobstore.Ref, w
 	r.mu.Unlock()
 	switch {
 	case ctx.Err() != nil:
-		r.logf("replication: interrupted after %d copies; the next mount goes on", summary.Copied)
+		r.logf("replication: stopped after %d copies; the next mount goes on", summary.Copied)
 		return
 	case err != nil:
 		r.logf("replication: %v", err)

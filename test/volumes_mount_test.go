@@ -60,16 +60,30 @@ func TestMountShowsEveryVolume(t *testing.T) {
 	if out := s.mustRun("status"); !strings.Contains(out, "mounted:  every volume (writes go to default) at "+m.dir) {
 		t.Errorf("status:\n%s", out)
 	}
+	// A blob only the backup volume holds is there: it cannot be made
+	// anew (O_EXCL) nor removed.
+	if out := shFails(t, "set -C; echo x > "+m.ref(onBackup)); !strings.Contains(out, onBackup+": File exists") {
+		t.Errorf("O_EXCL create of a blob only the backup volume holds: %q", out)
+	}
+	if out := shFails(t, "rm -f "+m.ref(onBackup)); !strings.Contains(out, "Operation not permitted") {
+		t.Errorf("rm of a blob only the backup volume holds: %q, want EPERM", out)
+	}
 	var defaultFS, mounted syscall.Statfs_t
-	syscall.Statfs(filepath.Join(s.dir, "volumes", "default"), &defaultFS)
-	syscall.Statfs(m.dir, &mounted)
+	if err := syscall.Statfs(filepath.Join(s.dir, "volumes", "default"), &defaultFS); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Statfs(m.dir, &mounted); err != nil {
+		t.Fatal(err)
+	}
 	if mounted.Blocks*uint64(mounted.Bsize) != defaultFS.Blocks*uint64(defaultFS.Bsize) {
 		t.Errorf("statfs of the mount: %d bytes, want the default volume's filesystem's %d", mounted.Blocks*uint64(mounted.Bsize), defaultFS.Blocks*uint64(defaultFS.Bsize))
 	}
 	m.unmount()
 
 	m = s.mount("--write-volume", "backup", "--snapshot-interval", "0") // no snapshot at unmount: ref/ below shows the file alone
-	syscall.Statfs(m.dir, &mounted)
+	if err := syscall.Statfs(m.dir, &mounted); err != nil {
+		t.Fatal(err)
+	}
 	if size := mounted.Blocks * uint64(mounted.Bsize); size != 48<<20 {
 		t.Errorf("statfs of a mount writing to the backup volume: %d bytes, want its 48 MiB tmpfs", size)
 	}
@@ -100,6 +114,9 @@ func TestMountShowsEveryVolume(t *testing.T) {
 	}
 	if _, err := os.Stat(m.ref(onBackup)); !os.IsNotExist(err) {
 		t.Errorf("stat of a blob only the absent volume holds: %v, want ENOENT", err)
+	}
+	if out := shFails(t, "rm "+m.ref(onBackup)); !strings.Contains(out, "No such file or directory") {
+		t.Errorf("rm of a blob only the absent volume holds: %q, want ENOENT", out)
 	}
 	m.unmount()
 	if err := os.Rename(backup+".away", backup); err != nil {

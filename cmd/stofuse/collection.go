@@ -134,9 +134,14 @@ func collectionSet(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("collection set: %w", err)
 	}
-	if r := envOf(c).host.replicator(); r != nil {
+	host := envOf(c).host
+	switch r := host.replicator(); {
+	case r != nil:
 		r.Rescan() // the mount copies what is below the policy now
-	} else if copies > 1 {
+	case copies <= 1:
+	case host.mount() != nil:
+		s.out.notef("the store is mounted read-only, which copies nothing: `stofuse replicate --policy` makes the copies once it is unmounted, or a read-write mount")
+	default:
 		s.out.notef("nothing is mounted: `stofuse replicate --policy` makes the copies (a mount makes them in the background)")
 	}
 	if copies == 0 {

@@ -262,7 +262,7 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	var replicator *store.Replicator
 	if !c.Bool("read-only") {
 		rate, _ := replicateRate(c) // checked in mount
-		replicator = store.NewReplicator(logger.Printf, rate)
+		replicator = store.NewReplicator(logger.Printf, rate, healer.Report)
 	}
 	control, err := startDaemon(s, mountpoint, v.Label, only, c.Bool("read-only"), observer, root, replicator)
 	if err != nil {
@@ -273,9 +273,10 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 	defer control.stop()
 	if replicator != nil {
 		// Blobs below their copies policy are copied in the background,
-		// until the store closes (an interrupted copy is made again by the
-		// next mount).
-		replicating, stopReplicating := context.WithCancel(ctx)
+		// until the store closes, after the last snapshot (an interrupted
+		// copy is made again by the next mount). Not from ctx, which a
+		// signal ends before the unmount.
+		replicating, stopReplicating := context.WithCancel(context.Background())
 		replicated := make(chan struct{})
 		go func() {
 			defer close(replicated)

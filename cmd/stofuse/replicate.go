@@ -94,6 +94,11 @@ func replicatePolicy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if summary.Trivial {
+		s.out.result(map[string]store.PolicySummary{"summary": summary},
+			"every policy is one copy, which every blob has: nothing to copy (see stofuse collection set)")
+		return nil
+	}
 	var to []string
 	for _, v := range slices.Sorted(maps.Keys(summary.To)) {
 		to = append(to, fmt.Sprintf("%d to %s", summary.To[v], v))
@@ -106,7 +111,10 @@ func replicatePolicy(c *cli.Context) error {
 		"%d of %d blobs were below their copies policy: made %d copies%s, %s; %d failed; %d blobs still below policy",
 		summary.Below, summary.Checked, summary.Copied, where, formatBytes(summary.Bytes), summary.Failed, summary.Short)
 	if summary.TooFew > 0 {
-		s.out.warnf("%d blobs are below their policy for want of volumes: it asks for more copies than there are volumes it allows, mounted and working (stofuse volume add, or a lower --copies)", summary.TooFew)
+		s.out.warnf("%d blobs are below their policy for want of volumes: it asks for more copies than the store has volumes it allows (stofuse volume add, or a lower --copies)", summary.TooFew)
+	}
+	if other := summary.Short - summary.TooFew; other > 0 {
+		s.out.warnf("%d blobs are still below their policy for a copy that failed (above) or a volume that is not available (stofuse status says which)", other)
 	}
 	if summary.Failed > 0 || summary.Short > 0 {
 		return errFindings

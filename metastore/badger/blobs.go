@@ -144,7 +144,7 @@ func (s *Store) recordCreated(txn *badgerdb.Txn, meta *diskaccess.BlobMeta, volu
 	if err := reprieve(txn, volumeId, meta.Ref); err != nil {
 		return err
 	}
-	s.notifyBlobNoted(meta.Ref)
+	s.notes.note(txn, meta.Ref)
 	return addToVolume(txn, volumeId, meta.Ref, meta.SizeOnDisk)
 }
 

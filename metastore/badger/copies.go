@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"sync"
 	"syscall"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
@@ -24,6 +26,11 @@ const MaxCopies = 64
 func (p CopiesPolicy) valid() error {
 	if p.Copies < 1 || p.Copies > MaxCopies {
 		return fmt.Errorf("copies %d: must be 1 to %d: %w", p.Copies, MaxCopies, syscall.EINVAL)
+	}
+	for i, v := range p.Volumes {
+		if slices.Contains(p.Volumes[:i], v) {
+			return fmt.Errorf("volume %d is named twice: %w", v, syscall.EINVAL)
+		}
 	}
 	if len(p.Volumes) > 0 && len(p.Volumes) < p.Copies {
 		return fmt.Errorf("%d copies on %d volumes: name at least as many volumes as copies: %w", p.Copies, len(p.Volumes), syscall.EINVAL)
@@ -96,31 +103,56 @@ func volumesExist(txn *badgerdb.Txn, ids []int) error {
 
 // OnBlobNoted registers fn, called with the ref of each blob recorded
 // from then on (a new record, not a copy) and of each blob a file's
-// content becomes (it may be one stored already, by another
-// collection). It is called inside the transaction, which may still fail
-// or run again: fn must only note the ref (the background replication
-// looks it up later), and must not block. nil stops the calls.
+// content becomes (it may be one stored already, by another collection),
+// once the transaction that did it has committed. fn must only note the
+// ref (the background replication looks it up later) and must not block.
+// nil stops the calls.
 func (s *Store) OnBlobNoted(fn func(blobstore.Ref)) {
-	if fn == nil {
-		s.blobNoted.Store(nil)
-		return
-	}
-	s.blobNoted.Store(&fn)
+	s.notes.mu.Lock()
+	defer s.notes.mu.Unlock()
+	s.notes.fn = fn
+	s.notes.byTxn = map[*badgerdb.Txn][]blobstore.Ref{}
 }
 
-func (s *Store) notifyBlobNoted(ref blobstore.Ref) {
-	if fn := s.blobNoted.Load(); fn != nil {
-		(*fn)(ref)
+// blobNotes holds the refs that transactions under way note, until they
+// commit (update calls done).
+type blobNotes struct {
+	mu    sync.Mutex
+	fn    func(blobstore.Ref) // nil: nobody listens, and nothing is kept
+	byTxn map[*badgerdb.Txn][]blobstore.Ref
+}
+
+// note keeps ref for txn's commit.
+func (n *blobNotes) note(txn *badgerdb.Txn, ref blobstore.Ref) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fn != nil {
+		n.byTxn[txn] = append(n.byTxn[txn], ref)
+	}
+}
+
+// done calls fn with what txn noted, if it committed.
+func (n *blobNotes) done(txn *badgerdb.Txn, committed bool) {
+	n.mu.Lock()
+	refs, fn := n.byTxn[txn], n.fn
+	delete(n.byTxn, txn)
+	n.mu.Unlock()
+	if committed && fn != nil {
+		for _, ref := range refs {
+			fn(ref)
+		}
 	}
 }
 
 // FileFolders calls fn with the folder inode (the top directory of its
 // collection, files/<name>) of each file whose content is blob ref, as
 // the index of the files' blobs (r <ref> <ino>) and the parent pointers
-// say. folders holds the collections' folder inodes; dirFolder caches the
-// folder of each directory met, filled as it goes, for the next call. A
-// file whose parents lead to no folder is skipped.
-func (s *Store) FileFolders(ctx context.Context, ref blobstore.Ref, folders map[uint64]bool, dirFolder map[uint64]uint64, fn func(folder uint64) error) error {
+// say; isFolder tells the collections' folders. dirFolder caches the
+// folder of each directory met, filled as it goes, for the next call
+// (inode numbers are never reused, and nothing moves across collections).
+// A file whose parents lead to no folder is skipped. An error from fn is
+// returned as it is.
+func (s *Store) FileFolders(ctx context.Context, ref blobstore.Ref, isFolder func(uint64) bool, dirFolder map[uint64]uint64, fn func(folder uint64) error) error {
 	return s.view(func(txn *badgerdb.Txn) error {
 		prefix := append([]byte{prefixRefUse}, ref[:]...)
 		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix})
@@ -130,7 +162,7 @@ func (s *Store) FileFolders(ctx context.Context, ref blobstore.Ref, folders map[
 			if len(key) != len(prefix)+8 {
 				return errBadRecord
 			}
-			folder, ok := folderOf(txn, binary.BigEndian.Uint64(key[len(prefix):]), folders, dirFolder)
+			folder, ok := folderOf(txn, binary.BigEndian.Uint64(key[len(prefix):]), isFolder, dirFolder)
 			if !ok {
 				continue
 			}
@@ -143,11 +175,11 @@ func (s *Store) FileFolders(ctx context.Context, ref blobstore.Ref, folders map[
 }
 
 // folderOf follows ino's parents up to a collection's folder.
-func folderOf(txn *badgerdb.Txn, ino uint64, folders map[uint64]bool, dirFolder map[uint64]uint64) (uint64, bool) {
+func folderOf(txn *badgerdb.Txn, ino uint64, isFolder func(uint64) bool, dirFolder map[uint64]uint64) (uint64, bool) {
 	var path []uint64
 	found := uint64(0)
 	for depth := 0; depth < 4096; depth++ {
-		if folders[ino] {
+		if isFolder(ino) {
 			found = ino
 			break
 		}

@@ -29,8 +29,6 @@ import (
 
 	badgerdb "github.com/dgraph-io/badger/v4"
 
-	"github.com/stofuse/stofuse/blobstore"
-
 	"github.com/stofuse/stofuse/keyring"
 )
 
@@ -59,7 +57,7 @@ type Store struct {
 
 	keysChanged func() error // called after the envelopes change (keys_export.go)
 
-	blobNoted atomic.Pointer[func(blobstore.Ref)] // OnBlobNoted's (copies.go)
+	notes blobNotes // OnBlobNoted's (copies.go)
 
 	// readOnly: opened with OpenReadOnly (readonly.go); private is then
 	// the private copy of the database opened instead ("" if none), and
@@ -187,7 +185,12 @@ func (s *Store) update(fn func(txn *badgerdb.Txn) error) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		err := s.db.Update(fn)
+		var current *badgerdb.Txn
+		err := s.db.Update(func(txn *badgerdb.Txn) error {
+			current = txn
+			return fn(txn)
+		})
+		s.notes.done(current, err == nil) // OnBlobNoted's calls, once committed
 		if !errors.Is(err, badgerdb.ErrConflict) || attempt == maxRetries {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -190,6 +191,58 @@ func TestVolumeCountsAndListing(t *testing.T) {
 	store.ListVolumeBlobs(ctx, 1, listed[9], func(r blobstore.Ref) error { rest = append(rest, r); return nil })
 	if len(rest) != 10 || rest[0] != listed[10] {
 		t.Fatalf("listing after the 10th ref gave %d refs", len(rest))
+	}
+}
+
+// TestListBlobs: every recorded blob once, in ref order, whatever the
+// volumes holding it; after a ref; and with a volume filter, only those
+// with a copy on a volume it accepts.
+func TestListBlobs(t *testing.T) {
+	ctx := context.Background()
+	store, _, _ := newStore(t)
+	for _, label := range []string{"one", "two"} {
+		if _, err := store.AddVolume(ctx, badger.Volume{Label: label, UUID: "u-" + label, Driver: "localfs"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onTwo := map[blobstore.Ref]bool{}
+	for i := range 12 {
+		ref := blobstore.RefOf([]byte{byte(i)})
+		volume := 1 + i%3/2 // 1, 1, 2, ...
+		if err := store.WriteBlobCreated(ctx, testMeta(ref), volume); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 { // on both
+			if err := store.WriteBlobReplicated(ctx, ref, 2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if volume == 2 || i%3 == 0 {
+			onTwo[ref] = true
+		}
+	}
+	list := func(after blobstore.Ref, visible func(int) bool) []blobstore.Ref {
+		var refs []blobstore.Ref
+		if err := store.ListBlobs(ctx, after, visible, func(r blobstore.Ref) error { refs = append(refs, r); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return refs
+	}
+	all := list(blobstore.Ref{}, nil)
+	if len(all) != 12 || !slices.IsSortedFunc(all, blobstore.Ref.Compare) || len(slices.Compact(slices.Clone(all))) != 12 {
+		t.Fatalf("ListBlobs listed %d refs (want 12, sorted, each once): %v", len(all), all)
+	}
+	if rest := list(all[4], nil); !slices.Equal(rest, all[5:]) {
+		t.Errorf("ListBlobs after the 5th ref: %d refs, want the 7 after it", len(rest))
+	}
+	var want []blobstore.Ref
+	for _, ref := range all {
+		if onTwo[ref] {
+			want = append(want, ref)
+		}
+	}
+	if got := list(blobstore.Ref{}, func(v int) bool { return v == 2 }); !slices.Equal(got, want) {
+		t.Errorf("ListBlobs of the blobs with a copy on volume 2: %v, want %v", got, want)
 	}
 }
 

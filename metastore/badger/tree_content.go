@@ -72,7 +72,7 @@ func (s *Store) commitContentIn(txn *badgerdb.Txn, ino uint64, ref blobstore.Ref
 	if err := txn.Set(refUseKey(ref, ino), nil); err != nil {
 		return nil, err
 	}
-	s.notifyBlobNoted(ref) // a blob stored already may now belong to another collection too
+	s.notes.note(txn, ref) // a blob stored already may now belong to another collection too
 	if attrs != nil {
 		attrs(n)
 	}
