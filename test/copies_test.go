@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -317,4 +318,31 @@ func TestCopiesPolicySharedBlob(t *testing.T) {
 		}
 	}
 	m.unmount()
+}
+
+// TestCopiesPolicyAtSIGTERM: a mount stopped by SIGTERM while it copies
+// (slowly: --replicate-rate) finishes the copies under way and those of
+// its last snapshot before the daemon exits: nothing is below policy
+// after.
+func TestCopiesPolicyAtSIGTERM(t *testing.T) {
+	requireFuse(t)
+	s := newStore(t)
+	s.mustRun("volume", "add", "backup", "--path", filepath.Join(t.TempDir(), "backup"))
+	s.mustRun("collection", "set", "--default", "--copies", "2")
+	m := s.mount("--replicate-rate", "1M")
+	want := writeRandomFile(t, filepath.Join(m.dir, "files", "default", "f"), 9, 2<<20) // 2 s at the rate
+	waitFor(t, "the copy to start", func() bool {
+		st := s.copiesStatus()
+		return st.Replication != nil && st.Replication.Passes >= 1 && st.Copies.Below > 0
+	})
+	if err := syscall.Kill(m.pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the daemon to exit", func() bool { return processGone(m.pid) })
+	if got := s.volumesOf(want); got != "default, backup" {
+		t.Errorf("the file being copied at SIGTERM is on %q, want default, backup", got)
+	}
+	if st := s.copiesStatus(); st.Copies.Below != 0 {
+		t.Errorf("%d blobs below policy after the daemon stopped (the last snapshot's?)", st.Copies.Below)
+	}
 }
