@@ -123,3 +123,30 @@ func TestMountShowsEveryVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGCRemovesFromMergedRef: a blob only the backup volume holds, seen
+// through ref/ of a mount of every volume (the kernel keeps its entry for
+// an hour), released and removed by gc through the daemon, is gone from
+// ref/ at once.
+func TestGCRemovesFromMergedRef(t *testing.T) {
+	requireFuse(t)
+	s := newStore(t)
+	s.mustRun("volume", "add", "backup", "--path", filepath.Join(t.TempDir(), "backup"))
+	src := t.TempDir()
+	ref := writeRandomFile(t, filepath.Join(src, "b"), 5, 3000)
+	s.mustRun("put", "--volume", "backup", filepath.Join(src, "b"))
+	m := s.mount()
+	if _, err := os.Stat(m.ref(ref)); err != nil {
+		t.Fatalf("stat of the backup volume's blob through ref/: %v", err)
+	}
+	s.mustRun("release", ref)
+	if out := s.mustRun("gc", "--grace", "0"); !strings.Contains(out, "backup") {
+		t.Errorf("gc through the daemon:\n%s", out)
+	}
+	if _, err := os.Stat(m.ref(ref)); !os.IsNotExist(err) {
+		t.Errorf("stat of the blob gc removed from the backup volume: %v, want ENOENT at once", err)
+	}
+	if names := lsRef(t, m); slices.Contains(names, ref) {
+		t.Errorf("ref/ still lists the blob gc removed")
+	}
+}
