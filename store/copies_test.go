@@ -313,11 +313,7 @@ func TestReplicatorCopiesNewBlobs(t *testing.T) {
 	if err := s.Meta().SetDefaultCopies(ctx, badger.CopiesPolicy{Copies: 2}); err != nil {
 		t.Fatal(err)
 	}
-	r := store.NewReplicator(t.Logf, 0, nil)
-	running, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(running, s) }()
-	t.Cleanup(func() { stop(); <-done })
+	r, stop := runReplicator(t, s, 0)
 	waitFor(t, "the blob stored before to get its second copy", func() bool { return len(copiesOf(t, s, before)) == 2 })
 	after := put(t, s, store.DefaultVolume, randomBytes(t, 1000))
 	waitFor(t, "the blob stored after to get its second copy", func() bool { return len(copiesOf(t, s, after)) == 2 })
@@ -331,10 +327,22 @@ func TestReplicatorCopiesNewBlobs(t *testing.T) {
 	// returns (as at an unmount, after the last snapshot).
 	last := put(t, s, store.DefaultVolume, randomBytes(t, 1000))
 	stop()
-	<-done
 	if got := copiesOf(t, s, last); len(got) != 2 {
 		t.Errorf("the blob stored just before the replication stopped is on %v, want two volumes", got)
 	}
+}
+
+// runReplicator runs a background replication of s reading at most rate
+// bytes a second (0: no limit) until stop, which returns once it has
+// stopped (and is called at the test's end if not before).
+func runReplicator(t *testing.T, s *store.Store, rate float64) (r *store.Replicator, stop func()) {
+	r = store.NewReplicator(t.Logf, rate, nil)
+	running, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(running, s) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return r, stop
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
@@ -360,16 +368,11 @@ func TestReplicatorFinishesWhenStopped(t *testing.T) {
 	if err := s.Meta().SetDefaultCopies(ctx, badger.CopiesPolicy{Copies: 2}); err != nil {
 		t.Fatal(err)
 	}
-	r := store.NewReplicator(t.Logf, 200_000, nil)
-	running, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(running, s) }()
-	t.Cleanup(func() { stop(); <-done })
+	r, stop := runReplicator(t, s, 200_000)
 	waitFor(t, "the whole pass at the start", func() bool { return r.State().Passes == 1 })
 	big := put(t, s, store.DefaultVolume, randomBytes(t, 600_000)) // 3 s at the rate
 	waitFor(t, "the pass over the new blob to start", func() bool { return r.State().Running })
 	stop()
-	<-done
 	if got := copiesOf(t, s, big); len(got) != 2 {
 		t.Errorf("the blob being copied when the replication stopped is on %v, want two volumes", got)
 	}

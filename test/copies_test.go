@@ -62,6 +62,49 @@ func (s *store) waitForPolicy(t *testing.T) copiesStatus {
 	return st
 }
 
+// readAroundAndRepair reads every file of dir (named in want, by its
+// SHA-256) through the mount m, each of them damaged on one of the
+// mounted volumes' copies or in different frames of both (both-different)
+// but both-same, damaged in the same frame of both copies, which must be
+// EIO; waits for the daemon to repair the two copies damaged in one place
+// from volume other and the both-different one from the good frames of
+// both; unmounts m.
+func (s *store) readAroundAndRepair(t *testing.T, m *mount, dir string, want map[string]string, other string) {
+	t.Helper()
+	for name, sum := range want {
+		if name == "both-same" {
+			continue
+		}
+		if got := sh(t, "sha256sum < "+filepath.Join(dir, name)+" | cut -c1-64"); got != sum+"\n" {
+			t.Errorf("cat of %s through the mount: SHA-256 %s, want %s", name, got, sum)
+		}
+	}
+	if out := shFails(t, "cat "+filepath.Join(dir, "both-same")+" > /dev/null"); !strings.Contains(out, "both-same: Input/output error") {
+		t.Errorf("cat of the file damaged in the same frame of both copies: %q, want Input/output error", out)
+	}
+	log := func() string {
+		b, _ := os.ReadFile(filepath.Join(s.dir, "mount.log"))
+		return string(b)
+	}
+	waitFor(t, "the daemon to repair the three blobs it read around", func() bool {
+		return strings.Count(log(), "replaced with a verified copy from volume "+other) == 2 &&
+			strings.Contains(log(), "blob "+want["both-different"]+": no copy was whole")
+	})
+	m.unmount()
+}
+
+// requireScrubNamesOnly runs scrub and fails unless the only blob of want
+// it names is both-same's, once for each of its two damaged copies.
+func (s *store) requireScrubNamesOnly(t *testing.T, want map[string]string) {
+	t.Helper()
+	out := s.run("scrub").stdout
+	for name, sum := range want {
+		if n := strings.Count(out, sum); name == "both-same" && n != 2 || name != "both-same" && n != 0 {
+			t.Errorf("scrub after the repairs names %s %d times:\n%s", name, n, out)
+		}
+	}
+}
+
 // TestCopiesPolicy: two local volumes, the collection's policy 2 copies; a
 // tree copied into files/ and blobs written into ref/ of a mount reach two
 // copies each on their own (status reaches 0 below policy, both volumes
@@ -129,33 +172,8 @@ func TestCopiesPolicy(t *testing.T) {
 	flipFrame(t, copyPath(volume, want["both-same"]), 3)
 	flipFrame(t, copyPath(backup, want["both-same"]), 3)
 	m = s.mount()
-	tree := filepath.Join(m.dir, "files", "default", "src")
-	for _, name := range names {
-		if name == "both-same" {
-			continue
-		}
-		if got := sh(t, "sha256sum < "+filepath.Join(tree, name)+" | cut -c1-64"); got != want[name]+"\n" {
-			t.Errorf("cat of %s through the mount: SHA-256 %s, want %s", name, got, want[name])
-		}
-	}
-	if out := shFails(t, "cat "+filepath.Join(tree, "both-same")+" > /dev/null"); !strings.Contains(out, "both-same: Input/output error") {
-		t.Errorf("cat of the file damaged in the same frame of both copies: %q, want Input/output error", out)
-	}
-	log := func() string {
-		b, _ := os.ReadFile(filepath.Join(s.dir, "mount.log"))
-		return string(b)
-	}
-	waitFor(t, "the daemon to repair the three blobs it read around", func() bool {
-		return strings.Count(log(), "replaced with a verified copy from volume backup") == 2 &&
-			strings.Contains(log(), "blob "+want["both-different"]+": no copy was whole")
-	})
-	m.unmount()
-	out := s.run("scrub").stdout
-	for _, name := range names {
-		if n := strings.Count(out, want[name]); name == "both-same" && n != 2 || name != "both-same" && n != 0 {
-			t.Errorf("scrub after the repairs names %s %d times:\n%s", name, n, out)
-		}
-	}
+	s.readAroundAndRepair(t, m, filepath.Join(m.dir, "files", "default", "src"), want, "backup")
+	s.requireScrubNamesOnly(t, want)
 }
 
 // TestCopiesPolicyResumesAfterKill: a mount replicating slowly
@@ -245,36 +263,11 @@ func TestCopiesPolicyS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = s.mount()
-	dir = filepath.Join(m.dir, "files", "default")
-	for _, name := range names {
-		if name == "both-same" {
-			continue
-		}
-		if got := sh(t, "sha256sum < "+filepath.Join(dir, name)+" | cut -c1-64"); got != want[name]+"\n" {
-			t.Errorf("%s through the mount: SHA-256 %s, want %s", name, got, want[name])
-		}
-	}
-	if out := shFails(t, "cat "+filepath.Join(dir, "both-same")+" > /dev/null"); !strings.Contains(out, "both-same: Input/output error") {
-		t.Errorf("cat of the file damaged in the same frame of both copies: %q, want Input/output error", out)
-	}
-	log := func() string {
-		b, _ := os.ReadFile(filepath.Join(s.dir, "mount.log"))
-		return string(b)
-	}
-	waitFor(t, "the daemon to repair the three blobs it read around", func() bool {
-		return strings.Count(log(), "replaced with a verified copy from volume s3vol") == 2 &&
-			strings.Contains(log(), "blob "+want["both-different"]+": no copy was whole")
-	})
-	m.unmount()
+	s.readAroundAndRepair(t, m, filepath.Join(m.dir, "files", "default"), want, "s3vol")
 	if out := s.run("scrub", "--repair", "--volume", "s3vol").stdout; !strings.Contains(out, "REPAIRED "+want["bucket-gone"]+"  volume s3vol: missing copy restored from volume default") {
 		t.Errorf("scrub --repair of the bucket:\n%s", out)
 	}
-	out := s.run("scrub").stdout
-	for _, name := range names {
-		if n := strings.Count(out, want[name]); name == "both-same" && n != 2 || name != "both-same" && n != 0 {
-			t.Errorf("scrub after the repairs names %s %d times:\n%s", name, n, out)
-		}
-	}
+	s.requireScrubNamesOnly(t, want)
 }
 
 // TestCopiesPolicySharedBlob: a blob that a file of a collection with one
