@@ -21,6 +21,7 @@ type metrics struct {
 	stores, storedBytes, storeErrors prometheus.Counter
 	readSeconds, storeSeconds        prometheus.Observer
 	verified, corrupt                *prometheus.CounterVec
+	heap                             *heapPeak
 	server                           *http.Server
 }
 
@@ -57,12 +58,14 @@ func startMetrics(addr, volume string, cache *diskaccess.FrameCache) (*metrics, 
 			Help: "Damaged blobs met by reads and scrubs."}, []string{"volume"}),
 	}
 	registry.MustRegister(m.verified, m.corrupt)
+	m.heap = registerMemory(registry)
 	registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "stofuse", Name: "frame_cache_hits_total",
 		Help: "Reads served from the cache of opened frames.", ConstLabels: labels}, func() float64 { return float64(cache.Stats().Hits) }))
 	registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "stofuse", Name: "frame_cache_misses_total",
 		Help: "Frames opened because the cache did not have them.", ConstLabels: labels}, func() float64 { return float64(cache.Stats().Misses) }))
 	listener, err := net.Listen("tcp", addr)
 	if err != nil {
+		m.heap.stop()
 		return nil, err
 	}
 	mux := http.NewServeMux()
@@ -75,6 +78,7 @@ func startMetrics(addr, volume string, cache *diskaccess.FrameCache) (*metrics, 
 func (m *metrics) stop() {
 	if m != nil {
 		m.server.Close()
+		m.heap.stop()
 	}
 }
 
