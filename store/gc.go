@@ -122,8 +122,10 @@ type VolumeGarbage struct {
 // snapshots and forgets wait for it.
 //
 // Memory: 8 bytes per blob the retained snapshots use (refSet), a map
-// entry per directory tree and index segment, and one record at a time;
-// the records stream from the metadata in ref order.
+// entry per directory tree and index segment, and one chunk of records
+// at a time: the records stream from the metadata in ref order, a few
+// thousand to a read (badger.Store.EachBlobUse), so that no read stays
+// open while CollectGarbage condemns.
 func (s *Store) FindGarbage(ctx context.Context, opts GCOptions) (*GarbageReport, error) {
 	s.snapshotMu.Lock()
 	defer s.snapshotMu.Unlock()

@@ -23,28 +23,67 @@ type BlobUse struct {
 	Files      bool   // a file of the files/ tree uses it
 }
 
-// EachBlobUse calls fn for every blob record, in ascending ref order, from
-// one consistent view of the metadata. It walks the records and the index
-// of the files' blobs (r <ref> <ino>) side by side, so it holds one record
-// at a time whatever the number of blobs, and decodes what it needs of
-// each without copying it: the BlobUse (its Volumes) is fn's only until
-// fn returns.
+// useChunk is how many blob records EachBlobUse reads in one read
+// transaction (a var for the tests).
+var useChunk = 4096
+
+// EachBlobUse calls fn for every blob record, in ascending ref order. It
+// reads them in chunks of useChunk, each from a read transaction of its
+// own that ends before fn hears of them, walking the records and the
+// index of the files' blobs (r <ref> <ino>) side by side: so it holds one
+// chunk at a time whatever the number of blobs, and keeps no read open
+// while fn writes (a garbage collection condemns as it goes). A read held
+// open over the whole stream would make Badger keep every transaction
+// committed meanwhile, for its conflict checks (the fingerprints of the
+// keys each wrote: about 160 KiB for each 1,024 blobs condemned, 80 MiB
+// for half a million). Each record is seen with its files as one view
+// shows both; a record written or removed during the stream (by fn or
+// anyone) is seen or not depending on whether its chunk was read before.
+// The BlobUse (its Volumes) is fn's only until fn returns.
 func (s *Store) EachBlobUse(ctx context.Context, fn func(BlobUse) error) error {
-	return s.EachBlobUseFrom(ctx, blobstore.Ref{}, fn)
+	var chunk []BlobUse
+	var volumes []int // chunk's Volumes, reused from chunk to chunk
+	var after *blobstore.Ref
+	keyIDs := map[string]string{}
+	for {
+		var err error
+		chunk, volumes, err = s.readUses(ctx, after, chunk[:0], volumes[:0], keyIDs)
+		if err != nil {
+			return err
+		}
+		for _, use := range chunk {
+			if err := fn(use); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < useChunk {
+			return nil
+		}
+		last := chunk[len(chunk)-1].Ref
+		after = &last
+	}
 }
 
-// EachBlobUseFrom is EachBlobUse from ref from on (included), so that a
-// walk cut into parts goes on where it stopped.
-func (s *Store) EachBlobUseFrom(ctx context.Context, from blobstore.Ref, fn func(BlobUse) error) error {
-	return s.view(func(txn *badgerdb.Txn) error {
+// readUses appends to chunk the uses of up to useChunk blob records, the
+// first after ref after (nil: from the first), in one read transaction,
+// with their Volumes appended to volumes; keyIDs interns their key ids.
+func (s *Store) readUses(ctx context.Context, after *blobstore.Ref, chunk []BlobUse, volumes []int, keyIDs map[string]string) ([]BlobUse, []int, error) {
+	err := s.view(func(txn *badgerdb.Txn) error {
 		records := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixBlob}, PrefetchValues: true, PrefetchSize: 256})
 		defer records.Close()
 		uses := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{prefixRefUse}})
 		defer uses.Close()
-		uses.Seek(append([]byte{prefixRefUse}, from[:]...))
-		var volumes []int // reused: a BlobUse's Volumes are valid during fn only
-		keyIDs := map[string]string{}
-		for records.Seek(blobKey(from)); records.Valid(); records.Next() {
+		if after == nil {
+			records.Rewind()
+			uses.Rewind()
+		} else {
+			records.Seek(blobKey(*after))
+			if records.Valid() && bytes.Equal(records.Item().Key()[1:], after[:]) {
+				records.Next()
+			}
+			uses.Seek(append([]byte{prefixRefUse}, after[:]...))
+		}
+		for ; records.Valid() && len(chunk) < useChunk; records.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -52,24 +91,25 @@ func (s *Store) EachBlobUseFrom(ctx context.Context, from blobstore.Ref, fn func
 			if len(key) != 1+blobstore.RefSize {
 				return errBadRecord
 			}
-			use := BlobUse{Ref: blobstore.Ref(key[1:]), Volumes: volumes[:0]}
+			first := len(volumes)
+			use := BlobUse{Ref: blobstore.Ref(key[1:]), Volumes: volumes}
 			err := records.Item().Value(func(value []byte) error { return decodeUse(value, &use, keyIDs) })
 			if err != nil {
 				return err
 			}
 			volumes = use.Volumes
+			use.Volumes = volumes[first:len(volumes):len(volumes)]
 			// Skip the uses of refs before this one (files whose blob has no
 			// record: a settle's business, not a collection's).
 			for uses.Valid() && bytes.Compare(uses.Item().Key()[1:], use.Ref[:]) < 0 {
 				uses.Next()
 			}
 			use.Files = uses.Valid() && bytes.HasPrefix(uses.Item().Key()[1:], use.Ref[:])
-			if err := fn(use); err != nil {
-				return err
-			}
+			chunk = append(chunk, use)
 		}
 		return nil
 	})
+	return chunk, volumes, err
 }
 
 // decodeUse reads from a blob record's value (record.go's layout) what a

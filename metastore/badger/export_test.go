@@ -161,3 +161,11 @@ func DropDirLinksForTest(s *Store) error {
 		return txn.Delete(stringKey(prefixSetting, "dir-links"))
 	})
 }
+
+// SetUseChunkForTest makes EachBlobUse read n records at a time, until
+// the function it returns puts the size back.
+func SetUseChunkForTest(n int) (restore func()) {
+	old := useChunk
+	useChunk = n
+	return func() { useChunk = old }
+}
