@@ -108,36 +108,28 @@ type policyPass struct {
 	pairs     map[[2]int]bool // the (source, target) volumes copies went between
 }
 
-// all walks every blob record, in batches.
+// all walks every blob record, copying in batches as it goes (the walk
+// holds no read open while fn runs: EachBlobUse).
 func (p *policyPass) all(ctx context.Context) error {
-	var from blobstore.Ref
-	for {
-		var batch []policyWork
-		var next blobstore.Ref
-		more := false
-		err := p.s.meta.EachBlobUseFrom(ctx, from, func(use badger.BlobUse) error {
-			if len(batch) == policyBatch {
-				next, more = use.Ref, true
-				return errBatchFull
-			}
-			p.summary.Checked++
-			p.r.Add(1, 0)
-			return p.consider(ctx, &use, &batch)
-		})
-		if err != nil && !errors.Is(err, errBatchFull) {
+	var batch []policyWork
+	err := p.s.meta.EachBlobUse(ctx, func(use badger.BlobUse) error {
+		p.summary.Checked++
+		p.r.Add(1, 0)
+		if err := p.consider(ctx, &use, &batch); err != nil {
 			return err
 		}
-		if err := p.copyAll(ctx, batch); err != nil {
-			return err
-		}
-		if !more {
+		if len(batch) < policyBatch {
 			return nil
 		}
-		from = next
+		err := p.copyAll(ctx, batch)
+		batch = batch[:0]
+		return err
+	})
+	if err != nil {
+		return err
 	}
+	return p.copyAll(ctx, batch)
 }
-
-var errBatchFull = errors.New("batch full")
 
 // refs looks at the given blobs.
 func (p *policyPass) refs(ctx context.Context, refs []blobstore.Ref) error {
