@@ -2,6 +2,7 @@ package badger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
@@ -47,7 +48,13 @@ func (s *Store) Commit(ctx context.Context, syncVolumes func(context.Context) er
 	if err := s.syncDB(); err != nil {
 		return fmt.Errorf("group commit: %w", err)
 	}
-	return s.dropJournal(ctx, s.journal.base, cur)
+	err := s.dropJournal(ctx, s.journal.base, cur)
+	if errors.As(err, new(*NoSpaceError)) {
+		// What was committed is durable; the entries left go at a later
+		// Commit, once there is room (a removal lost costs only a check).
+		return nil
+	}
+	return err
 }
 
 // journalBatch is how many journal entries one transaction removes.
@@ -78,7 +85,7 @@ func (s *Store) dropJournal(ctx context.Context, from, to uint64) error {
 	}
 	for start := 0; start < len(keys); start += journalBatch {
 		batch := keys[start:min(start+journalBatch, len(keys))]
-		err := s.update(func(txn *badgerdb.Txn) error {
+		err := s.updateHousekeeping(func(txn *badgerdb.Txn) error {
 			for _, key := range batch {
 				if err := dropIfIn(txn, key, from, to); err != nil {
 					return err

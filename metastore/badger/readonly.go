@@ -54,20 +54,25 @@ func OpenReadOnly(dir, scratch string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := openReadOnlyHere(dir)
-	if err == nil {
-		var needs string
-		if needs, err = s.needsWrites(); err == nil && needs == "" {
-			s.readOnly, s.sharedLock = true, lock
-			return s, nil
+	// A memtable log made ahead (space.go) by a process that died is
+	// empty, which Badger's read-only mode cannot open: the copy leaves
+	// it out.
+	if !hasPlaceholder(dir) {
+		s, err := openReadOnlyHere(dir)
+		if err == nil {
+			var needs string
+			if needs, err = s.needsWrites(); err == nil && needs == "" {
+				s.readOnly, s.sharedLock = true, lock
+				return s, nil
+			}
+			s.Close()
 		}
-		s.Close()
+		if err != nil && !strings.Contains(err.Error(), badgerdb.ErrTruncateNeeded.Error()) {
+			lock.Close()
+			return nil, err
+		}
 	}
-	if err != nil && !strings.Contains(err.Error(), badgerdb.ErrTruncateNeeded.Error()) {
-		lock.Close()
-		return nil, err
-	}
-	s, err = openPrivateCopy(dir, scratch)
+	s, err := openPrivateCopy(dir, scratch)
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -130,7 +135,7 @@ func openPrivateCopy(dir, scratch string) (*Store, error) {
 		os.RemoveAll(private)
 		return nil, fmt.Errorf("copying the metadata %s to %s: %w", dir, private, err)
 	}
-	s, err := Open(private)
+	s, err := open(private, nil)
 	if err != nil {
 		inUse.Close()
 		os.RemoveAll(private)
@@ -180,7 +185,7 @@ func copyDatabase(dir, to string) error {
 		return err
 	}
 	for _, e := range entries {
-		if !e.Type().IsRegular() || e.Name() == "LOCK" || e.Name() == inUseName {
+		if !e.Type().IsRegular() || e.Name() == "LOCK" || e.Name() == inUseName || isPlaceholder(e) {
 			continue
 		}
 		if err := copySparse(filepath.Join(dir, e.Name()), filepath.Join(to, e.Name())); err != nil {

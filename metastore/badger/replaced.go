@@ -234,7 +234,7 @@ func replacedKeyMoving(key []byte) (uint64, bool) {
 func (s *Store) dropReplaced(keys [][]byte, from, to uint64) error {
 	for start := 0; start < len(keys); start += journalBatch {
 		batch := keys[start:min(start+journalBatch, len(keys))]
-		err := s.update(func(txn *badgerdb.Txn) error {
+		err := s.updateHousekeeping(func(txn *badgerdb.Txn) error {
 			for _, key := range batch {
 				moving, _ := replacedKeyMoving(key)
 				if pending, err := exists(txn, journalContentKey(moving)); err != nil || pending {

@@ -70,6 +70,9 @@ type Store struct {
 
 	failed atomic.Pointer[error] // set by Fail (fail.go): every read and write fails with it
 
+	space *spaceGuard // keeps Badger from a full filesystem (space.go); nil when read-only
+	wrote atomic.Bool // a write transaction ran since Open (Close must flush)
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -80,7 +83,7 @@ func badgerOptions(dir string) badgerdb.Options {
 	return badgerdb.DefaultOptions(dir).
 		WithSyncWrites(false). // synced by Commit and updateDurable
 		WithLogger(nil).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(memTableSize). // see space.go
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
@@ -94,7 +97,11 @@ func badgerOptions(dir string) badgerdb.Options {
 // Open opens (creating if needed) the store in dir.
 // A damaged database is a *DamagedError (ErrDamaged), found before
 // Badger opens it, so that nothing in dir is changed.
-func Open(dir string) (*Store, error) {
+func Open(dir string) (*Store, error) { return open(dir, newSpaceGuard(dir)) }
+
+// open opens the store in dir for writing, guarded by space (nil: not
+// guarded, for a private copy in a scratch directory).
+func open(dir string, space *spaceGuard) (*Store, error) {
 	if err := checkDir(dir); err != nil {
 		if errors.Is(err, ErrDamaged) && isLocked(dir) {
 			// Another process has it open and may be changing it as it was
@@ -103,6 +110,7 @@ func Open(dir string) (*Store, error) {
 		}
 		return nil, err
 	}
+	space.beforeOpen()
 	db, err := badgerdb.Open(badgerOptions(dir))
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -110,22 +118,14 @@ func Open(dir string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open metadata store %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, gcStop: make(chan struct{}), gcDone: make(chan struct{})}
-	if err := s.migrateTreeIndex(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := s.migrateExplicitStores(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := s.migrateDirLinks(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := s.openJournal(); err != nil {
-		db.Close()
-		return nil, err
+	space.start()
+	s := &Store{db: db, dir: dir, gcStop: make(chan struct{}), gcDone: make(chan struct{}), space: space}
+	for _, step := range []func() error{s.migrateTreeIndex, s.migrateExplicitStores, s.migrateDirLinks, s.openJournal} {
+		if err := step(); err != nil {
+			close(s.gcDone) // no value-log GC was started
+			s.Close()
+			return nil, err
+		}
 	}
 	go s.collectGarbage(10 * time.Minute)
 	return s, nil
@@ -137,12 +137,28 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.gcStop)
 		<-s.gcDone
+		if err := s.space.beforeClose(); err != nil && s.wrote.Load() {
+			s.closeErr = s.abandon(err)
+			return
+		}
 		s.closeErr = s.db.Close()
+		s.space.afterClose()
 		if s.readOnly {
 			s.closeErr = errors.Join(s.closeErr, s.closeReadOnly())
 		}
 	})
 	return s.closeErr
+}
+
+// abandon is Close on a filesystem too full for Badger's Close (why): the
+// logs are synced, and the database is left open, its directory locked
+// until the process exits; the next Open replays the logs.
+func (s *Store) abandon(why error) error {
+	if err := s.syncDB(); err != nil {
+		return fmt.Errorf("the metadata store %s is not closed (%v), and syncing its logs failed: %w", s.dir, why, err)
+	}
+	return fmt.Errorf("the metadata store %s is left open, not closed: %w. What was written is in its logs, synced, "+
+		"which the next open replays; until this process exits, it cannot be opened again", s.dir, why)
 }
 
 // Dir is the database directory.
@@ -178,12 +194,28 @@ const maxRetries = 20
 // survives a crash of the process at once, a power loss from the next
 // Commit on (see updateDurable for what cannot wait).
 func (s *Store) update(fn func(txn *badgerdb.Txn) error) error {
+	return s.updateChecked(fn, s.space.check)
+}
+
+// updateHousekeeping is update for what only removes what earlier writes
+// left (the journal's entries, after a Commit): on a nearly full
+// filesystem it goes on, its few deletions within the headroom, so that
+// the store is left clean; it waits only for the memtable logs.
+func (s *Store) updateHousekeeping(fn func(txn *badgerdb.Txn) error) error {
+	return s.updateChecked(fn, s.space.checkLogs)
+}
+
+func (s *Store) updateChecked(fn func(txn *badgerdb.Txn) error, roomToWrite func() error) error {
 	if err := s.failure(); err != nil {
 		return err
 	}
 	if err := s.ensureWritable(); err != nil {
 		return err
 	}
+	if err := roomToWrite(); err != nil {
+		return err
+	}
+	s.wrote.Store(true)
 	for attempt := 0; ; attempt++ {
 		var current *badgerdb.Txn
 		err := s.db.Update(func(txn *badgerdb.Txn) error {
