@@ -21,8 +21,8 @@ type contentBuffer struct {
 	hashed int64     // -1 once a write came out of order
 }
 
-func newContentBuffer(spoolDir string) *contentBuffer {
-	return &contentBuffer{spool: &spool{dir: spoolDir}, hash: sha256.New()}
+func newContentBuffer(cfg *Config) *contentBuffer {
+	return &contentBuffer{spool: &spool{dir: cfg.SpoolDir, spaceCheck: cfg.SpaceCheck}, hash: sha256.New()}
 }
 
 func (b *contentBuffer) Size() int64 { return b.spool.size }

@@ -27,6 +27,7 @@ import (
 	"log"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -84,6 +85,10 @@ type Config struct {
 	// (default_permissions).
 	AllowOther bool
 	SpoolDir   string // where files being written are spooled
+	// SpaceCheck, if set, is asked before each write into the spool: its
+	// error (ENOSPC: the store keeps room on the spool's filesystem for
+	// its metadata) fails the write.
+	SpaceCheck func() error
 	FsName     string // the mount's source, as mount(8) and df show it
 	UID, GID   uint32
 	Logger     *log.Logger // where damage and failures are reported
@@ -134,7 +139,15 @@ type FS struct {
 	snapInos  *snapInos  // inode numbers under snapshots/
 	trees     *treeCache // snapshot tree blobs; nil without Snapshots
 	holds     *holds     // what a garbage collection must keep (holds.go)
+
+	noSpaceMu      sync.Mutex // guards noSpaceLogged and noSpaceSkipped
+	noSpaceLogged  time.Time  // when an ENOSPC answer was last logged
+	noSpaceSkipped int        // ENOSPC answers not logged since
 }
+
+// noSpaceLogEvery is how often an ENOSPC answer is logged at most: a full
+// disk answers it to every write, and the log may be on that disk.
+const noSpaceLogEvery = 10 * time.Second
 
 // New returns the root node of a mount.
 func New(cfg Config) *Root {
@@ -216,10 +229,31 @@ func (f *FS) logf(format string, args ...any) {
 // see in an errno: damage, and failures that are not "not found".
 func (f *FS) errno(what string, err error) syscall.Errno {
 	errno := toErrno(err)
-	if errno != 0 && errno != syscall.ENOENT {
+	if errno == syscall.ENOSPC {
+		f.logNoSpace(what, err)
+	} else if errno != 0 && errno != syscall.ENOENT {
 		f.logf("%s: %v (answered with %v)", what, err, errno)
 	}
 	return errno
+}
+
+// logNoSpace logs an ENOSPC answer, at most one every noSpaceLogEvery
+// with the count of those left out.
+func (f *FS) logNoSpace(what string, err error) {
+	f.noSpaceMu.Lock()
+	if time.Since(f.noSpaceLogged) < noSpaceLogEvery {
+		f.noSpaceSkipped++
+		f.noSpaceMu.Unlock()
+		return
+	}
+	skipped := f.noSpaceSkipped
+	f.noSpaceLogged, f.noSpaceSkipped = time.Now(), 0
+	f.noSpaceMu.Unlock()
+	more := ""
+	if skipped > 0 {
+		more = fmt.Sprintf("; and %d more ENOSPC answers since the last one logged", skipped)
+	}
+	f.logf("%s: %v (answered with %v%s)", what, err, syscall.ENOSPC, more)
 }
 
 // fileMode is the permission of files: writable unless read-only.

@@ -198,7 +198,7 @@ func (s *session) abandon() {
 		s.stream.abandon()
 		s.stream = nil
 	}
-	s.replaceSpool(newContentBuffer(s.fsys.cfg.SpoolDir))
+	s.replaceSpool(newContentBuffer(&s.fsys.cfg))
 	s.set(spooling, 0)
 }
 

@@ -87,7 +87,7 @@ func (s *session) copyOnWrite(ctx context.Context) error {
 	if s.spool != nil {
 		return nil
 	}
-	spool := newContentBuffer(s.fsys.cfg.SpoolDir)
+	spool := newContentBuffer(&s.fsys.cfg)
 	if !s.blob.IsZero() && s.size > 0 {
 		cfg := s.fsys.cfg
 		blob, err := cfg.Controller.OpenBlobAnyCopy(ctx, s.blob, cfg.Keys, cfg.Volume)
@@ -168,7 +168,7 @@ func (s *session) startOver() {
 		s.set(checking, 0)
 		return
 	}
-	s.replaceSpool(newContentBuffer(s.fsys.cfg.SpoolDir))
+	s.replaceSpool(newContentBuffer(&s.fsys.cfg))
 	s.set(spooling, 0)
 }
 

@@ -12,14 +12,20 @@ const spoolInMemory = 64 << 10
 // spool holds the data of a file being written. It is not safe for
 // concurrent use: pendingNode's lock guards it.
 type spool struct {
-	dir  string
-	mem  []byte   // the data while small
-	file *os.File // the data once large; unlinked, gone with Close
-	size int64
+	dir        string
+	spaceCheck func() error // asked before each write to the file; nil: none
+	mem        []byte       // the data while small
+	file       *os.File     // the data once large; unlinked, gone with Close
+	size       int64
 }
 
 func (s *spool) WriteAt(p []byte, off int64) (int, error) {
 	end := off + int64(len(p))
+	if s.spaceCheck != nil && (s.file != nil || end > spoolInMemory) {
+		if err := s.spaceCheck(); err != nil {
+			return 0, err
+		}
+	}
 	if s.file == nil && end > spoolInMemory {
 		if err := s.moveToDisk(); err != nil {
 			return 0, err

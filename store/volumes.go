@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/google/uuid"
 
@@ -58,6 +60,7 @@ func (s *Store) addVolume(ctx context.Context, v badger.Volume, ownDir string) (
 	if err != nil {
 		return nil, err
 	}
+	s.guardSpace(driver)
 	v.UUID = uuid.NewString()
 	if err := s.ctl.Initialize(ctx, v.UUID, driver); err != nil {
 		if errors.Is(err, diskaccess.ErrVolumeAlreadyInitialized) {
@@ -136,6 +139,7 @@ func (s *Store) mountVolume(ctx context.Context, v *badger.Volume) error {
 	if err != nil {
 		return fmt.Errorf("volume %q is not available: %w", v.Label, err)
 	}
+	s.guardSpace(driver)
 	err = s.ctl.Mount(ctx, v.ID, v.UUID, driver)
 	if errors.Is(err, diskaccess.ErrVolumeDescriptorNotFound) {
 		if v.BlobCount > 0 {
@@ -196,4 +200,25 @@ func (s *Store) ChosenVolumes(ctx context.Context, name string) ([]*badger.Volum
 		return nil, err
 	}
 	return []*badger.Volume{v}, nil
+}
+
+// guardSpace makes a local volume on the filesystem of the metadata ask
+// the metadata store before each write (badger.Store.CheckSpace), so that
+// filling the volume never takes the room the metadata keeps for itself.
+func (s *Store) guardSpace(driver blobstore.Driver) {
+	local, ok := driver.(*localfs.Store)
+	if !ok || s.meta.ReadOnly() {
+		return
+	}
+	volume, err := os.Stat(local.Dir())
+	if err != nil {
+		return
+	}
+	meta, err := os.Stat(s.meta.Dir())
+	if err != nil {
+		return
+	}
+	if volume.Sys().(*syscall.Stat_t).Dev == meta.Sys().(*syscall.Stat_t).Dev {
+		local.SetSpaceCheck(s.meta.CheckSpace)
+	}
 }

@@ -49,6 +49,8 @@ type Store struct {
 	deferred deferredSyncs // what stores under WithDeferredSync left to Sync
 
 	noTmpfile atomic.Bool // the filesystem has no O_TMPFILE: temp files are named
+
+	spaceCheck atomic.Pointer[func() error] // SetSpaceCheck's; nil: none
 }
 
 var (

@@ -107,6 +107,9 @@ func (f *stagedFile) Write(p []byte) (int, error) {
 	if f.done {
 		return 0, os.ErrClosed
 	}
+	if err := f.store.checkSpace(); err != nil {
+		return 0, err
+	}
 	n, err := f.temp.Write(p)
 	f.written += int64(n)
 	return n, err

@@ -53,6 +53,7 @@ func mountInBackground(c *cli.Context) error {
 		return err
 	}
 	defer logFile.Close()
+	keepLogRoom(logFile)
 	for _, line := range settled { // said on the terminal too
 		fmt.Fprintf(logFile, "stofuse: warning: %s\n", line)
 	}

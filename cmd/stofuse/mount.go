@@ -202,12 +202,21 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		return err
 	}
 	meta := s.Meta()
+	stopLogRoom := keepingLogRoom(os.Stderr) // when it is mount.log
+	defer stopLogRoom()
+	meta.SetSpaceLogger(logger.Printf)
+	// On a full store the mount comes up all the same, for reading: what
+	// these would write waits for the next mount.
 	if !c.Bool("read-only") {
-		if err := s.WriteKeys(ctx); err != nil {
+		if err := s.WriteKeys(ctx); errors.Is(err, syscall.ENOSPC) {
+			s.out.warnf("the keys are not written to the volume now (the next mount does it): %v", err)
+		} else if err != nil {
 			return err
 		}
 	}
-	if removed, err := meta.RemoveUncommitted(ctx); err != nil {
+	if removed, err := meta.RemoveUncommitted(ctx); errors.Is(err, syscall.ENOSPC) {
+		s.out.warnf("the files an earlier mount left half-written are not removed now (the next mount does it): %v", err)
+	} else if err != nil {
 		return err
 	} else if removed > 0 {
 		s.out.notef("removed %d files that an earlier mount created but never finished writing", removed)
@@ -237,8 +246,9 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		Snapshots: store.NewMountSnapshots(s.Store, v.ID), Volume: v.ID, OnlyVolume: only,
 		Collection: c.String("collection"), ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),
 		SpoolDir: spoolDir, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
-		FsName: "stofuse:" + s.Dir(),
-		Logger: logger,
+		SpaceCheck: meta.CheckSpace, // the spool shares the store's filesystem
+		FsName:     "stofuse:" + s.Dir(),
+		Logger:     logger,
 	}
 	if observer != nil {
 		cfg.Observer = observer

@@ -81,18 +81,16 @@ func (w *storeWatch) Stop() {
 // Gone reports whether the watch found the store gone.
 func (w *storeWatch) Gone() bool { return w.gone.Load() }
 
-// closeWithin closes the store, waiting at most timeout; if Close has not
-// returned by then (Badger's, on a directory that is gone), it gives up
-// with an error saying so, and the process must exit without it.
+// closeWithin closes the store, waiting at most timeout, and returns
+// Close's error; if Close has not returned by then (Badger's, on a
+// directory that is gone), it gives up with an error saying so, and the
+// process must exit without it.
 func closeWithin(s *session, timeout time.Duration) error {
-	closed := make(chan struct{})
-	go func() {
-		s.Close()
-		close(closed)
-	}()
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
 	select {
-	case <-closed:
-		return nil
+	case err := <-closed:
+		return err
 	case <-time.After(timeout):
 		return fmt.Errorf("the metadata of store %s did not close within %s (its database cannot write its files: "+
 			"is the store's disk gone?); exiting without it: what was committed before is on the store's disk, "+
