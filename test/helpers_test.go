@@ -40,7 +40,12 @@ type store struct {
 
 func newStore(t *testing.T) *store {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "store")
+	return newStoreAt(t, filepath.Join(t.TempDir(), "store"))
+}
+
+// newStoreAt makes a store in dir.
+func newStoreAt(t *testing.T, dir string) *store {
+	t.Helper()
 	s := &store{t: t, dir: dir, env: append(os.Environ(), "STOFUSE_STORE="+dir, "STOFUSE_KEY_FILE=", "STOFUSE_PASSPHRASE=")}
 	s.mustRun("init")
 	return s
