@@ -15,6 +15,18 @@ import (
 	"github.com/stofuse/stofuse/store"
 )
 
+// addLocalVolume adds a local volume labelled label in a new temporary
+// directory, and returns it with the directory.
+func addLocalVolume(t *testing.T, s *store.Store, label string) (*badger.Volume, string) {
+	t.Helper()
+	dir := t.TempDir()
+	v, err := s.AddVolume(context.Background(), store.LocalVolume(label, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, dir
+}
+
 // putIn stores content in a collection on the default volume.
 func putIn(t *testing.T, s *store.Store, collection string, content []byte) blobstore.Ref {
 	t.Helper()
@@ -66,14 +78,8 @@ func belowPolicy(t *testing.T, s *store.Store) (int64, map[string]int64, map[str
 func TestReplicateByPolicy(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	second, err := s.AddVolume(ctx, store.LocalVolume("second", t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	third, err := s.AddVolume(ctx, store.LocalVolume("third", t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	second, _ := addLocalVolume(t, s, "second")
+	third, _ := addLocalVolume(t, s, "third")
 	first, _ := s.Volume(ctx, store.DefaultVolume)
 	if _, err := s.Meta().CreateCollection(ctx, "other"); err != nil {
 		t.Fatal(err)
@@ -173,16 +179,8 @@ func TestReplicateByPolicyInvalid(t *testing.T) {
 func TestReplicateByPolicyDamagedSource(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	secondDir := t.TempDir()
-	second, err := s.AddVolume(ctx, store.LocalVolume("second", secondDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	thirdDir := t.TempDir()
-	third, err := s.AddVolume(ctx, store.LocalVolume("third", thirdDir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	second, secondDir := addLocalVolume(t, s, "second")
+	third, _ := addLocalVolume(t, s, "third")
 	first, _ := s.Volume(ctx, store.DefaultVolume)
 	lone := put(t, s, store.DefaultVolume, randomBytes(t, 200_000))
 	twice := put(t, s, store.DefaultVolume, randomBytes(t, 200_000))
@@ -238,11 +236,7 @@ func TestReplicateByPolicyFailingVolumes(t *testing.T) {
 	defer store.SetPolicyBatchForTest(2)()
 	ctx := context.Background()
 	s, _ := newStore(t)
-	secondDir := t.TempDir()
-	second, err := s.AddVolume(ctx, store.LocalVolume("second", secondDir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	second, secondDir := addLocalVolume(t, s, "second")
 	first, _ := s.Volume(ctx, store.DefaultVolume)
 	var refs []blobstore.Ref
 	for range 5 {
@@ -306,9 +300,7 @@ func TestReplicateByPolicyFailingVolumes(t *testing.T) {
 func TestReplicatorCopiesNewBlobs(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	if _, err := s.AddVolume(ctx, store.LocalVolume("second", t.TempDir())); err != nil {
-		t.Fatal(err)
-	}
+	addLocalVolume(t, s, "second")
 	before := put(t, s, store.DefaultVolume, randomBytes(t, 1000))
 	if err := s.Meta().SetDefaultCopies(ctx, badger.CopiesPolicy{Copies: 2}); err != nil {
 		t.Fatal(err)
@@ -362,9 +354,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 func TestReplicatorFinishesWhenStopped(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	if _, err := s.AddVolume(ctx, store.LocalVolume("second", t.TempDir())); err != nil {
-		t.Fatal(err)
-	}
+	addLocalVolume(t, s, "second")
 	if err := s.Meta().SetDefaultCopies(ctx, badger.CopiesPolicy{Copies: 2}); err != nil {
 		t.Fatal(err)
 	}

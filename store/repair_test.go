@@ -42,11 +42,7 @@ func scrubAll(s *store.Store, v *badger.Volume, opts store.ScrubOptions) (store.
 func TestScrubRepairsFromAnotherVolume(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	secondDir := t.TempDir()
-	second, err := s.AddVolume(ctx, store.LocalVolume("second", secondDir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	second, secondDir := addLocalVolume(t, s, "second")
 	first, _ := s.Volume(ctx, store.DefaultVolume)
 	damaged := put(t, s, store.DefaultVolume, randomBytes(t, 200_000))
 	missing := put(t, s, store.DefaultVolume, randomBytes(t, 1000))
