@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -148,5 +149,42 @@ func TestGCRemovesFromMergedRef(t *testing.T) {
 	}
 	if names := lsRef(t, m); slices.Contains(names, ref) {
 		t.Errorf("ref/ still lists the blob gc removed")
+	}
+}
+
+// TestMergedRefListsPages: ref/ of a mount of every volume lists 5,000
+// blobs, more than one page of the listing (4,096), each once and in
+// order, some on the default volume, some on the backup one, some on
+// both.
+func TestMergedRefListsPages(t *testing.T) {
+	requireFuse(t)
+	s := newStore(t)
+	s.mustRun("volume", "add", "backup", "--path", filepath.Join(t.TempDir(), "backup"))
+	dir := t.TempDir()
+	var want []string
+	put := func(from, to int, args ...string) []string {
+		var paths, refs []string
+		for i := from; i < to; i++ {
+			path := filepath.Join(dir, strconv.Itoa(i))
+			content := []byte("blob " + strconv.Itoa(i))
+			if err := os.WriteFile(path, content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			paths, refs = append(paths, path), append(refs, sha256Hex(content))
+		}
+		s.mustRun(append(append([]string{"put"}, args...), paths...)...)
+		return refs
+	}
+	onDefault := put(0, 3000)
+	want = append(append(want, onDefault...), put(3000, 5000, "--volume", "backup")...)
+	s.mustRun(append([]string{"replicate", "--from", "default", "--to", "backup"}, onDefault[:500]...)...)
+	m := s.mount()
+	// ls -f: the names as READDIR gives them, unsorted.
+	got := strings.Fields(sh(t, "ls -f "+filepath.Join(m.dir, "ref")+" | grep -v '^\\.'"))
+	if !slices.Equal(got, sorted(want...)) {
+		t.Errorf("ls -f of ref/ listed %d names (want the 5,000 blobs, each once, in ref order)", len(got))
+	}
+	if out := sh(t, "find "+filepath.Join(m.dir, "ref")+" -type f | wc -l"); out != "5000\n" {
+		t.Errorf("find -type f of ref/: %q entries", out)
 	}
 }
