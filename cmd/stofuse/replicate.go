@@ -38,13 +38,11 @@ func replicate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("policy") {
-		if c.IsSet("from") || c.IsSet("to") || len(refs) > 0 {
-			return usageError("usage: stofuse replicate --policy [--limit-rate R] (no --from, --to or REFs)")
-		}
-		return replicatePolicy(c)
-	}
-	if c.String("from") == "" || c.String("to") == "" {
+	policy := c.Bool("policy")
+	switch {
+	case policy && (c.IsSet("from") || c.IsSet("to") || len(refs) > 0):
+		return usageError("usage: stofuse replicate --policy [--limit-rate R] (no --from, --to or REFs)")
+	case !policy && (c.String("from") == "" || c.String("to") == ""):
 		return usageError("usage: stofuse replicate --from VOLUME --to VOLUME [REF...] | --policy")
 	}
 	rate, err := limitRate(c)
@@ -56,6 +54,9 @@ func replicate(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
+	if policy {
+		return s.replicatePolicy(c, rate)
+	}
 	from, err := s.Volume(c.Context, c.String("from"))
 	if err != nil {
 		return err
@@ -79,16 +80,7 @@ func replicate(c *cli.Context) error {
 }
 
 // replicatePolicy is replicate --policy.
-func replicatePolicy(c *cli.Context) error {
-	rate, err := limitRate(c)
-	if err != nil {
-		return err
-	}
-	s, err := openSession(c, noKeys)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+func (s *session) replicatePolicy(c *cli.Context, rate float64) error {
 	summary, err := s.ReplicateByPolicy(c.Context, store.PolicyOptions{ReadRate: rate, Reporter: s.out.reporter(),
 		Failed: func(f store.Finding) { s.out.result(f, "FAILED   %s  %s: %s", f.Ref, f.Volume, f.Error) }})
 	if err != nil {
