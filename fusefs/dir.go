@@ -49,13 +49,40 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if err != nil {
 		return nil, d.fsys.errno("lookup "+name, err)
 	}
-	return d.fsys.child(ctx, d.EmbeddedInode(), n, out), 0
+	return d.fsys.child(ctx, d.EmbeddedInode(), name, n, out), 0
 }
 
 // OpendirHandle implements fs.NodeOpendirHandler: the entries are read
 // from the metadata store a page at a time (see listing).
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	return newListing(d.fsys, "listing a directory", nil, func() pageReader { return d.fsys.treePages(d.ino) }), 0, 0
+	return newListing(d.fsys, "listing a directory", nil, func() pageReader { return d.fsys.treePages(d.ino) }, d.Lookup, d.lookupMany), 0, 0
+}
+
+// lookupMany is the listing's batchLookuper: the entries' inodes in one
+// transaction (Tree.LookupMany), each then as Lookup makes it.
+func (d *dirNode) lookupMany(ctx context.Context, entries []fuse.DirEntry) (lookedUp, error) {
+	names := make([]string, len(entries))
+	for i := range entries {
+		names[i] = entries[i].Name
+	}
+	found := treeLookups{dir: d, names: names, inodes: make([]*metastore.Inode, len(entries))}
+	err := d.fsys.cfg.Tree.LookupMany(ctx, d.ino, names, func(i int, n *metastore.Inode) { found.inodes[i] = n })
+	return found, err
+}
+
+// treeLookups are the inodes that dirNode.lookupMany found.
+type treeLookups struct {
+	dir    *dirNode
+	names  []string
+	inodes []*metastore.Inode // nil: not found
+}
+
+func (t treeLookups) lookup(ctx context.Context, k int, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	n := t.inodes[k]
+	if n == nil {
+		return t.dir.Lookup(ctx, t.names[k], out) // gone, or damaged: which it says
+	}
+	return t.dir.fsys.child(ctx, t.dir.EmbeddedInode(), t.names[k], n, out), 0
 }
 
 // create makes a new inode named name here.
@@ -76,7 +103,7 @@ func (d *dirNode) create(ctx context.Context, name string, n *metastore.Inode, o
 	if err != nil {
 		return nil, d.fsys.errno("create "+name, err)
 	}
-	return d.fsys.child(ctx, d.EmbeddedInode(), created, out), 0
+	return d.fsys.child(ctx, d.EmbeddedInode(), name, created, out), 0
 }
 
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -153,7 +180,7 @@ func (d *dirNode) Link(ctx context.Context, target fs.InodeEmbedder, name string
 	if err != nil {
 		return nil, d.fsys.errno("link "+name, err)
 	}
-	return d.fsys.child(ctx, d.EmbeddedInode(), n, out), 0
+	return d.fsys.child(ctx, d.EmbeddedInode(), name, n, out), 0
 }
 
 func (d *dirNode) remove(ctx context.Context, name string, dir bool) syscall.Errno {

@@ -67,7 +67,7 @@ func (r *filesRoot) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if err != nil {
 		return nil, r.fsys.errno("lookup files/"+name, err)
 	}
-	return r.fsys.child(ctx, r.EmbeddedInode(), n, out), 0
+	return r.fsys.child(ctx, r.EmbeddedInode(), name, n, out), 0
 }
 
 func (r *filesRoot) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
@@ -96,7 +96,7 @@ func (r *filesRoot) Mkdir(ctx context.Context, name string, mode uint32, out *fu
 	if err != nil {
 		return nil, r.fsys.errno("mkdir files/"+name, err)
 	}
-	return r.fsys.child(ctx, r.EmbeddedInode(), n, out), 0
+	return r.fsys.child(ctx, r.EmbeddedInode(), name, n, out), 0
 }
 
 func (r *filesRoot) Rmdir(ctx context.Context, name string) syscall.Errno {

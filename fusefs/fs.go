@@ -58,6 +58,9 @@ type Catalog interface {
 	// visible, only those with a copy on a volume it accepts. An error
 	// from fn ends it and is returned as it is.
 	ListBlobs(ctx context.Context, after blobstore.Ref, visible func(volumeID int) bool, fn func(blobstore.Ref) error) error
+	// BlobRecords is BlobRecord of many refs (ascending) at once: fn is
+	// called with the index of each that has a record.
+	BlobRecords(ctx context.Context, refs []blobstore.Ref, fn func(i int, meta *diskaccess.BlobMeta, mtime int64)) error
 	// VolumeIDs lists the ids of the store's volumes, mounted or not.
 	VolumeIDs(ctx context.Context) ([]int, error)
 	// VolumeName returns a volume's name, for xattrs.
@@ -143,6 +146,8 @@ type FS struct {
 	noSpaceMu      sync.Mutex // guards noSpaceLogged and noSpaceSkipped
 	noSpaceLogged  time.Time  // when an ENOSPC answer was last logged
 	noSpaceSkipped int        // ENOSPC answers not logged since
+
+	readdirSizes *sync.Map // READDIR requests' reply sizes, by cancel channel (Mount, mount.go)
 }
 
 // noSpaceLogEvery is how often an ENOSPC answer is logged at most: a full
@@ -177,12 +182,11 @@ func (r *Root) Options() *fs.Options {
 		UID:             r.fsys.cfg.UID,
 		GID:             r.fsys.cfg.GID,
 		MountOptions: fuse.MountOptions{
-			FsName:             r.fsys.cfg.FsName,
-			Name:               "stofuse",
-			Options:            []string{"default_permissions"},
-			AllowOther:         r.fsys.cfg.AllowOther,
-			DisableReadDirPlus: true,
-			MaxWrite:           1 << 20,
+			FsName:     r.fsys.cfg.FsName,
+			Name:       "stofuse",
+			Options:    []string{"default_permissions"},
+			AllowOther: r.fsys.cfg.AllowOther,
+			MaxWrite:   1 << 20,
 			// Replies are built in memory (decrypted frames): splicing
 			// them gains nothing, and go-fuse's attempt fails (and logs)
 			// for every 1 MiB read.
@@ -193,7 +197,11 @@ func (r *Root) Options() *fs.Options {
 			// shared and writable all the same (Linux 6.6 and later),
 			// the kernel keeping the mapping and read(2)/write(2)
 			// coherent.
-			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP,
+			// READDIRPLUS (a listing's entries come with their
+			// attributes, looked up a run at a time: listing.Lookup)
+			// where the kernel sees it pay: the first reply of a listing,
+			// and those of a listing whose entries are being stat'ed.
+			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP | fuse.CAP_READDIRPLUS_AUTO,
 			PanicHandler: func(p any) fuse.Status {
 				r.fsys.logf("a filesystem handler panicked (answered with EIO, the mount stays up): %v", p)
 				return fuse.EIO

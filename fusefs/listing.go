@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"math"
 	"sync"
 	"syscall"
 
@@ -41,7 +42,53 @@ type listing struct {
 	pf    *prefetcher     // nil until the first READDIR
 	cur   dirPage
 	next  int // cur.entries[next:] are still to list
+	curNo int // cur's number, counting every page taken (and rewinds)
+
+	// The READDIR reply being filled (its request's context, which go-fuse
+	// makes for each request; kept here, its address is not reused), and
+	// what is left of its budget (fits).
+	reply  *fuse.Context
+	budget int
+
+	// READDIRPLUS (Lookup): the directory's own lookup, and its lookup of
+	// a run of the page's entries at once (nil: one at a time).
+	lookup      func(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno)
+	lookupBatch batchLookuper
+	win         lookupWindow
 }
+
+// A batchLookuper looks entries up (a run of a listing's page, in
+// order) in one read of the metadata store, for the lookups that a
+// READDIRPLUS reply makes of each.
+type batchLookuper func(ctx context.Context, entries []fuse.DirEntry) (lookedUp, error)
+
+// lookedUp answers the lookup of entry k of a batchLookuper's run.
+type lookedUp interface {
+	lookup(ctx context.Context, k int, out *fuse.EntryOut) (*fs.Inode, syscall.Errno)
+}
+
+// lookupWindow is the run of the current page that one READDIRPLUS request
+// has looked up: cur.entries[from:to], read at once during that request
+// (ctx). A later request reads its own run again, so that what it answers
+// is as fresh as a lookup of its own would be: the kernel holds the
+// directory's lock for a request, so nothing is removed from the
+// directory while it runs, but between two of them anything may be.
+type lookupWindow struct {
+	ctx      context.Context
+	page     int // the page's curNo
+	from, to int
+	found    lookedUp
+	used     int // lookups answered in ctx
+	lastUsed int // and in the request before
+}
+
+// Window sizes: a READDIRPLUS reply of a page holds 18 ref/ entries, or
+// about 25 with short names; a window reads as many as the last request
+// used, within these bounds.
+const (
+	minLookupWindow = 16
+	maxLookupWindow = 256
+)
 
 // A pageReader appends the next page of a directory's entries to buf and
 // returns it, and whether it was the last; each call starts where the one
@@ -52,10 +99,13 @@ var (
 	_ fs.FileReaddirenter = (*listing)(nil)
 	_ fs.FileSeekdirer    = (*listing)(nil)
 	_ fs.FileReleasedirer = (*listing)(nil)
+	_ fs.FileLookuper     = (*listing)(nil)
 )
 
-func newListing(f *FS, what string, head []string, pages func() pageReader) *listing {
-	l := &listing{fsys: f, what: what, pages: pages, head: head}
+// newListing lists a directory whose own lookup is lookup, and batch its
+// lookup of many entries at once (nil: none).
+func newListing(f *FS, what string, head []string, pages func() pageReader, lookup func(context.Context, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno), batch batchLookuper) *listing {
+	l := &listing{fsys: f, what: what, pages: pages, head: head, lookup: lookup, lookupBatch: batch}
 	if len(head) > 0 {
 		l.skip = make(map[string]bool, len(head))
 		for _, name := range head {
@@ -75,6 +125,8 @@ func (l *listing) rewind() {
 		l.heads = append(l.heads, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})
 	}
 	l.pf, l.cur, l.next = nil, dirPage{}, 0
+	l.curNo++
+	l.win = lookupWindow{lastUsed: l.win.lastUsed}
 }
 
 // Readdirent implements fs.FileReaddirenter. The entry returned stays
@@ -82,16 +134,24 @@ func (l *listing) rewind() {
 func (l *listing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	if len(l.heads) > 0 {
 		e := &l.heads[0]
+		if !l.fits(ctx, e.Name) {
+			return nil, 0
+		}
 		l.heads = l.heads[1:]
 		return e, 0
 	}
 	for {
 		for l.next < len(l.cur.entries) {
 			e := &l.cur.entries[l.next]
-			l.next++
-			if !l.skip[e.Name] {
-				return e, 0
+			if l.skip[e.Name] {
+				l.next++
+				continue
 			}
+			if !l.fits(ctx, e.Name) {
+				return nil, 0
+			}
+			l.next++
+			return e, 0
 		}
 		if err := l.cur.err; err != nil {
 			l.cur.err = nil // the page is the last: the listing ends here
@@ -105,14 +165,73 @@ func (l *listing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno
 		}
 		l.pf.recycle(l.cur.entries)
 		l.cur, l.next = l.pf.page(), 0
+		l.curNo++
 	}
+}
+
+// Lookup implements fs.FileLookuper: READDIRPLUS looks up each entry that
+// Readdirent returns, right after. The entries of a page are looked up a
+// run at a time (lookupWindow), in one read of the store rather than one
+// each; a name that is not the page's (ref/'s written names, the replay of
+// an interrupted reply) takes the directory's own lookup.
+func (l *listing) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	i := l.next - 1
+	if l.lookupBatch == nil || i < 0 || l.cur.entries[i].Name != name {
+		return l.lookup(ctx, name, out)
+	}
+	w := &l.win
+	if w.ctx != ctx {
+		w.ctx, w.lastUsed, w.used = ctx, w.used, 0
+		w.found = nil
+	}
+	w.used++
+	if w.found == nil || w.page != l.curNo || i < w.from || i >= w.to {
+		n := min(max(w.lastUsed, minLookupWindow), maxLookupWindow)
+		run := l.cur.entries[i:min(i+n, len(l.cur.entries))]
+		found, err := l.lookupBatch(ctx, run)
+		if err != nil {
+			w.found = nil
+			return l.lookup(ctx, name, out) // which says what is wrong
+		}
+		w.page, w.from, w.to, w.found = l.curNo, i, i+len(run), found
+	}
+	return w.found.lookup(ctx, i-w.from, out)
+}
+
+// fits reports whether the entry named name goes in the reply being
+// filled, and if so counts it. A READDIR reply carries no more entries
+// than a READDIRPLUS reply of its size could (READDIRPLUS is what a
+// stat'ing reader gets, and plain READDIR the others, request by request:
+// the mount asks for READDIRPLUS_AUTO). The kernel may take only part of
+// a reply (a reader's buffer smaller than a page, a signal), and ask for
+// the rest with a READDIRPLUS; go-fuse then answers from the reply it
+// kept, and loses whatever does not fit (v2.12.1, which has no
+// READDIRPLUS_AUTO of its own). Returning no entry ends a reply: never
+// the first of one, since an empty reply is the end of the directory.
+func (l *listing) fits(ctx context.Context, name string) bool {
+	fc, ok := ctx.(*fuse.Context)
+	if !ok {
+		return true // Seekdir's skipping
+	}
+	n := plusEntrySize(name)
+	if fc != l.reply {
+		size, plain := l.fsys.plainReplySize(fc)
+		l.reply, l.budget = fc, math.MaxInt
+		if plain {
+			l.budget = int(size)
+		}
+	} else if l.budget < n {
+		return false
+	}
+	l.budget -= n
+	return true
 }
 
 // Seekdir implements fs.FileSeekdirer.
 func (l *listing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	l.rewind()
 	for ; off > 0; off-- {
-		e, errno := l.Readdirent(ctx)
+		e, errno := l.Readdirent(context.Background()) // no reply's budget
 		if errno != 0 {
 			return errno
 		}

@@ -3,11 +3,14 @@ package fusefs
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,25 +136,7 @@ func TestRefListingRewind(t *testing.T) {
 func TestTreeListingUnderChange(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	c, err := r.meta.Collection(ctx, "c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := r.meta.Create(ctx, c.FolderIno, "big", &metastore.Inode{Kind: metastore.KindDir, Mode: 0o755})
-	if err != nil {
-		t.Fatal(err)
-	}
-	create := func(prefix string, n int) []string {
-		var names []string
-		for i := range n {
-			name := fmt.Sprintf("%s%05d", prefix, i)
-			if _, err := r.meta.Create(ctx, dir.Ino, name, &metastore.Inode{Kind: metastore.KindFile, Mode: 0o644}); err != nil {
-				t.Fatal(err)
-			}
-			names = append(names, name)
-		}
-		return names
-	}
+	dir, create := bigDir(t, r)
 	before := create("m", 2*listPage+50)
 	d, err := os.Open(filepath.Join(r.dir, "files", "c", "big"))
 	if err != nil {
@@ -166,4 +151,99 @@ func TestTreeListingUnderChange(t *testing.T) {
 	}
 	got = append(got, readSome(t, d, -1)...)
 	checkListing(t, got, before[:len(before)-1], append(added, last))
+}
+
+// bigDir makes files/c/big in r's store, and returns its inode and a
+// function that makes n empty files in it (prefix and a number) through
+// the store, not the mount.
+func bigDir(t *testing.T, r *rig) (*metastore.Inode, func(prefix string, n int) []string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := r.meta.Collection(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := r.meta.Create(ctx, c.FolderIno, "big", &metastore.Inode{Kind: metastore.KindDir, Mode: 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, func(prefix string, n int) []string {
+		var names []string
+		for i := range n {
+			name := fmt.Sprintf("%s%05d", prefix, i)
+			if _, err := r.meta.Create(ctx, dir.Ino, name, &metastore.Inode{Kind: metastore.KindFile, Mode: 0o644, Size: int64(i)}); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, name)
+		}
+		return names
+	}
+}
+
+// TestListingLooksUpFresh: READDIRPLUS replies carry each entry's
+// attributes, looked up a reply's worth at a time. Files removed through
+// the mount while their directory is listed, after the listing read their
+// names from the store but before a reply gave them to the kernel, stay
+// removed: the reply that lists them (a listing may) does not bring them
+// back for stat to find. And a reader whose buffer is smaller than the
+// kernel's requests, stat'ing as it lists (the kernel switches between
+// READDIR and READDIRPLUS, and asks again for what the reader's buffer
+// did not take), misses nothing: with a READDIR reply larger than a
+// READDIRPLUS one could be, go-fuse loses the entries that do not fit.
+func TestListingLooksUpFresh(t *testing.T) {
+	r := newRig(t)
+	_, create := bigDir(t, r)
+	names := create("f", 2*listPage+50)
+	path := filepath.Join(r.dir, "files", "c", "big")
+	d, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// ls -l: a stat of what was listed, then the next entries; the
+	// kernel asks for READDIRPLUS after its entries were looked up. A
+	// small buffer, so that each getdents(2) is one request.
+	var got []string
+	buf := make([]byte, 1024)
+	lsl := func() int {
+		n, err := syscall.Getdents(int(d.Fd()), buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, some := syscall.ParseDirent(buf[:n], -1, nil)
+		for _, name := range some {
+			if _, err := os.Lstat(filepath.Join(path, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+		}
+		got = append(got, some...)
+		return len(some)
+	}
+	for len(got) < 200 {
+		lsl()
+	}
+	removed := names[1000:1040] // in the page the listing has read, not yet listed
+	for _, name := range removed {
+		if err := os.Remove(filepath.Join(path, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for lsl() > 0 {
+	}
+	checkListing(t, got, slices.DeleteFunc(slices.Clone(names), func(n string) bool { return slices.Contains(removed, n) }), removed)
+	for _, name := range removed {
+		if _, err := os.Lstat(filepath.Join(path, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stat of %s, removed during the listing: %v, want ENOENT", name, err)
+		}
+	}
+	// And the attributes READDIRPLUS gave are the files': sizes 0, 1, 2...
+	for _, i := range []int{0, 1, 999, 1040, listPage, 2*listPage + 49} {
+		info, err := os.Lstat(filepath.Join(path, names[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() != int64(i) || info.Mode() != 0o644 {
+			t.Errorf("%s: size %d mode %v, want %d and -rw-r--r--", names[i], info.Size(), info.Mode(), i)
+		}
+	}
 }

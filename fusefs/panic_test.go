@@ -30,6 +30,9 @@ func (panickyCatalog) ListVolumeBlobs(context.Context, int, blobstore.Ref, func(
 func (panickyCatalog) ListBlobs(context.Context, blobstore.Ref, func(int) bool, func(blobstore.Ref) error) error {
 	return nil
 }
+func (panickyCatalog) BlobRecords(context.Context, []blobstore.Ref, func(int, *diskaccess.BlobMeta, int64)) error {
+	return nil
+}
 func (panickyCatalog) VolumeIDs(context.Context) ([]int, error) { return nil, nil }
 func (panickyCatalog) VolumeName(context.Context, int) string   { return "v" }
 

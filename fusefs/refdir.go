@@ -11,6 +11,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/stofuse/stofuse/blobstore"
+	"github.com/stofuse/stofuse/diskaccess"
 )
 
 // refDir is ref/: one file per blob on the volume, listed from the
@@ -102,7 +103,7 @@ func (d *refDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*
 	if err != nil {
 		return nil, syscall.ENOENT
 	}
-	node, errno := d.lookupBlob(ctx, ref, &out.Attr)
+	node, errno := d.lookupBlob(ctx, name, ref, &out.Attr)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -110,8 +111,9 @@ func (d *refDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*
 	return node, 0
 }
 
-// lookupBlob returns the inode of a committed blob on the mounted volume.
-func (d *refDir) lookupBlob(ctx context.Context, ref blobstore.Ref, attr *fuse.Attr) (*fs.Inode, syscall.Errno) {
+// lookupBlob returns the inode of a committed blob, named name, that the
+// mount shows.
+func (d *refDir) lookupBlob(ctx context.Context, name string, ref blobstore.Ref, attr *fuse.Attr) (*fs.Inode, syscall.Errno) {
 	meta, mtime, err := d.fsys.cfg.Catalog.BlobRecord(ctx, ref)
 	if err != nil {
 		return nil, d.fsys.errno(describe("lookup", ref.String()), err)
@@ -120,8 +122,17 @@ func (d *refDir) lookupBlob(ctx context.Context, ref blobstore.Ref, attr *fuse.A
 		return nil, syscall.ENOENT
 	}
 	d.fsys.blobAttr(meta, mtime, attr)
-	node := &blobNode{fsys: d.fsys, ref: ref}
-	return d.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFREG, Ino: inoOf(ref)}), 0
+	return d.blobInode(ctx, name, ref), 0
+}
+
+// blobInode makes (or finds) the kernel inode of blob ref, named name.
+func (d *refDir) blobInode(ctx context.Context, name string, ref blobstore.Ref) *fs.Inode {
+	if child := d.GetChild(name); child != nil {
+		if _, ok := child.Operations().(*blobNode); ok {
+			return child
+		}
+	}
+	return d.NewInode(ctx, &blobNode{fsys: d.fsys, ref: ref}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: inoOf(ref)})
 }
 
 func setBlobTimeouts(out *fuse.EntryOut) {
@@ -140,7 +151,50 @@ func (d *refDir) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle
 	}
 	d.mu.Unlock()
 	slices.Sort(names)
-	return newListing(d.fsys, "listing ref/", names, d.fsys.refPages), 0, 0
+	return newListing(d.fsys, "listing ref/", names, d.fsys.refPages, d.Lookup, d.lookupMany), 0, 0
+}
+
+// lookupMany is the listing's batchLookuper: the entries' records in one
+// transaction (Catalog.BlobRecords), each then as Lookup makes it.
+func (d *refDir) lookupMany(ctx context.Context, entries []fuse.DirEntry) (lookedUp, error) {
+	found := refLookups{dir: d, entries: entries, refs: make([]blobstore.Ref, len(entries)), records: make([]refRecord, len(entries))}
+	for i := range entries {
+		ref, err := blobstore.ParseRef(entries[i].Name)
+		if err != nil {
+			return nil, err
+		}
+		found.refs[i] = ref
+	}
+	err := d.fsys.cfg.Catalog.BlobRecords(ctx, found.refs, func(i int, meta *diskaccess.BlobMeta, mtime int64) {
+		found.records[i] = refRecord{meta, mtime}
+	})
+	return found, err
+}
+
+// refLookups are the records that refDir.lookupMany found.
+type refLookups struct {
+	dir     *refDir
+	entries []fuse.DirEntry
+	refs    []blobstore.Ref
+	records []refRecord
+}
+
+type refRecord struct {
+	meta  *diskaccess.BlobMeta // nil: not found
+	mtime int64
+}
+
+func (r refLookups) lookup(ctx context.Context, k int, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	d, name, rec := r.dir, r.entries[k].Name, r.records[k]
+	if d.pendingNamed(name) != nil {
+		return d.Lookup(ctx, name, out) // being written since the listing began
+	}
+	if rec.meta == nil || !d.fsys.shows(rec.meta.Volumes) {
+		return nil, syscall.ENOENT
+	}
+	d.fsys.blobAttr(rec.meta, rec.mtime, &out.Attr)
+	setBlobTimeouts(out)
+	return d.blobInode(ctx, name, r.refs[k]), 0
 }
 
 // Create implements fs.NodeCreater.

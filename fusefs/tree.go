@@ -26,6 +26,9 @@ type Tree interface {
 	RemoveCollectionFolder(ctx context.Context, name string) error
 	Inode(ctx context.Context, ino uint64) (*metastore.Inode, error)
 	Lookup(ctx context.Context, parent uint64, name string) (*metastore.Inode, error)
+	// LookupMany is Lookup of many names (ascending) at once: fn is called
+	// with the index of each that is there.
+	LookupMany(ctx context.Context, parent uint64, names []string, fn func(i int, n *metastore.Inode)) error
 	ReadDir(ctx context.Context, parent uint64, after string, fn func(metastore.Entry) error) error
 	Create(ctx context.Context, parent uint64, name string, n *metastore.Inode) (*metastore.Inode, error)
 	// Remove returns the inode as the removal left it: Nlink 0 once its
@@ -161,11 +164,18 @@ func (f *FS) newTreeNode(n *metastore.Inode) gofs.InodeEmbedder {
 
 func (t *treeNode) base() *treeNode { return t }
 
-// child makes (or finds) the kernel inode of a tree inode under parent.
-func (f *FS) child(ctx context.Context, parent *gofs.Inode, n *metastore.Inode, out *fuse.EntryOut) *gofs.Inode {
+// child makes (or finds) the kernel inode of tree inode n, named name
+// under parent.
+func (f *FS) child(ctx context.Context, parent *gofs.Inode, name string, n *metastore.Inode, out *fuse.EntryOut) *gofs.Inode {
 	f.treeAttr(n, &out.Attr)
 	setTreeTimeouts(out)
-	node := parent.NewInode(ctx, f.newTreeNode(n), gofs.StableAttr{Mode: typeBits(n.Kind), Ino: n.Ino})
+	id := gofs.StableAttr{Mode: typeBits(n.Kind), Ino: n.Ino}
+	node := parent.GetChild(name)
+	if node == nil || node.StableAttr() != id {
+		// New to the kernel (or the name is another inode's now): go-fuse
+		// still keeps the one it knows by number, if any.
+		node = parent.NewInode(ctx, f.newTreeNode(n), id)
+	}
 	rememberNode(node, n)
 	if file, ok := node.Operations().(*fileNode); ok && file.writing() {
 		// A file being written (under another name, or before its

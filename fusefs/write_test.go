@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
-
 	"github.com/stofuse/stofuse/blobstore"
 	"github.com/stofuse/stofuse/blobstore/localfs"
 	"github.com/stofuse/stofuse/diskaccess"
@@ -141,7 +139,7 @@ func newRigWith(t *testing.T, adjust func(*Config)) *rig {
 	opts := root.Options()
 	opts.DirectMount = os.Geteuid() == 0
 	dir := t.TempDir()
-	server, err := fs.Mount(dir, root, opts)
+	server, err := Mount(dir, root, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

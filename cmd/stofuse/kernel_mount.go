@@ -13,6 +13,8 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/stofuse/stofuse/fusefs"
 )
 
 // mountKernel asks the kernel to mount root at mountpoint: as root with
@@ -23,12 +25,12 @@ import (
 // exited with code 256"), so the reason would otherwise be on the
 // terminal a line apart from the error, or only in a --background
 // mount's log.
-func mountKernel(mountpoint string, root fs.InodeEmbedder, opts *fs.Options) (*fuse.Server, error) {
+func mountKernel(mountpoint string, root *fusefs.Root, opts *fs.Options) (*fuse.Server, error) {
 	if os.Geteuid() == 0 {
 		// Strict: fusermount3 run by root makes the same mount(2), so a
 		// fallback to it would only replace the reason with its own.
 		opts.MountOptions.DirectMountStrict = true
-		server, err := fs.Mount(mountpoint, root, opts)
+		server, err := fusefs.Mount(mountpoint, root, opts)
 		if err != nil {
 			return nil, directMountError(mountpoint, err)
 		}
@@ -37,7 +39,7 @@ func mountKernel(mountpoint string, root fs.InodeEmbedder, opts *fs.Options) (*f
 	var server *fuse.Server
 	said, err := catchStderr(fusermountLine, func() error {
 		var err error
-		server, err = fs.Mount(mountpoint, root, opts)
+		server, err = fusefs.Mount(mountpoint, root, opts)
 		return err
 	})
 	if err != nil {
