@@ -47,26 +47,41 @@ type heapPeak struct {
 // with others (the tiny allocator) and never be found unreachable alone.
 type gcMarker struct{ _ *byte }
 
-// watch arranges a sample at the end of the next collection, and another
-// watch after it, until stop.
+// watch samples at the end of every collection, until stop.
 func (p *heapPeak) watch() {
-	runtime.AddCleanup(new(gcMarker), func(p *heapPeak) {
+	afterEachCollection(func() bool {
 		if p.stopped.Load() {
-			return
+			return false
 		}
 		p.sample()
-		p.watch()
-	}, p)
+		return true
+	})
+}
+
+// afterEachCollection calls fn at the end of the next Go collection, and
+// of each one after, until it returns false.
+func afterEachCollection(fn func() bool) {
+	runtime.AddCleanup(new(gcMarker), func(fn func() bool) {
+		if fn() {
+			afterEachCollection(fn)
+		}
+	}, fn)
+}
+
+// liveHeap is the heap the last collection found reachable (0 if the
+// runtime does not say).
+func liveHeap() uint64 {
+	live := []runtimemetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	runtimemetrics.Read(live)
+	if live[0].Value.Kind() != runtimemetrics.KindUint64 {
+		return 0
+	}
+	return live[0].Value.Uint64()
 }
 
 // sample takes the live heap the last collection found.
 func (p *heapPeak) sample() {
-	live := []runtimemetrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	runtimemetrics.Read(live)
-	if live[0].Value.Kind() != runtimemetrics.KindUint64 {
-		return
-	}
-	bytes := live[0].Value.Uint64()
+	bytes := liveHeap()
 	for {
 		old := p.highest.Load()
 		if bytes <= old || p.highest.CompareAndSwap(old, bytes) {

@@ -171,10 +171,28 @@ const (
 	goneCloseWait  = 5 * time.Second
 )
 
-// daemonMemoryLimit is the Go heap's soft limit in a mount daemon (unless
-// GOMEMLIMIT says otherwise): Badger's compactions allocate in bursts, and
-// without a limit the heap grows to twice their size before the GC runs.
-const daemonMemoryLimit = 160 << 20
+// The Go heap's soft limit in a mount daemon (unless GOMEMLIMIT says
+// otherwise): daemonMemoryLimit, or the live heap and daemonHeapHeadroom
+// when that is more (limitMemory). Badger's compactions allocate in
+// bursts, and without a limit the heap grows to twice their size before
+// the GC runs; but a fixed limit near the live heap (the inodes of a
+// large directory the kernel has looked up: some 700 bytes each) makes
+// the GC run almost without pause, and everything the daemon does then
+// takes twice as long or more.
+const (
+	daemonMemoryLimit  = 160 << 20
+	daemonHeapHeadroom = 64 << 20
+)
+
+// limitMemory sets the daemon's heap limit, and sets it again at the end
+// of every collection, from the live heap that collection found.
+func limitMemory() {
+	debug.SetMemoryLimit(daemonMemoryLimit)
+	afterEachCollection(func() bool {
+		debug.SetMemoryLimit(max(daemonMemoryLimit, int64(liveHeap())+daemonHeapHeadroom))
+		return true
+	})
+}
 
 func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.FrameCache, logger *log.Logger, healer *store.Healer) error {
 	ctx := c.Context
@@ -185,7 +203,7 @@ func serve(c *cli.Context, s *session, mountpoint string, cache *diskaccess.Fram
 		os.Unsetenv(name)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(daemonMemoryLimit)
+		limitMemory()
 	}
 	only, write := c.IsSet("volume"), c.String("write-volume")
 	if only {
