@@ -55,7 +55,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 // OpendirHandle implements fs.NodeOpendirHandler: the entries are read
 // from the metadata store a page at a time (see listing).
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	return newListing(d.fsys, "listing a directory", nil, func() pageReader { return d.fsys.treePages(d.ino) }, d.Lookup, d.lookupMany), 0, 0
+	return newListing(d.fsys, "listing a directory", nil, func() pageReader { return d.fsys.treePages(d.ino) }, d.EmbeddedInode(), d.Lookup, d.lookupMany), 0, 0
 }
 
 // lookupMany is the listing's batchLookuper: the entries' inodes in one

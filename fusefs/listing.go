@@ -50,8 +50,9 @@ type listing struct {
 	reply  *fuse.Context
 	budget int
 
-	// READDIRPLUS (Lookup): the directory's own lookup, and its lookup of
-	// a run of the page's entries at once (nil: one at a time).
+	// READDIRPLUS (Lookup): the directory, its own lookup, and its
+	// lookup of a run of the page's entries at once (nil: one at a time).
+	dir         *fs.Inode
 	lookup      func(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno)
 	lookupBatch batchLookuper
 	win         lookupWindow
@@ -82,6 +83,11 @@ type lookupWindow struct {
 	lastUsed int // and in the request before
 }
 
+// errKnown is the answer to READDIRPLUS's lookup of an entry the kernel
+// has: go-fuse then gives the entry no attributes (node ID 0), which the
+// kernel takes as "nothing to update", not as ENOENT.
+const errKnown = syscall.EEXIST
+
 // Window sizes: a READDIRPLUS reply of a page holds 18 ref/ entries, or
 // about 25 with short names; a window reads as many as the last request
 // used, within these bounds.
@@ -102,10 +108,10 @@ var (
 	_ fs.FileLookuper     = (*listing)(nil)
 )
 
-// newListing lists a directory whose own lookup is lookup, and batch its
-// lookup of many entries at once (nil: none).
-func newListing(f *FS, what string, head []string, pages func() pageReader, lookup func(context.Context, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno), batch batchLookuper) *listing {
-	l := &listing{fsys: f, what: what, pages: pages, head: head, lookup: lookup, lookupBatch: batch}
+// newListing lists directory dir, whose own lookup is lookup, and batch
+// its lookup of many entries at once (nil: none).
+func newListing(f *FS, what string, head []string, pages func() pageReader, dir *fs.Inode, lookup func(context.Context, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno), batch batchLookuper) *listing {
+	l := &listing{fsys: f, what: what, pages: pages, head: head, dir: dir, lookup: lookup, lookupBatch: batch}
 	if len(head) > 0 {
 		l.skip = make(map[string]bool, len(head))
 		for _, name := range head {
@@ -170,11 +176,17 @@ func (l *listing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno
 }
 
 // Lookup implements fs.FileLookuper: READDIRPLUS looks up each entry that
-// Readdirent returns, right after. The entries of a page are looked up a
-// run at a time (lookupWindow), in one read of the store rather than one
-// each; a name that is not the page's (ref/'s written names, the replay of
-// an interrupted reply) takes the directory's own lookup.
+// Readdirent returns, right after. An entry the kernel has already (it
+// looked it up, and has not forgotten it) gets no attributes: the kernel
+// keeps what it has, as it would with a READDIR, and a second ls -l costs
+// the daemon no more than a second ls -f. The others are looked up a run
+// of the page at a time (lookupWindow), in one read of the store rather
+// than one each; a name that is not the page's (ref/'s written names, the
+// replay of an interrupted reply) takes the directory's own lookup.
 func (l *listing) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if l.dir.GetChild(name) != nil {
+		return nil, errKnown
+	}
 	i := l.next - 1
 	if l.lookupBatch == nil || i < 0 || l.cur.entries[i].Name != name {
 		return l.lookup(ctx, name, out)

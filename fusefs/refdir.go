@@ -151,7 +151,7 @@ func (d *refDir) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle
 	}
 	d.mu.Unlock()
 	slices.Sort(names)
-	return newListing(d.fsys, "listing ref/", names, d.fsys.refPages, d.Lookup, d.lookupMany), 0, 0
+	return newListing(d.fsys, "listing ref/", names, d.fsys.refPages, d.EmbeddedInode(), d.Lookup, d.lookupMany), 0, 0
 }
 
 // lookupMany is the listing's batchLookuper: the entries' records in one
