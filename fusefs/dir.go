@@ -154,9 +154,19 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	out.SetAttrTimeout(0) // being written, as child and Getattr answer
+	// Not 0, as child and Getattr answer for a file being written: the
+	// open's permission check (default_permissions), right after this
+	// reply, would ask for the attributes again. What writing changes is
+	// not served from this cache: every write through FOPEN_DIRECT_IO has
+	// the kernel mark size and times stale, every SETATTR reply comes
+	// with no caching, and the close invalidates them (forgetAttrs).
+	out.SetAttrTimeout(createdAttrTimeout)
 	return inode, handle, fuse.FOPEN_DIRECT_IO, 0
 }
+
+// createdAttrTimeout is how long the kernel keeps the attributes of a file
+// it has just created (see Create).
+const createdAttrTimeout = time.Second
 
 // Link makes a hard link: another name of a file, symlink or special file
 // of the tree, in its collection (EXDEV across collections, as between
