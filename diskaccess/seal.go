@@ -20,10 +20,11 @@ type sealResult struct {
 }
 
 // frameSealer writes a blob's stored bytes to out as its plaintext comes,
-// frame by frame: the header at once, each frame as it is handed over, and
-// the index and footer after the last one. The caller cuts the frames and
-// says which is the last (the last may be empty or full). Not safe for
-// concurrent use.
+// frame by frame: each frame as it is handed over, the header with the
+// first one, and the index and footer with the last one, so that a blob
+// of one frame (most files) reaches out in one Write. The caller cuts the
+// frames and says which is the last (the last may be empty or full). Not
+// safe for concurrent use.
 type frameSealer struct {
 	ref      blobstore.Ref
 	aead     cipher.AEAD
@@ -31,6 +32,7 @@ type frameSealer struct {
 	out      io.Writer
 	bufs     *sealBuffers
 
+	header  []byte // the header, until it goes out with the first frame
 	index   []byte // index entries so far
 	counter int64  // frames sealed
 	crc     uint32
@@ -43,15 +45,19 @@ type frameSealer struct {
 type sealBuffers struct {
 	compressor lz4.Compressor
 	packed     []byte // compressed frame, before sealing
-	sealed     []byte // the sealed frame
+	sealed     []byte // what goes out with a frame: the header (first), the sealed frame, the trailer (last)
 }
+
+// sealedRoom is what sealBuffers.sealed holds besides a sealed frame: the
+// header, and a trailer of a few frames (a longer one grows the buffer).
+const sealedRoom = headerSize + 16*indexEntrySize + footerSize
 
 func newSealBuffers(frameSize int) *sealBuffers {
-	return &sealBuffers{packed: make([]byte, frameSize), sealed: make([]byte, 0, frameSize+tagSize)}
+	return &sealBuffers{packed: make([]byte, frameSize), sealed: make([]byte, 0, frameSize+tagSize+sealedRoom)}
 }
 
-// newFrameSealer writes the header to out and returns the sealer of the
-// frames that follow.
+// newFrameSealer returns the sealer of a blob's frames; the header goes
+// out with the first.
 func newFrameSealer(ref blobstore.Ref, dataKey []byte, salt [saltSize]byte, frameShift uint8,
 	bufs *sealBuffers, compress bool, out io.Writer) (*frameSealer, error) {
 	header := encodeHeader(frameShift, salt)
@@ -59,8 +65,7 @@ func newFrameSealer(ref blobstore.Ref, dataKey []byte, salt [saltSize]byte, fram
 	if err != nil {
 		return nil, err
 	}
-	s := &frameSealer{ref: ref, aead: aead, compress: compress, out: out, bufs: bufs}
-	return s, s.emit(header[:])
+	return &frameSealer{ref: ref, aead: aead, compress: compress, out: out, bufs: bufs, header: header[:]}, nil
 }
 
 // emit writes stored bytes and adds them to the checksum.
@@ -87,7 +92,11 @@ func (s *frameSealer) frame(plain []byte, last bool) error {
 	}
 	nonce := frameNonce(s.counter, last)
 	aad := frameAAD(s.ref, flags)
-	sealed := s.aead.Seal(s.bufs.sealed[:0], nonce[:], payload, aad[:])
+	out := append(s.bufs.sealed[:0], s.header...)
+	s.header = nil
+	start := len(out)
+	out = s.aead.Seal(out, nonce[:], payload, aad[:])
+	sealed := out[start:]
 	var entry [indexEntrySize]byte
 	binary.LittleEndian.PutUint32(entry[0:4], uint32(len(sealed)))
 	binary.LittleEndian.PutUint32(entry[4:8], crc32.Checksum(sealed, castagnoli))
@@ -95,13 +104,11 @@ func (s *frameSealer) frame(plain []byte, last bool) error {
 	s.index = append(s.index, entry[:]...)
 	s.counter++
 	s.result.plainSize += int64(len(plain))
-	if err := s.emit(sealed); err != nil {
-		return err
+	if last {
+		out = append(out, s.trailer()...)
 	}
-	if !last {
-		return nil
-	}
-	return s.emit(s.trailer())
+	s.bufs.sealed = out[:0] // keeps what it grew to, for the next blob
+	return s.emit(out)
 }
 
 // trailer returns the index followed by the footer.
