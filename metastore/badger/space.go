@@ -206,11 +206,18 @@ func (g *spaceGuard) check() error {
 	if err != nil {
 		return nil // the directory is gone, or worse: the store's watch says so
 	}
+	whole := g.noReserve || g.reserved >= reserveSize
 	if !g.keepReserveLocked(free) {
 		return g.refuseLocked(free, fmt.Sprintf("it gave back its reserve (%s of %s left), which it makes whole once %s are free",
 			mib(uint64(g.reserved)), mib(reserveSize), mib(spaceHeadroom+uint64(reserveSize-g.reserved))))
 	}
-	if free, err = g.free(); err == nil && free < spaceHeadroom {
+	if !whole {
+		// keepReserveLocked may have allocated the reserve: look again.
+		// (With the reserve whole, as nearly always, the first look
+		// stands: one statfs per write instead of two.)
+		free, err = g.free()
+	}
+	if err == nil && free < spaceHeadroom {
 		return g.refuseLocked(free, fmt.Sprintf("it keeps %s free for its own flushes and compactions", mib(spaceHeadroom)))
 	}
 	g.acceptLocked(free)
