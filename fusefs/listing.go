@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"os"
 	"sync"
 	"syscall"
 
@@ -82,6 +83,8 @@ type lookupWindow struct {
 	used     int // lookups answered in ctx
 	lastUsed int // and in the request before
 }
+
+var pageSize = os.Getpagesize()
 
 // errKnown is the answer to READDIRPLUS's lookup of an entry the kernel
 // has: go-fuse then gives the entry no attributes (node ID 0), which the
@@ -211,15 +214,18 @@ func (l *listing) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 }
 
 // fits reports whether the entry named name goes in the reply being
-// filled, and if so counts it. A READDIR reply carries no more entries
-// than a READDIRPLUS reply of its size could (READDIRPLUS is what a
-// stat'ing reader gets, and plain READDIR the others, request by request:
-// the mount asks for READDIRPLUS_AUTO). The kernel may take only part of
-// a reply (a reader's buffer smaller than a page, a signal), and ask for
-// the rest with a READDIRPLUS; go-fuse then answers from the reply it
-// kept, and loses whatever does not fit (v2.12.1, which has no
-// READDIRPLUS_AUTO of its own). Returning no entry ends a reply: never
-// the first of one, since an empty reply is the end of the directory.
+// filled, and if so counts it. A READDIR reply of a page carries no more
+// entries than a READDIRPLUS reply of its size could (READDIRPLUS is what
+// a stat'ing reader gets, and plain READDIR the others, request by
+// request: the mount asks for READDIRPLUS_AUTO). The kernel may take only
+// part of a reply, and ask for the rest with a READDIRPLUS; go-fuse then
+// answers from the reply it kept, and loses whatever does not fit
+// (v2.12.1, which has no READDIRPLUS_AUTO of its own). That happens to a
+// reader whose buffer is smaller than a page (musl's readdir has 2 KiB):
+// the kernel asks for a page at least, and for larger buffers as large a
+// reply as the buffer, which then takes all of it. Returning no entry
+// ends a reply: never the first of one, since an empty reply is the end
+// of the directory.
 func (l *listing) fits(ctx context.Context, name string) bool {
 	fc, ok := ctx.(*fuse.Context)
 	if !ok {
@@ -229,7 +235,7 @@ func (l *listing) fits(ctx context.Context, name string) bool {
 	if fc != l.reply {
 		size, plain := l.fsys.plainReplySize(fc)
 		l.reply, l.budget = fc, math.MaxInt
-		if plain {
+		if plain && int(size) <= pageSize {
 			l.budget = int(size)
 		}
 	} else if l.budget < n {
