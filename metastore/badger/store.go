@@ -28,6 +28,7 @@ import (
 	"time"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/stofuse/stofuse/keyring"
 )
@@ -79,6 +80,19 @@ type Store struct {
 
 // Options sized for a daemon that must stay small: stofuse's values are a
 // few dozen bytes, so large memtables and caches buy little.
+//
+// Tables are not compressed (keys are mostly refs, which do not
+// compress): Badger then reads a block straight from the table's memory
+// map, where a compressed one is decompressed into the Go heap and kept
+// in a block cache, and a table builder (a memtable's flush, every table
+// a compaction writes) holds its blocks once, not also compressed. With
+// Snappy and a 32 MiB block cache, the block cache and the builders'
+// second copies were some 40 MiB of the daemon's heap during a gc of
+// 500,000 blobs. Without compression neither cache has anything to hold
+// (the index cache serves encrypted tables only), so there is none. A
+// table written compressed before keeps its compression (the MANIFEST
+// records it) until a compaction rewrites it, and its blocks are
+// decompressed at each read until then.
 func badgerOptions(dir string) badgerdb.Options {
 	return badgerdb.DefaultOptions(dir).
 		WithSyncWrites(false). // synced by Commit and updateDurable
@@ -87,8 +101,9 @@ func badgerOptions(dir string) badgerdb.Options {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
