@@ -118,6 +118,13 @@ func (d *refDir) lookupBlob(ctx context.Context, name string, ref blobstore.Ref,
 	if err != nil {
 		return nil, d.fsys.errno(describe("lookup", ref.String()), err)
 	}
+	return d.shownBlob(ctx, name, ref, meta, mtime, attr)
+}
+
+// shownBlob returns the inode of blob ref, named name, whose record is
+// meta and mtime, with its attributes; ENOENT if the mount does not show
+// it (no copy on a mounted volume).
+func (d *refDir) shownBlob(ctx context.Context, name string, ref blobstore.Ref, meta *diskaccess.BlobMeta, mtime int64, attr *fuse.Attr) (*fs.Inode, syscall.Errno) {
 	if !d.fsys.shows(meta.Volumes) {
 		return nil, syscall.ENOENT
 	}
@@ -189,12 +196,14 @@ func (r refLookups) lookup(ctx context.Context, k int, out *fuse.EntryOut) (*fs.
 	if d.pendingNamed(name) != nil {
 		return d.Lookup(ctx, name, out) // being written since the listing began
 	}
-	if rec.meta == nil || !d.fsys.shows(rec.meta.Volumes) {
+	if rec.meta == nil {
 		return nil, syscall.ENOENT
 	}
-	d.fsys.blobAttr(rec.meta, rec.mtime, &out.Attr)
-	setBlobTimeouts(out)
-	return d.blobInode(ctx, name, r.refs[k]), 0
+	node, errno := d.shownBlob(ctx, name, r.refs[k], rec.meta, rec.mtime, &out.Attr)
+	if errno == 0 {
+		setBlobTimeouts(out)
+	}
+	return node, errno
 }
 
 // Create implements fs.NodeCreater.
