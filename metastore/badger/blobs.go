@@ -301,7 +301,7 @@ func timeFromUnixNano(unixNano int64) time.Time {
 // transaction: WriteBlobCreated for bulk imports. Blobs already recorded
 // are an error, as for WriteBlobCreated; the batches before stay recorded.
 func (s *Store) WriteBlobsCreated(ctx context.Context, metas []*diskaccess.BlobMeta, volumeId int) error {
-	const perTxn = 4000
+	const perTxn = 2000 // within memTableSize's bound on a transaction
 	for start := 0; start < len(metas); start += perTxn {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -96,12 +96,14 @@ func lockShared(dir string) (*os.File, error) {
 }
 
 func openReadOnlyHere(dir string) (*Store, error) {
-	db, err := badgerdb.Open(badgerOptions(dir).WithReadOnly(true))
+	opts := badgerOptions(dir).WithReadOnly(true)
+	if hasMemtableLogs(dir) {
+		// Replayed in memory only, each may need the largest memtable (replay.go).
+		opts = opts.WithMemTableSize(replayMemTableSize)
+	}
+	db, err := openBadger(dir, opts)
 	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("%s: %w (a running mount?)", dir, ErrStoreBusy)
-		}
-		return nil, fmt.Errorf("open metadata store %s read-only: %w", dir, err)
+		return nil, err
 	}
 	s := &Store{db: db, dir: dir, gcStop: make(chan struct{}), gcDone: make(chan struct{})}
 	close(s.gcDone) // no value-log GC: it writes

@@ -58,9 +58,18 @@ import (
 
 const (
 	// memTableSize is Badger's memtable size (badgerOptions). It bounds a
-	// transaction to 15% of it (2.4 MiB): WriteBlobsCreated's batches
-	// need that much.
-	memTableSize = 16 << 20
+	// transaction to 15% of it (1.2 MiB, and 13,107 writes):
+	// WriteBlobsCreated's batches of 2,000 blobs need some 0.7 MiB and
+	// 8,000 writes. Badger allocates a memtable's arena whole, and keeps
+	// up to three (the one in use and two being flushed), beside the
+	// builder of the level-0 table a flush writes, which grows to the
+	// memtable's size: at 16 MiB they were some 100 MiB of the daemon's
+	// heap at their highest during a gc.
+	memTableSize = 8 << 20
+	// replayMemTableSize is the largest memtable size any stofuse has
+	// used (16 MiB, until memTableSize became 8): the size that a memtable
+	// log left by an unclean stop is replayed with (replayLogs).
+	replayMemTableSize = 16 << 20
 	// memtableLogSize is the size of Badger's memtable logs (.mem files):
 	// twice the memtable (Badger's openMemTable).
 	memtableLogSize = 2 * memTableSize

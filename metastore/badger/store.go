@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,12 +125,12 @@ func open(dir string, space *spaceGuard) (*Store, error) {
 		return nil, err
 	}
 	space.beforeOpen()
-	db, err := badgerdb.Open(badgerOptions(dir))
+	if err := replayLogs(dir); err != nil {
+		return nil, err
+	}
+	db, err := openBadger(dir, badgerOptions(dir))
 	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("%s: %w (a running mount?)", dir, ErrStoreBusy)
-		}
-		return nil, fmt.Errorf("open metadata store %s: %w", dir, err)
+		return nil, err
 	}
 	space.start()
 	s := &Store{db: db, dir: dir, gcStop: make(chan struct{}), gcDone: make(chan struct{}), space: space}
