@@ -157,8 +157,10 @@ func open(dir string, space *spaceGuard) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the value-log GC and closes the database (and removes the
-// private copy a read-only open made). A second Close does nothing.
+// Close stops the value-log GC, lets the compactions due finish (after
+// writes, for a while: compactions.go), and closes the database (and
+// removes the private copy a read-only open made). A second Close does
+// nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.gcStop)
@@ -166,6 +168,9 @@ func (s *Store) Close() error {
 		if err := s.space.beforeClose(); err != nil && s.wrote.Load() {
 			s.closeErr = s.abandon(err)
 			return
+		}
+		if s.wrote.Load() && !s.readOnly && s.space.check() == nil {
+			s.awaitCompactions(compactionsLimit) // compactions.go
 		}
 		s.closeErr = s.db.Close()
 		s.space.afterClose()
