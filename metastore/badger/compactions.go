@@ -11,7 +11,8 @@ import "time"
 // twice as long as the next ones. So Close lets the compactions due
 // finish first, for up to compactionsLimit; the next open then finds the
 // levels settled. It does not when the filesystem is short of room
-// (compactions write new tables before they remove the old ones).
+// (compactions write new tables before they remove the old ones), or
+// when the store failed (Fail: its disk may be gone).
 
 // compactionsLimit bounds how long Close waits for the compactions due.
 const compactionsLimit = 30 * time.Second

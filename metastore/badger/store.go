@@ -169,7 +169,7 @@ func (s *Store) Close() error {
 			s.closeErr = s.abandon(err)
 			return
 		}
-		if s.wrote.Load() && !s.readOnly && s.space.check() == nil {
+		if s.wrote.Load() && !s.readOnly && s.failure() == nil && s.space.check() == nil {
 			s.awaitCompactions(compactionsLimit) // compactions.go
 		}
 		s.closeErr = s.db.Close()
