@@ -107,7 +107,7 @@ func badgerOptions(dir string) badgerdb.Options {
 		WithLogger(nil).
 		WithMemTableSize(memTableSize). // see space.go
 		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTables(numLevelZeroTables).
 		WithNumLevelZeroTablesStall(8).
 		WithCompression(options.None).
 		WithBlockCacheSize(0).
@@ -119,6 +119,10 @@ func badgerOptions(dir string) badgerdb.Options {
 	opts.TableSizeMultiplier = 1 // no With for it
 	return opts
 }
+
+// numLevelZeroTables is how many level-0 tables start a compaction of
+// level 0 (badgerOptions).
+const numLevelZeroTables = 2
 
 // Open opens (creating if needed) the store in dir.
 // A damaged database is a *DamagedError (ErrDamaged), found before
