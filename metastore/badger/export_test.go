@@ -169,3 +169,7 @@ func SetUseChunkForTest(n int) (restore func()) {
 	useChunk = n
 	return func() { useChunk = old }
 }
+
+// CrashCopy copies the files of an open store's database as they are now
+// (replay_internal_test.go).
+var CrashCopy = crashCopy

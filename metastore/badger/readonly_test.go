@@ -90,30 +90,6 @@ func TestOpenReadOnly(t *testing.T) {
 	sameFiles(t, before, hashes(t, dir))
 }
 
-// copyDir copies the files of dir as they are now (of an open store:
-// what a crash leaves, a memtable log with a tail Badger must cut).
-func copyDir(t *testing.T, dir string) string {
-	t.Helper()
-	to := filepath.Join(t.TempDir(), "crashed")
-	if err := os.Mkdir(to, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		body, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), body, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return to
-}
-
 // TestOpenReadOnlyAfterACrash: a store left by a crash (a memtable log
 // that Badger's read-only mode refuses, journal entries to settle) opens
 // read-only from a private copy in the scratch directory, with every
@@ -122,7 +98,7 @@ func copyDir(t *testing.T, dir string) string {
 func TestOpenReadOnlyAfterACrash(t *testing.T) {
 	store, _, _ := newStore(t)
 	refs := writeBlobs(t, store, 50)
-	dir := copyDir(t, store.Dir())
+	dir := badger.CrashCopy(t, store.Dir())
 	if logs, _ := filepath.Glob(filepath.Join(dir, "*.mem")); len(logs) == 0 {
 		t.Fatal("no memtable log in the copy of an open store")
 	}

@@ -101,7 +101,8 @@ func TestReplayLargerMemtableLog(t *testing.T) {
 	}
 }
 
-// crashCopy copies the files of the open database in dir as they are now.
+// crashCopy copies the files of the open database in dir as they are now
+// (what a kill -9 leaves: a memtable log with a tail Badger must cut).
 func crashCopy(t *testing.T, dir string) string {
 	t.Helper()
 	to := filepath.Join(t.TempDir(), "killed")
