@@ -17,9 +17,9 @@ import (
 // levels settled but for what Close's own flush of the memtable leaves
 // (a table in level 0, which a compaction may still take into the level
 // below before Close stops the compactors: Badger has no call that
-// flushes the memtable before). It does not when the filesystem is short of room
-// (compactions write new tables before they remove the old ones), or
-// when the store failed (Fail: its disk may be gone).
+// flushes the memtable before). It does not when the filesystem is
+// short of room (compactions write new tables before they remove the
+// old ones), or when the store failed (Fail: its disk may be gone).
 
 // compactionsLimit bounds how long Close waits for the compactions due.
 const compactionsLimit = 30 * time.Second

@@ -2,7 +2,6 @@ package badger
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
@@ -38,19 +37,8 @@ func replayLogs(dir string) error {
 // empty: what a Badger that did not close left. (A closed Badger removes
 // its logs; the guard's log made ahead is empty.)
 func hasMemtableLogs(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return false // Badger's open says why
-	}
-	for _, e := range entries {
-		if memtableLogNumber(e.Name()) < 0 {
-			continue
-		}
-		if info, err := e.Info(); err == nil && info.Size() > 0 {
-			return true
-		}
-	}
-	return false
+	newest, _, err := newestMemtableLog(dir) // an error: Badger's open says why
+	return err == nil && newest >= 0
 }
 
 // openBadger opens the database in dir with opts; a directory another
